@@ -1,0 +1,1 @@
+"""The bridge: device state, /set and /get, bridge topics."""

@@ -1,0 +1,1 @@
+"""Device definitions and pure converters (no zigpy radio, no MQTT)."""

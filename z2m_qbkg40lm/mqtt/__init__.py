@@ -1,0 +1,1 @@
+"""MQTT client: connection, reconnection, last will, publish and subscribe."""

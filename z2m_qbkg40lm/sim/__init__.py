@@ -1,0 +1,1 @@
+"""Simulated hardware: the QBKG40LM firmware model and the virtual coordinator."""

@@ -1,0 +1,1 @@
+"""Radio layer: zigpy application, adapter table, Lumi cluster, events."""
