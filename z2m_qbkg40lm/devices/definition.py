@@ -1,0 +1,179 @@
+"""The shape of a device definition: data plus pure converter functions.
+
+A definition says which Zigbee attributes become which published properties (inbound), which
+ZCL operations a `/set` or `/get` turns into (outbound), and what to send once after the
+interview (configure). Nothing here talks to a radio or a broker: the radio layer executes the
+operations, the bridge publishes the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from z2m_qbkg40lm.devices.exposes import Expose
+
+State = dict[str, Any]
+"""A (partial) published state: property name -> JSON value."""
+
+Options = Mapping[str, Any]
+"""The device's options from the configuration (`device_temperature_calibration`, ...)."""
+
+
+class ConversionError(ValueError):
+    """A `/set` or `/get` value the device cannot take; the message names the property and why."""
+
+
+# --- ZCL operations: what an outbound converter asks the radio layer to do -----------------
+
+
+@dataclass(frozen=True)
+class ClusterCommand:
+    """Send a cluster-specific command from the client side (e.g. On/Off `on`)."""
+
+    endpoint: int
+    cluster_id: int
+    command_id: int
+    args: tuple[Any, ...] = ()
+    manufacturer: int | None = None
+
+
+@dataclass(frozen=True)
+class WriteAttribute:
+    """Write one attribute with an explicit ZCL data type id (0x10 bool, 0x20 uint8, ...)."""
+
+    endpoint: int
+    cluster_id: int
+    attribute_id: int
+    zcl_type: int
+    value: Any
+    manufacturer: int | None = None
+    await_response: bool = True
+
+
+@dataclass(frozen=True)
+class ReadAttributes:
+    """Read attributes; the answer comes back through the inbound converters like a report."""
+
+    endpoint: int
+    cluster_id: int
+    attribute_ids: tuple[int, ...]
+    manufacturer: int | None = None
+
+
+ZclOperation = ClusterCommand | WriteAttribute | ReadAttributes
+
+
+# --- Inbound ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributeMessage:
+    """One attribute value received from a device, already decoded from ZCL.
+
+    `kind` is "report" for Report Attributes, "read" for a Read Attributes response.
+    `value` is a plain Python value: bool, int, float, str or bytes.
+    """
+
+    endpoint: int
+    cluster_id: int
+    attribute_id: int
+    value: Any
+    kind: Literal["report", "read"] = "report"
+
+
+InboundConvert = Callable[[AttributeMessage, Options], State]
+
+
+@dataclass(frozen=True)
+class InboundConverter:
+    """Turns attribute messages of one cluster (and some attribute ids) into partial state."""
+
+    cluster_id: int
+    attribute_ids: frozenset[int]
+    convert: InboundConvert
+
+    def matches(self, message: AttributeMessage) -> bool:
+        """True when this converter handles the message."""
+        return message.cluster_id == self.cluster_id and message.attribute_id in self.attribute_ids
+
+
+# --- Outbound ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetPlan:
+    """What a `/set` of one property does: ZCL operations, then the optimistic state to publish
+    once every operation succeeded (empty when the device's report is awaited instead)."""
+
+    operations: tuple[ZclOperation, ...]
+    optimistic_state: State = field(default_factory=dict)
+
+
+OutboundConvert = Callable[[str, Any, State, Options], SetPlan]
+
+
+@dataclass(frozen=True)
+class OutboundConverter:
+    """Handles `/set` and `/get` of the properties named in `keys`.
+
+    `convert(property, value, current_state, options)` validates the value and raises
+    ConversionError with a message naming the property when it is not acceptable.
+    `read(property)` gives the reads that refresh the property (empty when not readable).
+    """
+
+    keys: frozenset[str]
+    convert: OutboundConvert | None
+    read: Callable[[str], tuple[ZclOperation, ...]] | None
+
+
+# --- The definition ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManufacturerAttribute:
+    """An attribute of a manufacturer-specific cluster, with its ZCL data type id."""
+
+    attribute_id: int
+    name: str
+    zcl_type: int
+
+
+@dataclass(frozen=True)
+class ManufacturerCluster:
+    """A manufacturer-specific cluster the radio layer must teach zigpy about."""
+
+    cluster_id: int
+    name: str
+    manufacturer_code: int
+    attributes: tuple[ManufacturerAttribute, ...]
+
+
+@dataclass(frozen=True)
+class EndpointPatch:
+    """An endpoint (and input clusters) the device uses but may not advertise in its descriptor;
+    zigpy drops frames for endpoints and clusters it does not know."""
+
+    endpoint: int
+    profile_id: int
+    device_type: int
+    input_clusters: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DeviceDefinition:
+    """Everything the daemon knows about one device model."""
+
+    model_ids: tuple[str, ...]
+    model: str
+    vendor: str
+    description: str
+    exposes: tuple[Expose, ...]
+    options: tuple[Expose, ...]
+    inbound: tuple[InboundConverter, ...]
+    outbound: tuple[OutboundConverter, ...]
+    configure: tuple[ZclOperation, ...]
+    manufacturer_clusters: tuple[ManufacturerCluster, ...] = ()
+    endpoint_patches: tuple[EndpointPatch, ...] = ()
+    supports_ota: bool = False
