@@ -1,0 +1,414 @@
+"""The configuration file: Zigbee2MQTT's own key names, validated by one pydantic model.
+
+Defaults live here and nowhere else. Keys Zigbee2MQTT knows but this daemon does not implement are
+reported as warnings; any other unknown key is an error, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+GENERATE: Literal["GENERATE"] = "GENERATE"
+SECRETS_FILE = "secrets.yaml"
+
+# Zigbee2MQTT's well-known default network key: never used, even if a user pastes it in.
+WELL_KNOWN_NETWORK_KEY = (1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 13)
+
+# Sections of Zigbee2MQTT's configuration.yaml this daemon accepts but does not act on.
+_IGNORED_SECTIONS = (
+    "frontend",
+    "groups",
+    "device_options",
+    "ota",
+    "health",
+    "blocklist",
+    "passlist",
+    "map_options",
+    "homeassistant",
+    "availability",
+    "permit_join",
+)
+
+_IEEE_KEY = re.compile(r"^0x[0-9a-fA-F]{16}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds one `key: reason` line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Section):
+    """`mqtt:` the broker connection and the base topic."""
+
+    base_topic: str = "zigbee2mqtt"
+    server: str
+    user: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    keepalive: Annotated[int, Field(ge=5, le=65535)] = 60
+    version: Literal[3, 4, 5] = 4
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    reject_unauthorized: bool = True
+    server_name: str | None = None
+
+    @field_validator("base_topic")
+    @classmethod
+    def _check_base_topic(cls, value: str) -> str:
+        if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "+#"):
+            raise ValueError("must be a non-empty topic without leading or trailing '/', '+' or '#'")
+        return value
+
+    @field_validator("server")
+    @classmethod
+    def _check_server(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"'{value}' must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"'{value}' has no host name")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"'{value}' has an invalid port") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check_tls_files(self) -> MqttConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key must be given together")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the server URL asks for TLS."""
+        return urlsplit(self.server).scheme in ("mqtts", "ssl")
+
+    @property
+    def host(self) -> str:
+        """The broker's host name."""
+        return urlsplit(self.server).hostname or "localhost"
+
+    @property
+    def port(self) -> int:
+        """The broker's port, 1883 or 8883 when not given."""
+        return urlsplit(self.server).port or (8883 if self.tls else 1883)
+
+
+Adapter = Literal["zstack", "ezsp", "ember", "deconz", "virtual"]
+
+
+class SerialConfig(_Section):
+    """`serial:` which adapter and where it is plugged."""
+
+    adapter: Adapter
+    port: str | None = None
+    baudrate: Annotated[int, Field(gt=0)] = 115200
+    rtscts: bool = False
+    disable_led: bool = False
+
+    @model_validator(mode="after")
+    def _port_for_hardware(self) -> SerialConfig:
+        if self.adapter != "virtual" and not self.port:
+            raise ValueError(f"port is required for adapter '{self.adapter}' (e.g. /dev/ttyUSB0)")
+        return self
+
+
+class VirtualConfig(_Section):
+    """`virtual:` the simulated switches of the `virtual` adapter."""
+
+    switches: Annotated[int, Field(ge=0, le=64)] = 1
+    linkquality: Annotated[int, Field(ge=0, le=255)] = 160
+
+
+NetworkKey = list[Annotated[int, Field(ge=0, le=255)]] | Literal["GENERATE"]
+
+
+class AdvancedConfig(_Section):
+    """`advanced:` network parameters, logging and state."""
+
+    network_key: NetworkKey = GENERATE
+    pan_id: Annotated[int, Field(ge=1, le=0xFFFE)] | Literal["GENERATE"] = GENERATE
+    ext_pan_id: list[Annotated[int, Field(ge=0, le=255)]] | Literal["GENERATE"] = GENERATE
+    channel: Annotated[int, Field(ge=11, le=26)] = 11
+    log_level: Literal["error", "warning", "info", "debug"] = "info"
+    last_seen: Literal["disable", "ISO_8601", "ISO_8601_local", "epoch"] = "disable"
+    cache_state: bool = True
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _migrate_warn(cls, value: Any) -> Any:
+        return "warning" if value == "warn" else value
+
+    @field_validator("network_key")
+    @classmethod
+    def _check_network_key(cls, value: list[int] | str) -> list[int] | str:
+        if isinstance(value, list):
+            if len(value) != 16:
+                raise ValueError(f"should be 16 bytes or 'GENERATE', got {len(value)} bytes")
+            if tuple(value) == WELL_KNOWN_NETWORK_KEY:
+                raise ValueError("is the publicly known default key; use GENERATE")
+        return value
+
+    @field_validator("ext_pan_id")
+    @classmethod
+    def _check_ext_pan_id(cls, value: list[int] | str) -> list[int] | str:
+        if isinstance(value, list) and len(value) != 8:
+            raise ValueError(f"should be 8 bytes or 'GENERATE', got {len(value)} bytes")
+        return value
+
+
+class DeviceConfig(_Section):
+    """`devices: {'0x…': …}`: per-device settings and converter options."""
+
+    friendly_name: str
+    retain: bool = False
+    qos: Literal[0, 1, 2] = 0
+    optimistic: bool = True
+    description: str | None = None
+    device_temperature_calibration: float | None = None
+    device_temperature_precision: Annotated[int, Field(ge=0, le=3)] | None = None
+    state_action: bool | None = None
+
+    @field_validator("friendly_name")
+    @classmethod
+    def _check_friendly_name(cls, value: str) -> str:
+        problem = friendly_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def converter_options(self) -> dict[str, Any]:
+        """The options the device definition's converters read, without unset ones."""
+        options = {
+            "device_temperature_calibration": self.device_temperature_calibration,
+            "device_temperature_precision": self.device_temperature_precision,
+            "state_action": self.state_action,
+        }
+        return {key: value for key, value in options.items() if value is not None}
+
+
+def friendly_name_problem(name: str) -> str | None:
+    """Why a friendly name is unusable as an MQTT topic segment, or None."""
+    if not name:
+        return "must not be empty"
+    if name.startswith("/") or name.endswith("/"):
+        return f"'{name}' must not start or end with '/'"
+    if any(c in name for c in "+#") or any(ord(c) < 32 for c in name):
+        return f"'{name}' must not contain '+', '#' or control characters"
+    if re.search(r"/\d+$", name):
+        return f"'{name}' must not end with '/<number>' (read as an endpoint)"
+    if re.search(r"/(set|get)(/|$)", name):
+        return f"'{name}' must not contain a '/set' or '/get' segment"
+    return None
+
+
+class Config(BaseModel):
+    """The whole configuration file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int | None = None
+    mqtt: MqttConfig
+    serial: SerialConfig
+    virtual: VirtualConfig = VirtualConfig()
+    advanced: AdvancedConfig = AdvancedConfig()
+    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+
+    @field_validator("devices")
+    @classmethod
+    def _check_devices(cls, value: dict[str, DeviceConfig]) -> dict[str, DeviceConfig]:
+        seen: dict[str, str] = {}
+        for ieee, device in value.items():
+            if not _IEEE_KEY.match(ieee):
+                raise ValueError(f"'{ieee}' is not an IEEE address like 0x54ef441000abcdef")
+            if device.friendly_name in seen:
+                first = seen[device.friendly_name]
+                raise ValueError(f"friendly_name '{device.friendly_name}' is used by {first} and {ieee}")
+            seen[device.friendly_name] = ieee
+        return {ieee.lower(): device for ieee, device in value.items()}
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated configuration, with warnings about keys it does not act on."""
+
+    config: Config
+    path: Path
+    warnings: tuple[str, ...]
+
+
+def _format_location(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+def _is_union_branch(part: int | str) -> bool:
+    """pydantic names the branch of a union in the location (`literal['GENERATE']`, `constrained-int`)."""
+    return isinstance(part, str) and ("[" in part or part in ("constrained-int", "int", "str", "list"))
+
+
+def _problems_from(error: ValidationError) -> list[str]:
+    problems = []
+    items = error.errors()
+    for item in items:
+        if (
+            any(isinstance(part, str) and part.startswith("literal[") for part in item["loc"])
+            and len(items) > 1
+        ):
+            # "Input should be 'GENERATE'" only repeats the other branch's complaint.
+            continue
+        location = _format_location(tuple(part for part in item["loc"] if not _is_union_branch(part)))
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{location}: unknown key")
+        elif item["type"] == "missing":
+            problems.append(f"{location}: required")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{location}: {message}" if location else message)
+    return _dedupe(problems)
+
+
+def _dedupe(lines: list[str]) -> list[str]:
+    return list(dict.fromkeys(lines))
+
+
+def parse_config(raw: Any, path: Path) -> LoadedConfig:
+    """Validate a parsed YAML document; raise ConfigError with one line per problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: the file must hold a mapping of sections (mqtt:, serial:, ...)"])
+    warnings = [
+        f"{section}: Zigbee2MQTT setting not supported by this daemon, ignored"
+        for section in _IGNORED_SECTIONS
+        if section in raw
+    ]
+    known = {key: value for key, value in raw.items() if key not in _IGNORED_SECTIONS}
+    try:
+        config = Config.model_validate(known)
+    except ValidationError as exc:
+        raise ConfigError(_problems_from(exc)) from None
+    return LoadedConfig(config=config, path=path, warnings=tuple(warnings))
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate the configuration file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    return parse_config(raw, path)
+
+
+# --- Network secrets: GENERATE resolved once, kept in the data directory ----------------------
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """Concrete network parameters for the radio."""
+
+    network_key: bytes
+    pan_id: int
+    ext_pan_id: bytes
+    channel: int
+
+
+def resolve_network(advanced: AdvancedConfig, data_dir: Path) -> NetworkSettings:
+    """Turn GENERATE values into random ones, generated once and kept in `<data_dir>/secrets.yaml`."""
+    secrets_path = data_dir / SECRETS_FILE
+    stored = _read_secrets(secrets_path)
+    changed = False
+
+    def pick(name: str, configured: Any, generate: Any) -> Any:
+        nonlocal changed
+        if configured != GENERATE:
+            return configured
+        if name not in stored:
+            stored[name] = generate()
+            changed = True
+            _LOGGER.info("Generated a random %s, kept in %s", name, secrets_path)
+        return stored[name]
+
+    key = pick("network_key", advanced.network_key, lambda: list(secrets.token_bytes(16)))
+    pan_id = pick("pan_id", advanced.pan_id, lambda: secrets.randbelow(0xFFFE) + 1)
+    ext_pan_id = pick("ext_pan_id", advanced.ext_pan_id, lambda: list(secrets.token_bytes(8)))
+    if changed:
+        _write_private(secrets_path, yaml.safe_dump(stored, default_flow_style=None))
+    return NetworkSettings(
+        network_key=bytes(key),
+        pan_id=int(pan_id),
+        ext_pan_id=bytes(ext_pan_id),
+        channel=advanced.channel,
+    )
+
+
+def _read_secrets(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML ({exc}); restore it from a backup"]) from None
+    if not isinstance(loaded, dict):
+        raise ConfigError([f"{path}: expected a mapping of network_key, pan_id, ext_pan_id"])
+    problems = []
+    key = loaded.get("network_key")
+    if key is not None and (not isinstance(key, list) or len(key) != 16):
+        problems.append(f"{path}: network_key must be 16 bytes")
+    ext = loaded.get("ext_pan_id")
+    if ext is not None and (not isinstance(ext, list) or len(ext) != 8):
+        problems.append(f"{path}: ext_pan_id must be 8 bytes")
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Atomically write a file readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
