@@ -5,11 +5,33 @@ The whole device in one declarative definition. Wire facts: ../shared/reference/
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, TypeGuard
+
 from z2m_qbkg40lm.devices.definition import (
+    AttributeMessage,
+    ClusterCommand,
+    ConversionError,
+    DeviceDefinition,
     EndpointPatch,
+    InboundConverter,
     ManufacturerAttribute,
     ManufacturerCluster,
+    Options,
+    OutboundConverter,
+    ReadAttributes,
+    SetPlan,
+    State,
+    WriteAttribute,
+    ZclOperation,
 )
+from z2m_qbkg40lm.devices.exposes import Access, binary, enum, linkquality, numeric, switch, switch_state
+from z2m_qbkg40lm.devices.lumi_tlv import decode_tlv
+
+logger = logging.getLogger(__name__)
 
 LUMI_MANUFACTURER_CODE = 0x115F
 LUMI_CLUSTER_ID = 0xFCC0
@@ -53,4 +75,436 @@ ENDPOINT_PATCHES = (
     EndpointPatch(BUTTON_ENDPOINT, HA_PROFILE, 0x0000, (MULTISTATE_INPUT_CLUSTER_ID,)),
 )
 
-# TODO(converter): exposes, options, inbound, outbound, configure and the QBKG40LM definition.
+# --- Standard clusters ---------------------------------------------------------------------------
+
+ATTR_ON_OFF = 0x0000
+ATTR_PRESENT_VALUE = 0x0055  # Multistate Input presentValue: one press event per report
+
+CMD_OFF = 0x00
+CMD_ON = 0x01
+CMD_TOGGLE = 0x02
+
+# --- Heartbeat TLV indexes (§6.3 of the wire reference) ------------------------------------------
+
+TLV_DEVICE_TEMPERATURE = 3  # int8, whole °C
+TLV_POWER_OUTAGE_COUNT = 5  # uint16, boots; published as value - 1 like Zigbee2MQTT
+TLV_STATE = 100  # bool, relay 1
+
+# --- Value tables ------------------------------------------------------------------------------
+
+STATE_COMMANDS: dict[str, int] = {"ON": CMD_ON, "OFF": CMD_OFF, "TOGGLE": CMD_TOGGLE}
+OPERATION_MODES: dict[str, int] = {"control_relay": 1, "decoupled": 0}
+# Only single and double are exposed, but the firmware family also reports these; publishing them
+# by name (as Zigbee2MQTT does) beats dropping a real press.
+ACTIONS: dict[int, str] = {0: "hold", 1: "single", 2: "double", 3: "triple", 255: "release"}
+EXPOSED_ACTIONS = ("single", "double")
+
+# --- Option names --------------------------------------------------------------------------------
+
+OPTION_TEMPERATURE_CALIBRATION = "device_temperature_calibration"
+OPTION_TEMPERATURE_PRECISION = "device_temperature_precision"
+OPTION_STATE_ACTION = "state_action"
+DEFAULT_TEMPERATURE_PRECISION = 0
+MAX_TEMPERATURE_PRECISION = 3
+
+_LUMI_READABLE: dict[str, int] = {
+    "operation_mode": ATTR_OPERATION_MODE,
+    "power_outage_memory": ATTR_POWER_OUTAGE_MEMORY,
+    "flip_indicator_light": ATTR_FLIP_INDICATOR_LIGHT,
+}
+
+
+# --- Small helpers -------------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it: strings quoted, everything else as JSON."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _is_integer(value: object) -> TypeGuard[int]:
+    # bool is an int in Python, but a bool where a number is expected is a type mix-up.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _round_half_up(value: float, digits: int) -> float:
+    # Zigbee2MQTT rounds with JavaScript's Math.round(value * 10^digits) / 10^digits, which rounds
+    # halves towards +infinity; Python's round() rounds halves to even. Do what Zigbee2MQTT does so
+    # the same report publishes the same number.
+    factor = 10.0**digits
+    return math.floor(value * factor + 0.5) / factor
+
+
+def _json_number(value: float) -> int | float:
+    # JavaScript has one number type: 30.0 is published as 30. Mirror that.
+    return int(value) if value.is_integer() else value
+
+
+def _temperature_precision(options: Options) -> int:
+    precision = options.get(OPTION_TEMPERATURE_PRECISION)
+    if precision is None:
+        return DEFAULT_TEMPERATURE_PRECISION
+    if isinstance(precision, float) and precision.is_integer():
+        precision = int(precision)
+    if not _is_integer(precision) or not 0 <= precision <= MAX_TEMPERATURE_PRECISION:
+        logger.warning(
+            "Option %s must be an integer from 0 to %d, got %r; using %d",
+            OPTION_TEMPERATURE_PRECISION,
+            MAX_TEMPERATURE_PRECISION,
+            precision,
+            DEFAULT_TEMPERATURE_PRECISION,
+        )
+        return DEFAULT_TEMPERATURE_PRECISION
+    return int(precision)
+
+
+def _temperature_calibration(options: Options) -> float:
+    calibration = options.get(OPTION_TEMPERATURE_CALIBRATION)
+    if calibration is None:
+        return 0
+    if _is_number(calibration) and math.isfinite(calibration):
+        return float(calibration)
+    logger.warning(
+        "Option %s must be a number, got %r; ignoring it", OPTION_TEMPERATURE_CALIBRATION, calibration
+    )
+    return 0
+
+
+def device_temperature(raw: float, options: Options) -> int | float:
+    """A raw chip temperature (°C) with the calibration offset added, rounded to the precision option."""
+    precision = _temperature_precision(options)
+    rounded = _round_half_up(raw + _temperature_calibration(options), precision)
+    return int(rounded) if precision == 0 else _json_number(rounded)
+
+
+def _ignored(message: AttributeMessage, why: str) -> State:
+    logger.warning(
+        "QBKG40LM: ignoring %s of 0x%04X/0x%04X from endpoint %d: %s (value %r)",
+        message.kind,
+        message.cluster_id,
+        message.attribute_id,
+        message.endpoint,
+        why,
+        message.value,
+    )
+    return {}
+
+
+# --- Inbound converters --------------------------------------------------------------------------
+
+
+def on_off_from_zigbee(message: AttributeMessage, options: Options) -> State:
+    """OnOff 0x0006/0x0000 -> state ON/OFF (and action on/off with the state_action option)."""
+    if not _is_integer(message.value) and not isinstance(message.value, bool):
+        return _ignored(message, "expected a boolean")
+    if message.value not in (0, 1):
+        return _ignored(message, "expected 0 or 1")
+    state = "ON" if message.value else "OFF"
+    result: State = {"state": state}
+    if options.get(OPTION_STATE_ACTION) is True:
+        result["action"] = state.lower()
+    return result
+
+
+def action_from_zigbee(message: AttributeMessage, options: Options) -> State:
+    """Multistate Input presentValue (any endpoint) -> action single/double/hold/triple/release."""
+    value = message.value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not _is_integer(value):
+        return _ignored(message, "expected an integer press code")
+    name = ACTIONS.get(value)
+    if name is None:
+        # No made-up names such as "unknown_4": Home Assistant would create a device trigger for
+        # it that breaks once the code gets its real name. The warning carries the raw code.
+        return _ignored(message, "unknown press code, no action published")
+    return {"action": name}
+
+
+def _heartbeat_body(value: Any) -> bytes | None:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        # zigpy's CharacterString keeps the undecoded bytes in `.raw`; its text stops at the first
+        # NUL, which a TLV body is full of. Without `.raw`, latin-1 is the one lossless way back
+        # from a str that was made byte-for-byte.
+        raw = getattr(value, "raw", None)
+        if isinstance(raw, bytes | bytearray):
+            return bytes(raw)
+        try:
+            return value.encode("latin-1")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", errors="surrogateescape")
+    return None
+
+
+def heartbeat_from_zigbee(message: AttributeMessage, options: Options) -> State:
+    """The 0xFCC0/0x00F7 TLV heartbeat -> device_temperature, power_outage_count, state."""
+    body = _heartbeat_body(message.value)
+    if body is None:
+        return _ignored(message, "expected an octet string")
+    decoded = decode_tlv(body)
+    if decoded.problem is not None:
+        logger.warning(
+            "QBKG40LM: heartbeat from endpoint %d is malformed (%s); using the %d item(s) before it",
+            message.endpoint,
+            decoded.problem,
+            len(decoded.items),
+        )
+    items = decoded.items
+    result: State = {}
+    temperature = items.get(TLV_DEVICE_TEMPERATURE)
+    if temperature is not None:
+        if _is_number(temperature):
+            result["device_temperature"] = device_temperature(temperature, options)
+        else:
+            logger.warning("QBKG40LM: heartbeat temperature is not a number: %r", temperature)
+    count = items.get(TLV_POWER_OUTAGE_COUNT)
+    if count is not None:
+        if _is_integer(count):
+            result["power_outage_count"] = count - 1
+        else:
+            logger.warning("QBKG40LM: heartbeat power-outage count is not an integer: %r", count)
+    state = items.get(TLV_STATE)
+    if state is not None:
+        if isinstance(state, bool | int):
+            result["state"] = "ON" if state == 1 else "OFF"
+        else:
+            logger.warning("QBKG40LM: heartbeat relay state is not a boolean: %r", state)
+    return result
+
+
+def operation_mode_from_zigbee(message: AttributeMessage, options: Options) -> State:
+    """0xFCC0/0x0200 -> operation_mode control_relay (1) / decoupled (0)."""
+    if _is_integer(message.value) or isinstance(message.value, bool):
+        for name, code in OPERATION_MODES.items():
+            if message.value == code:
+                return {"operation_mode": name}
+    return _ignored(message, "expected 1 (control_relay) or 0 (decoupled)")
+
+
+def power_outage_memory_from_zigbee(message: AttributeMessage, options: Options) -> State:
+    """0xFCC0/0x0201 -> power_outage_memory true/false."""
+    if (_is_integer(message.value) or isinstance(message.value, bool)) and message.value in (0, 1):
+        return {"power_outage_memory": message.value == 1}
+    return _ignored(message, "expected a boolean")
+
+
+def flip_indicator_light_from_zigbee(message: AttributeMessage, options: Options) -> State:
+    """0xFCC0/0x00F0 -> flip_indicator_light ON (1) / OFF (anything else)."""
+    if not (_is_integer(message.value) or isinstance(message.value, bool)):
+        return _ignored(message, "expected an integer")
+    return {"flip_indicator_light": "ON" if message.value == 1 else "OFF"}
+
+
+# ATTR_MODE (0x0009) has no converter on purpose: the generic Lumi decoder would publish it as
+# operation_mode "event" and overwrite the real mode.
+INBOUND = (
+    InboundConverter(ON_OFF_CLUSTER_ID, frozenset({ATTR_ON_OFF}), on_off_from_zigbee),
+    InboundConverter(MULTISTATE_INPUT_CLUSTER_ID, frozenset({ATTR_PRESENT_VALUE}), action_from_zigbee),
+    InboundConverter(LUMI_CLUSTER_ID, frozenset({ATTR_HEARTBEAT}), heartbeat_from_zigbee),
+    InboundConverter(LUMI_CLUSTER_ID, frozenset({ATTR_OPERATION_MODE}), operation_mode_from_zigbee),
+    InboundConverter(LUMI_CLUSTER_ID, frozenset({ATTR_POWER_OUTAGE_MEMORY}), power_outage_memory_from_zigbee),
+    InboundConverter(
+        LUMI_CLUSTER_ID, frozenset({ATTR_FLIP_INDICATOR_LIGHT}), flip_indicator_light_from_zigbee
+    ),
+)
+
+
+# --- Outbound converters -------------------------------------------------------------------------
+
+
+def _lumi_write(attribute_id: int, zcl_type: int, value: int) -> WriteAttribute:
+    return WriteAttribute(
+        SWITCH_ENDPOINT, LUMI_CLUSTER_ID, attribute_id, zcl_type, value, manufacturer=LUMI_MANUFACTURER_CODE
+    )
+
+
+def _lumi_read(attribute_id: int) -> ReadAttributes:
+    return ReadAttributes(
+        SWITCH_ENDPOINT, LUMI_CLUSTER_ID, (attribute_id,), manufacturer=LUMI_MANUFACTURER_CODE
+    )
+
+
+def state_to_zigbee(prop: str, value: Any, state: State, options: Options) -> SetPlan:
+    """state ON/OFF/TOGGLE (strings, any case) -> OnOff command; optimistic state."""
+    # Strings only, like Zigbee2MQTT: a JSON true is not a switch command there either.
+    command_id = STATE_COMMANDS.get(value.upper()) if isinstance(value, str) else None
+    if command_id is None:
+        raise ConversionError(f"{prop}: {_show(value)} is not one of {', '.join(STATE_COMMANDS)}")
+    word = value.upper()
+    command = ClusterCommand(SWITCH_ENDPOINT, ON_OFF_CLUSTER_ID, command_id)
+    if word != "TOGGLE":
+        return SetPlan((command,), {"state": word})
+    current = state.get("state")
+    # A toggle of an unknown state has no predictable result: wait for the device's report.
+    if current == "ON":
+        return SetPlan((command,), {"state": "OFF"})
+    if current == "OFF":
+        return SetPlan((command,), {"state": "ON"})
+    return SetPlan((command,))
+
+
+def state_read(prop: str) -> tuple[ZclOperation, ...]:
+    """/get state -> read OnOff 0x0000."""
+    return (ReadAttributes(SWITCH_ENDPOINT, ON_OFF_CLUSTER_ID, (ATTR_ON_OFF,)),)
+
+
+def operation_mode_to_zigbee(prop: str, value: Any, state: State, options: Options) -> SetPlan:
+    """operation_mode control_relay/decoupled (or legacy {"state": ...}) -> write 0x0200, read back."""
+    wanted = value.get("state") if isinstance(value, Mapping) else value
+    code = OPERATION_MODES.get(wanted.lower()) if isinstance(wanted, str) else None
+    if code is None:
+        raise ConversionError(f"{prop}: {_show(value)} is not one of {', '.join(OPERATION_MODES)}")
+    # No optimistic state: the mode has been seen reverting on its own (z-h-c #12568), so publish
+    # only what the device answers. The read-back right after the write is that answer.
+    return SetPlan(
+        (
+            _lumi_write(ATTR_OPERATION_MODE, ZCL_UINT8, code),
+            _lumi_read(ATTR_OPERATION_MODE),
+        )
+    )
+
+
+def power_outage_memory_to_zigbee(prop: str, value: Any, state: State, options: Options) -> SetPlan:
+    """power_outage_memory true/false -> write 0x0201 (bool); optimistic state."""
+    # JSON booleans, plus the strings "true"/"false": `/set/power_outage_memory` with payload
+    # `"true"` (quoted) or a script that stringifies must not silently write the wrong value.
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        enabled: bool | None = value.lower() == "true"
+    else:
+        enabled = value if isinstance(value, bool) else None
+    if enabled is None:
+        raise ConversionError(f"{prop}: {_show(value)} is not one of true, false")
+    return SetPlan(
+        (_lumi_write(ATTR_POWER_OUTAGE_MEMORY, ZCL_BOOL, 1 if enabled else 0),),
+        {"power_outage_memory": enabled},
+    )
+
+
+def flip_indicator_light_to_zigbee(prop: str, value: Any, state: State, options: Options) -> SetPlan:
+    """flip_indicator_light ON/OFF (any case) -> write 0x00F0 (uint8 1/0); optimistic state."""
+    word = value.upper() if isinstance(value, str) else None
+    if word not in ("ON", "OFF"):
+        raise ConversionError(f"{prop}: {_show(value)} is not one of ON, OFF")
+    return SetPlan(
+        (_lumi_write(ATTR_FLIP_INDICATOR_LIGHT, ZCL_UINT8, 1 if word == "ON" else 0),),
+        {"flip_indicator_light": word},
+    )
+
+
+def lumi_read(prop: str) -> tuple[ZclOperation, ...]:
+    """/get of a Lumi setting -> manufacturer-specific read of its 0xFCC0 attribute."""
+    attribute_id = _LUMI_READABLE.get(prop)
+    return () if attribute_id is None else (_lumi_read(attribute_id),)
+
+
+OUTBOUND = (
+    OutboundConverter(frozenset({"state"}), state_to_zigbee, state_read),
+    OutboundConverter(frozenset({"operation_mode"}), operation_mode_to_zigbee, lumi_read),
+    OutboundConverter(frozenset({"power_outage_memory"}), power_outage_memory_to_zigbee, lumi_read),
+    OutboundConverter(frozenset({"flip_indicator_light"}), flip_indicator_light_to_zigbee, lumi_read),
+)
+
+
+# --- Exposes, options, configure -----------------------------------------------------------------
+
+EXPOSES = (
+    switch(switch_state()),
+    enum(
+        "action",
+        Access.STATE,
+        EXPOSED_ACTIONS,
+        description="Triggered action (e.g. a button click)",
+        category="diagnostic",
+    ),
+    binary(
+        "power_outage_memory",
+        Access.ALL,
+        True,
+        False,
+        description="Enable/disable the power outage memory, "
+        "this recovers the on/off mode after power failure",
+        category="config",
+    ),
+    numeric(
+        "device_temperature",
+        Access.STATE,
+        unit="°C",
+        description="Temperature of the device",
+        category="diagnostic",
+    ),
+    binary(
+        "flip_indicator_light",
+        Access.ALL,
+        "ON",
+        "OFF",
+        description="After turn on, the indicator light turns on while switch is off, and vice versa",
+        category="config",
+    ),
+    enum("operation_mode", Access.ALL, tuple(OPERATION_MODES), description="Decoupled mode"),
+    linkquality(),
+)
+
+OPTIONS = (
+    numeric(
+        OPTION_TEMPERATURE_CALIBRATION,
+        Access.SET,
+        value_step=0.1,
+        description="Calibrates the device_temperature value (absolute offset), "
+        "takes into effect on next report of device.",
+    ),
+    # Current Zigbee2MQTT no longer offers this (default precision 0); the project keeps it.
+    numeric(
+        OPTION_TEMPERATURE_PRECISION,
+        Access.SET,
+        value_min=0,
+        value_max=MAX_TEMPERATURE_PRECISION,
+        description="Number of digits after decimal point for device_temperature, "
+        "takes into effect on next report of device.",
+    ),
+    binary(
+        OPTION_STATE_ACTION,
+        Access.SET,
+        True,
+        False,
+        description="State actions will also be published as 'action' when true (default false).",
+    ),
+)
+
+# Event mode (0x0009 = 1) makes the switch report presses; sent without waiting, as Zigbee2MQTT does.
+CONFIGURE = (
+    WriteAttribute(
+        SWITCH_ENDPOINT,
+        LUMI_CLUSTER_ID,
+        ATTR_MODE,
+        ZCL_UINT8,
+        1,
+        manufacturer=LUMI_MANUFACTURER_CODE,
+        await_response=False,
+    ),
+)
+
+QBKG40LM = DeviceDefinition(
+    model_ids=("lumi.switch.b1nc01",),
+    model="QBKG40LM",
+    vendor="Aqara",
+    description="Smart wall switch E1 (with neutral, single rocker)",
+    exposes=EXPOSES,
+    options=OPTIONS,
+    inbound=INBOUND,
+    outbound=OUTBOUND,
+    configure=CONFIGURE,
+    manufacturer_clusters=(LUMI_CLUSTER,),
+    endpoint_patches=ENDPOINT_PATCHES,
+    supports_ota=True,
+)
