@@ -1,0 +1,362 @@
+"""The MQTT edge: one supervised broker connection with last will, re-subscription and back-off.
+
+aiomqtt never reconnects by itself, so `MqttClient.run()` is the supervisor: every connection attempt gets
+a fresh `aiomqtt.Client` (a reused one can keep a stale CONNACK future and stale QoS 1 messages in paho's
+queue), and every successful connection calls `on_connected()` and re-subscribes what `subscribe()`
+registered. While disconnected nothing is queued: `publish()` drops the message with a warning and
+returns False, as Zigbee2MQTT does; the daemon republishes its state from `on_connected()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from z2m_qbkg40lm.config import MqttConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+# Zigbee2MQTT's MQTT-5 `maximumPacketSize`: the broker must not send us larger packets.
+MAX_PACKET_SIZE = 1024 * 1024
+# Inbound payloads above this are dropped here too, so MQTT 3.1 / 3.1.1 (which cannot announce a limit)
+# behave like MQTT 5. It is not smaller because the daemon subscribes to `base/#` and receives the
+# echoes of its own retained bridge/info and bridge/devices, which are tens of kilobytes.
+DEFAULT_MAX_PAYLOAD = MAX_PACKET_SIZE
+# Bounds memory if a handler stalls; aiomqtt drops (and logs) messages beyond it.
+_MAX_QUEUED_INCOMING = 10_000
+# Per-operation timeout handed to aiomqtt: CONNACK, SUBACK, PUBACK and DISCONNECT waits.
+_OPERATION_TIMEOUT = 10.0
+
+_PROTOCOLS = {
+    3: aiomqtt.ProtocolVersion.V31,
+    4: aiomqtt.ProtocolVersion.V311,
+    5: aiomqtt.ProtocolVersion.V5,
+}
+
+OnConnected = Callable[[], Awaitable[None]]
+OnMessage = Callable[[str, bytes, bool], Awaitable[None]]
+FinalMessage = tuple[str, str | bytes, bool, int]
+
+
+class MqttSetupError(Exception):
+    """The MQTT configuration cannot work (e.g. an unreadable TLS file); retrying would not help."""
+
+
+class _ServerNameContext(ssl.SSLContext):
+    """An SSL context that presents (and verifies) `server_name` instead of the host connected to.
+
+    paho passes the connect host as `server_hostname`; Zigbee2MQTT's `server_name` overrides it for
+    SNI and the certificate check, like Node's `servername`.
+    """
+
+    server_name: str | None = None
+
+    def wrap_socket(  # noqa: PLR0917 -- the signature is ssl.SSLContext's
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return super().wrap_socket(
+            sock,
+            server_side=server_side,
+            do_handshake_on_connect=do_handshake_on_connect,
+            suppress_ragged_eofs=suppress_ragged_eofs,
+            server_hostname=self.server_name or server_hostname,
+            session=session,
+        )
+
+
+def build_tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    """The TLS context for `config`, or None for plain mqtt://; raises MqttSetupError naming the key."""
+    if not config.tls:
+        return None
+    context = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.server_name = config.server_name
+    if config.reject_unauthorized:
+        context.check_hostname = True
+        context.verify_mode = ssl.CERT_REQUIRED
+        key = "mqtt.ca"
+        try:
+            if config.ca is not None:
+                context.load_verify_locations(cafile=config.ca)
+            else:
+                context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        except (OSError, ValueError) as exc:
+            raise MqttSetupError(f"{key}: cannot load '{config.ca}': {exc}") from exc
+    else:
+        # reject_unauthorized: false -> no chain and no host name check (Zigbee2MQTT's meaning).
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if config.cert is not None and config.key is not None:
+        try:
+            context.load_cert_chain(certfile=config.cert, keyfile=config.key)
+        except (OSError, ValueError) as exc:
+            raise MqttSetupError(f"mqtt.cert/mqtt.key: cannot load '{config.cert}': {exc}") from exc
+    return context
+
+
+def check_publish_topic(topic: str) -> None:
+    """Raise ValueError for a topic MQTT does not allow in PUBLISH (empty, '+' or '#')."""
+    if not topic or "+" in topic or "#" in topic:
+        raise ValueError(f"cannot publish to '{topic}': topics must be non-empty without '+' or '#'")
+
+
+def _refused(codes: Iterable[int | ReasonCode]) -> bool:
+    return any(code.is_failure if isinstance(code, ReasonCode) else code >= 0x80 for code in codes)
+
+
+@dataclass(eq=False)
+class _Session:
+    """One live broker connection; `lost` resolves when it ends, so in-flight publishes stop waiting."""
+
+    client: aiomqtt.Client
+    lost: asyncio.Future[None]
+    requested: set[str] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class MqttClient:
+    """A supervised MQTT connection speaking for the daemon, configured like Zigbee2MQTT's `mqtt:`."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        will_topic: str,
+        will_payload: str,
+        on_connected: OnConnected,
+        on_message: OnMessage,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        reconnect_delay: float = 1.0,
+        max_reconnect_delay: float = 60.0,
+    ) -> None:
+        check_publish_topic(will_topic)
+        self._config = config
+        self._will = aiomqtt.Will(will_topic, will_payload, qos=1, retain=True)
+        self._on_connected = on_connected
+        self._on_message = on_message
+        self._max_payload = max_payload
+        self._reconnect_delay = reconnect_delay
+        self._max_reconnect_delay = max_reconnect_delay
+        # Built once, at construction: a bad file is a configuration error reported before start-up.
+        self._tls_context = build_tls_context(config)
+        self._password = config.password.get_secret_value() if config.password is not None else None
+        self._filters: list[str] = []
+        self._session: _Session | None = None
+        self._ready = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._run_task: asyncio.Task[None] | None = None
+        self._finished = asyncio.Event()
+
+    @property
+    def broker(self) -> str:
+        """The broker as logged: scheme, host and port, never credentials."""
+        scheme = "mqtts" if self._config.tls else "mqtt"
+        return f"{scheme}://{self._config.host}:{self._config.port}"
+
+    @property
+    def connected(self) -> bool:
+        """True once connected, `on_connected()` has run and registered subscriptions are in place."""
+        return self._ready.is_set()
+
+    async def wait_connected(self) -> None:
+        """Wait until `connected` is True (bound it with asyncio.timeout; it waits through back-off)."""
+        await self._ready.wait()
+
+    def subscribe(self, topic_filter: str) -> None:
+        """Register `topic_filter` for every connection; subscribe at once if a connection is up."""
+        if not topic_filter:
+            raise ValueError("cannot subscribe to an empty topic filter")
+        if topic_filter not in self._filters:
+            self._filters.append(topic_filter)
+        session = self._session
+        if session is not None and topic_filter not in session.requested:
+            session.requested.add(topic_filter)
+            task = asyncio.create_task(self._subscribe_now(session, [topic_filter]), name="mqtt-subscribe")
+            session.tasks.add(task)
+            task.add_done_callback(session.tasks.discard)
+
+    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
+        """Publish; True once handed to the broker (PUBACK for QoS 1), False if not connected or lost."""
+        check_publish_topic(topic)
+        session = self._session
+        if session is None:
+            _LOGGER.warning("Not connected to MQTT server, dropping message on %s", topic)
+            return False
+        sending = asyncio.ensure_future(
+            session.client.publish(topic, payload, qos=qos, retain=retain, timeout=_OPERATION_TIMEOUT)
+        )
+        try:
+            await asyncio.wait((sending, session.lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sending.done():
+                sending.cancel()
+        if sending.cancelled():
+            _LOGGER.warning("MQTT connection lost while publishing on %s", topic)
+            return False
+        error = sending.exception()
+        if isinstance(error, aiomqtt.MqttError):
+            _LOGGER.warning("Failed to publish on %s: %s", topic, self._describe(error))
+            return False
+        if error is not None:
+            raise error
+        return True
+
+    async def stop(self, final_messages: Sequence[FinalMessage] | None = None) -> None:
+        """Publish `final_messages` (topic, payload, retain, qos) if connected, disconnect, end `run()`."""
+        if self._session is not None:
+            for topic, payload, retain, qos in final_messages or ():
+                await self.publish(topic, payload, retain=retain, qos=qos)
+        self._stop_requested.set()
+        # Waiting from inside run() (a handler calling stop()) would wait for ourselves.
+        if self._run_task is not None and self._run_task is not asyncio.current_task():
+            await self._finished.wait()
+
+    async def run(self) -> None:
+        """Connect, serve and reconnect with back-off until `stop()` is called or the task is cancelled."""
+        if self._run_task is not None:
+            raise RuntimeError("MqttClient.run() is already running or has run")
+        self._run_task = asyncio.current_task()
+        delay = self._reconnect_delay
+        try:
+            while not self._stop_requested.is_set():
+                reached = False
+                try:
+                    async with self._new_client() as client:
+                        reached = True
+                        delay = self._reconnect_delay
+                        _LOGGER.info("Connected to MQTT server %s", self.broker)
+                        await self._serve(client)
+                    _LOGGER.info("Disconnected from MQTT server %s", self.broker)
+                except aiomqtt.MqttError as exc:
+                    if self._stop_requested.is_set():
+                        if reached:
+                            _LOGGER.warning(
+                                "Unclean disconnect from MQTT server %s (%s)",
+                                self.broker,
+                                self._describe(exc),
+                            )
+                        break
+                    what = "Lost connection to" if reached else "Cannot connect to"
+                    _LOGGER.warning(
+                        "%s MQTT server %s (%s), retrying in %g s",
+                        what,
+                        self.broker,
+                        self._describe(exc),
+                        delay,
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), timeout=delay)
+                delay = min(delay * 2, self._max_reconnect_delay)
+        finally:
+            self._finished.set()
+
+    def _new_client(self) -> aiomqtt.Client:
+        config = self._config
+        properties: Properties | None = None
+        if config.version == 5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.MaximumPacketSize = MAX_PACKET_SIZE
+        return aiomqtt.Client(
+            config.host,
+            config.port,
+            username=config.user,
+            password=self._password,
+            identifier=config.client_id,
+            protocol=_PROTOCOLS[config.version],
+            will=self._will,
+            keepalive=config.keepalive,
+            timeout=_OPERATION_TIMEOUT,
+            properties=properties,
+            tls_context=self._tls_context,
+            max_queued_incoming_messages=_MAX_QUEUED_INCOMING,
+            logger=logging.getLogger(f"{__name__}.paho"),
+        )
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Run one connection: set-up, then messages until the connection is lost or stop() is called."""
+        session = _Session(client, asyncio.get_running_loop().create_future())
+        self._session = session
+        try:
+            await self._set_up(session)
+            self._ready.set()
+            pump = asyncio.create_task(self._pump(client), name="mqtt-messages")
+            stopping = asyncio.create_task(self._stop_requested.wait(), name="mqtt-stop")
+            try:
+                await asyncio.wait((pump, stopping), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                pump.cancel()
+                stopping.cancel()
+                await asyncio.wait((pump, stopping))
+            if not pump.cancelled() and (error := pump.exception()) is not None:
+                raise error
+        finally:
+            self._ready.clear()
+            self._session = None
+            session.lost.set_result(None)
+            for task in list(session.tasks):
+                task.cancel()
+            if session.tasks:
+                await asyncio.wait(session.tasks)
+
+    async def _set_up(self, session: _Session) -> None:
+        # Zigbee2MQTT's order: announce online (and retained state) first, then subscribe.
+        try:
+            await self._on_connected()
+        except Exception:
+            _LOGGER.exception("The MQTT on_connected handler failed")
+        pending = [topic for topic in self._filters if topic not in session.requested]
+        if pending:
+            session.requested.update(pending)
+            # A failure here (MqttError) ends the connection; the next one subscribes again.
+            await self._subscribe(session.client, pending)
+
+    async def _subscribe_now(self, session: _Session, filters: list[str]) -> None:
+        try:
+            await self._subscribe(session.client, filters)
+        except aiomqtt.MqttError as exc:
+            # The filter stays registered: the next connection subscribes it.
+            _LOGGER.warning("Cannot subscribe to %s: %s", ", ".join(filters), self._describe(exc))
+
+    async def _subscribe(self, client: aiomqtt.Client, filters: list[str]) -> None:
+        codes = await client.subscribe([(topic, 0) for topic in filters], timeout=_OPERATION_TIMEOUT)
+        if _refused(codes):
+            _LOGGER.warning("MQTT server %s refused a subscription among %s", self.broker, ", ".join(filters))
+
+    async def _pump(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = message.topic.value
+            payload = message.payload
+            if len(payload) > self._max_payload:
+                _LOGGER.warning(
+                    "Dropping %d-byte message on %s (limit %d bytes)", len(payload), topic, self._max_payload
+                )
+                continue
+            try:
+                await self._on_message(topic, payload, bool(message.retain))
+            except Exception:
+                _LOGGER.exception("The MQTT message handler failed on %s", topic)
+
+    def _describe(self, error: BaseException) -> str:
+        """A one-line reason, cause included, with the password blanked out should it ever appear."""
+        text = str(error) or type(error).__name__
+        cause = error.__cause__
+        if cause is not None and str(cause) and str(cause) not in text:
+            text = f"{text}: {cause}"
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
