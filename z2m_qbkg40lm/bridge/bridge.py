@@ -1,0 +1,367 @@
+"""The bridge: radio events become published state; `/set` and `/get` become converter plans.
+
+Everything a user can get wrong (payload, device, property, value) ends here as one log line that
+names the device, the property and why; it reaches `<base>/bridge/logging` through the log handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from z2m_qbkg40lm.bridge.state import StateStore
+from z2m_qbkg40lm.bridge.topics import (
+    BridgeRequest,
+    DeviceCommand,
+    PayloadError,
+    command_properties,
+    parse_topic,
+)
+from z2m_qbkg40lm.config import Config, DeviceConfig
+from z2m_qbkg40lm.devices.definition import ConversionError, DeviceDefinition, SetPlan, ZclOperation
+from z2m_qbkg40lm.devices.registry import convert_inbound, find_definition, plan_get, plan_set
+from z2m_qbkg40lm.devices.definition import AttributeMessage
+from z2m_qbkg40lm.zigbee import events as ev
+from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
+from z2m_qbkg40lm.zigbee.radio import DeviceInfo
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def to_json(payload: Any) -> str:
+    """Zigbee2MQTT's serialisation: sorted keys, no whitespace, UTF-8 kept."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class Publisher(Protocol):
+    """The MQTT side as the bridge sees it."""
+
+    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
+        """Publish one message; False when not connected."""
+        ...
+
+
+class RadioPort(Protocol):
+    """The radio side as the bridge sees it."""
+
+    events: asyncio.Queue[ev.RadioEvent]
+
+    def devices(self) -> list[DeviceInfo]:
+        """Every device on the network except the coordinator."""
+        ...
+
+    def device(self, ieee: str) -> DeviceInfo | None:
+        """One device by IEEE address."""
+        ...
+
+    async def execute(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
+        """Run ZCL operations on a device."""
+        ...
+
+
+RequestHandler = Callable[[str, Any], Awaitable[None]]
+
+
+class Bridge:
+    """Device state, commands and the topics of `<base>/<friendly_name>`."""
+
+    def __init__(self, config: Config, radio: RadioPort, state: StateStore, publisher: Publisher) -> None:
+        self._config = config
+        self._base = config.mqtt.base_topic
+        self._radio = radio
+        self._state = state
+        self._publisher = publisher
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.request_handler: RequestHandler | None = None
+        self.on_radio_lost: Callable[[str], None] | None = None
+
+    # --- names -------------------------------------------------------------------------------
+
+    def device_config(self, ieee: str) -> DeviceConfig:
+        """The device's settings from the configuration, or the defaults with its IEEE as name."""
+        return self._config.devices.get(ieee) or DeviceConfig(friendly_name=ieee)
+
+    def friendly_name(self, ieee: str) -> str:
+        """The name the device's topics use."""
+        return self.device_config(ieee).friendly_name
+
+    def resolve(self, name: str) -> DeviceInfo | None:
+        """A device by friendly name or IEEE address (any case, with or without 0x)."""
+        for device in self._radio.devices():
+            if self.friendly_name(device.ieee) == name:
+                return device
+        wanted = name.lower().replace(":", "")
+        wanted = wanted if wanted.startswith("0x") else "0x" + wanted
+        return self._radio.device(wanted)
+
+    def known_names(self) -> list[str]:
+        """Friendly names of every device on the network."""
+        return sorted(self.friendly_name(device.ieee) for device in self._radio.devices())
+
+    def definition_of(self, device: DeviceInfo) -> DeviceDefinition | None:
+        """The device's definition, when the daemon supports its model."""
+        return find_definition(device.model_id)
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
+        """Run a coroutine as a tracked task; an exception in it is logged, never lost."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _LOGGER.error("%s failed: %s", task.get_name(), task.exception(), exc_info=task.exception())
+
+    async def close(self) -> None:
+        """Cancel running command tasks."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- MQTT -> Zigbee ----------------------------------------------------------------------
+
+    async def on_connected(self) -> None:
+        """After every (re)connect: say we are online and republish every device's state."""
+        await self._publisher.publish(f"{self._base}/bridge/state", to_json({"state": "online"}), retain=True, qos=1)
+        for device in self._radio.devices():
+            if self._state.has(device.ieee):
+                await self.publish_state(device.ieee, {})
+
+    async def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Dispatch one MQTT message; bad input is logged and changes nothing."""
+        parsed = parse_topic(self._base, topic)
+        if parsed is None:
+            return
+        if retained:
+            # A retained command would be replayed on every reconnect and restart.
+            _LOGGER.warning("Ignoring retained message on '%s': commands must not be retained", topic)
+            return
+        if isinstance(parsed, BridgeRequest):
+            if self.request_handler is not None:
+                self.spawn(self.request_handler(parsed.path, payload), f"request {parsed.path}")
+            return
+        self._handle_command(parsed, payload)
+
+    def _handle_command(self, command: DeviceCommand, payload: bytes) -> None:
+        device = self.resolve(command.device)
+        if device is None:
+            known = ", ".join(self.known_names()) or "none"
+            _LOGGER.error("Entity '%s' is unknown (devices: %s)", command.device, known)
+            return
+        name = self.friendly_name(device.ieee)
+        definition = self.definition_of(device)
+        if definition is None:
+            _LOGGER.error("Cannot publish to unsupported device '%s' (model %s)", name, device.model_id)
+            return
+        try:
+            properties = command_properties(command, payload)
+        except PayloadError as exc:
+            _LOGGER.error("Invalid payload for '%s' on '%s/%s': %s", command.action, name, command.action, exc)
+            return
+        if command.action == "set":
+            self._start_set(device, definition, properties)
+        else:
+            self._start_get(device, definition, properties)
+
+    def _start_set(self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]) -> None:
+        name = self.friendly_name(device.ieee)
+        state = self._state.get(device.ieee)
+        options = self.device_config(device.ieee).converter_options()
+        plans: list[tuple[str, SetPlan]] = []
+        problems: list[str] = []
+        for prop, value in properties.items():
+            try:
+                plans.append((prop, plan_set(definition, prop, value, state, options)))
+            except ConversionError as exc:
+                problems.append(f"Publish 'set' '{prop}' to '{name}' failed: '{exc}'")
+        if problems:
+            # All or nothing: a message with one bad property changes nothing.
+            for problem in problems:
+                _LOGGER.error("%s", problem)
+            return
+        for prop, plan in plans:
+            self.spawn(self._run_set(device.ieee, prop, plan), f"set {prop} on {name}")
+
+    async def _run_set(self, ieee: str, prop: str, plan: SetPlan) -> None:
+        name = self.friendly_name(ieee)
+        try:
+            await self._radio.execute(ieee, plan.operations)
+        except DeviceCommandError as exc:
+            _LOGGER.error("Publish 'set' '%s' to '%s' failed: '%s'", prop, name, exc)
+            return
+        if plan.optimistic_state and self.device_config(ieee).optimistic:
+            await self.publish_state(ieee, plan.optimistic_state)
+
+    def _start_get(self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]) -> None:
+        name = self.friendly_name(device.ieee)
+        reads: list[tuple[str, tuple[ZclOperation, ...]]] = []
+        problems: list[str] = []
+        for prop in properties:
+            try:
+                reads.append((prop, plan_get(definition, prop)))
+            except ConversionError as exc:
+                problems.append(f"Publish 'get' '{prop}' to '{name}' failed: '{exc}'")
+        if problems:
+            for problem in problems:
+                _LOGGER.error("%s", problem)
+            return
+        for prop, operations in reads:
+            self.spawn(self._run_get(device.ieee, prop, operations), f"get {prop} on {name}")
+
+    async def _run_get(self, ieee: str, prop: str, operations: tuple[ZclOperation, ...]) -> None:
+        try:
+            # The answer comes back as an attribute read event and is published as state.
+            await self._radio.execute(ieee, operations)
+        except DeviceCommandError as exc:
+            _LOGGER.error("Publish 'get' '%s' to '%s' failed: '%s'", prop, self.friendly_name(ieee), exc)
+
+    # --- Zigbee -> MQTT ----------------------------------------------------------------------
+
+    async def run_radio_events(self) -> None:
+        """Consume radio events for the daemon's lifetime."""
+        while True:
+            event = await self._radio.events.get()
+            try:
+                await self.handle_radio_event(event)
+            except Exception:
+                _LOGGER.exception("Handling %s failed", event)
+
+    async def handle_radio_event(self, event: ev.RadioEvent) -> None:
+        """Apply one radio event to the state and the topics."""
+        match event:
+            case ev.AttributeReceived():
+                await self._on_attribute(event)
+            case ev.FrameReceived():
+                await self._on_frame(event)
+            case ev.DeviceJoined():
+                _LOGGER.info("Device '%s' joined (network address 0x%04x)", self.friendly_name(event.ieee), event.nwk)
+            case ev.DeviceInterviewStarted():
+                _LOGGER.info("Starting interview of '%s'", self.friendly_name(event.ieee))
+            case ev.DeviceInterviewed():
+                self.spawn(self.on_interviewed(event.ieee), f"configure {event.ieee}")
+            case ev.DeviceInterviewFailed():
+                _LOGGER.error("Interview of '%s' failed: %s", self.friendly_name(event.ieee), event.reason)
+            case ev.DeviceAnnounced():
+                _LOGGER.info("Device '%s' announced itself", self.friendly_name(event.ieee))
+                # After a power cut the relay may have changed without a report: read it again.
+                self.spawn(self.refresh(event.ieee, ("state",)), f"refresh {event.ieee}")
+            case ev.DeviceLeft():
+                _LOGGER.warning("Device '%s' left the network", self.friendly_name(event.ieee))
+            case ev.RadioLost():
+                _LOGGER.error("Adapter disconnected (%s), stopping", event.reason)
+                if self.on_radio_lost is not None:
+                    self.on_radio_lost(event.reason)
+
+    async def _on_attribute(self, event: ev.AttributeReceived) -> None:
+        device = self._radio.device(event.ieee)
+        definition = None if device is None else self.definition_of(device)
+        if definition is None:
+            return
+        message = AttributeMessage(
+            endpoint=event.endpoint,
+            cluster_id=event.cluster_id,
+            attribute_id=event.attribute_id,
+            value=event.value,
+            kind=event.kind,
+        )
+        partial = convert_inbound(definition, message, self.device_config(event.ieee).converter_options())
+        if not partial:
+            return
+        if event.linkquality is not None:
+            partial["linkquality"] = event.linkquality
+        await self.publish_state(event.ieee, partial)
+
+    async def _on_frame(self, event: ev.FrameReceived) -> None:
+        if event.linkquality is not None:
+            self._state.update(event.ieee, {"linkquality": event.linkquality})
+        if self._config.advanced.last_seen != "disable" and self._state.has(event.ieee):
+            await self.publish_state(event.ieee, {})
+
+    async def on_interviewed(self, ieee: str) -> None:
+        """Configure a freshly interviewed device and publish its state."""
+        device = self._radio.device(ieee)
+        if device is None:
+            return
+        name = self.friendly_name(ieee)
+        definition = self.definition_of(device)
+        if definition is None:
+            _LOGGER.warning(
+                "Device '%s' (model %s by %s) is not supported by this daemon",
+                name,
+                device.model_id,
+                device.manufacturer,
+            )
+            return
+        _LOGGER.info("Successfully interviewed '%s', device has successfully been paired", name)
+        _LOGGER.info("Device '%s' is supported, identified as: %s %s", name, definition.vendor, definition.model)
+        try:
+            await self._radio.execute(ieee, definition.configure)
+            _LOGGER.info("Successfully configured '%s'", name)
+        except DeviceCommandError as exc:
+            _LOGGER.error("Failed to configure '%s': %s", name, exc)
+        await self.refresh(ieee)
+
+    async def refresh(self, ieee: str, properties: tuple[str, ...] | None = None) -> None:
+        """Read properties (all readable ones by default) from the device; answers publish state."""
+        device = self._radio.device(ieee)
+        definition = None if device is None else self.definition_of(device)
+        if definition is None:
+            return
+        wanted = properties if properties is not None else readable_properties(definition)
+        for prop in wanted:
+            try:
+                await self._radio.execute(ieee, plan_get(definition, prop))
+            except (ConversionError, DeviceCommandError) as exc:
+                _LOGGER.warning("Reading '%s' of '%s' failed: %s", prop, self.friendly_name(ieee), exc)
+
+    async def publish_startup_states(self) -> None:
+        """At start: publish every cached state, and read the devices nothing is cached for."""
+        for device in self._radio.devices():
+            if self._state.has(device.ieee):
+                await self.publish_state(device.ieee, {})
+            elif device.interviewed:
+                self.spawn(self.refresh(device.ieee), f"refresh {device.ieee}")
+
+    async def publish_state(self, ieee: str, partial: dict[str, Any]) -> None:
+        """Merge a partial state into the cache and publish the device's state message."""
+        settings = self.device_config(ieee)
+        merged = self._state.update(ieee, partial)
+        payload = merged if self._config.advanced.cache_state else dict(partial)
+        payload.update({k: v for k, v in partial.items() if k not in merged})
+        last_seen = self._last_seen()
+        if last_seen is not None:
+            payload["last_seen"] = last_seen
+        await self._publisher.publish(
+            f"{self._base}/{settings.friendly_name}", to_json(payload), retain=settings.retain, qos=settings.qos
+        )
+
+    def _last_seen(self) -> str | int | None:
+        mode = self._config.advanced.last_seen
+        now = datetime.now(UTC)
+        if mode == "ISO_8601":
+            return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if mode == "ISO_8601_local":
+            return now.astimezone().isoformat(timespec="milliseconds")
+        if mode == "epoch":
+            return int(now.timestamp() * 1000)
+        return None
+
+
+def readable_properties(definition: DeviceDefinition) -> tuple[str, ...]:
+    """Properties that `/get` can refresh, in definition order."""
+    names: list[str] = []
+    for converter in definition.outbound:
+        if converter.read is None:
+            continue
+        for key in sorted(converter.keys):
+            if converter.read(key):
+                names.append(key)
+    return tuple(names)

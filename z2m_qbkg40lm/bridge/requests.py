@@ -1,0 +1,140 @@
+"""`<base>/bridge/request/<path>` -> `<base>/bridge/response/<path>`, Zigbee2MQTT's request API.
+
+Responses are `{"data": {...}, "status": "ok"}` or `{"data": {}, "error": "...", "status": "error"}`,
+with the request's `transaction` echoed. An unknown path gets an error response that lists the known
+ones (Zigbee2MQTT stays silent; a script waiting for an answer is better served by an error).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from z2m_qbkg40lm.bridge.bridge import Bridge, Publisher, to_json
+from z2m_qbkg40lm.bridge.topics import PayloadError, request_payload
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_PERMIT_JOIN_S = 254
+
+
+class RequestError(Exception):
+    """A request that cannot be served; the message goes into the error response."""
+
+
+Handler = Callable[[Any], Awaitable[dict[str, Any]]]
+
+
+class Requests:
+    """The bridge request handlers."""
+
+    def __init__(self, bridge: Bridge, publisher: Publisher, base_topic: str, radio: Any) -> None:
+        self._bridge = bridge
+        self._publisher = publisher
+        self._base = base_topic
+        self._radio = radio
+        self._handlers: dict[str, Handler] = {
+            "health_check": self._health_check,
+            "permit_join": self._permit_join,
+            "simulation/switches": self._sim_switches,
+            "simulation/press": self._sim_press,
+            "simulation/heartbeat": self._sim_heartbeat,
+            "simulation/power_cycle": self._sim_power_cycle,
+            "simulation/responsive": self._sim_responsive,
+            "simulation/join": self._sim_join,
+        }
+
+    async def handle(self, path: str, payload: bytes) -> None:
+        """Serve one request and publish its response."""
+        response: dict[str, Any]
+        message: Any = None
+        try:
+            message = request_payload(payload)
+            handler = self._handlers.get(path.lower())
+            if handler is None:
+                known = ", ".join(sorted(self._handlers))
+                raise RequestError(f"unknown request '{path}' (known: {known})")
+            response = {"data": await handler(message), "status": "ok"}
+        except (RequestError, PayloadError) as exc:
+            _LOGGER.error("Request '%s/bridge/request/%s' failed with error: '%s'", self._base, path, exc)
+            response = {"data": {}, "error": str(exc), "status": "error"}
+        if isinstance(message, dict) and "transaction" in message:
+            response["transaction"] = message["transaction"]
+        await self._publisher.publish(f"{self._base}/bridge/response/{path}", to_json(response))
+
+    async def _health_check(self, message: Any) -> dict[str, Any]:
+        return {"healthy": True}
+
+    async def _permit_join(self, message: Any) -> dict[str, Any]:
+        time = message.get("time") if isinstance(message, dict) else message
+        if isinstance(time, bool) or not isinstance(time, int):
+            raise RequestError("Invalid payload: expected {\"time\": 0..254} (seconds; 0 closes)")
+        if not 0 <= time <= MAX_PERMIT_JOIN_S:
+            raise RequestError(f"Cannot permit join for more than {MAX_PERMIT_JOIN_S} seconds.")
+        await self._radio.permit_join(time)
+        _LOGGER.info("Zigbee: %s joining", f"allowing new devices for {time} s" if time else "disabling")
+        return {"time": time}
+
+    # --- the virtual adapter's simulated physical events -------------------------------------
+
+    def _simulation(self) -> Any:
+        simulation = self._radio.simulation
+        if simulation is None:
+            raise RequestError("simulation requests need the virtual adapter (serial.adapter: virtual)")
+        return simulation
+
+    def _switch_ieee(self, message: Any) -> str:
+        if isinstance(message, str):
+            name = message
+        elif isinstance(message, dict) and isinstance(message.get("id"), str):
+            name = message["id"]
+        else:
+            raise RequestError("Invalid payload: expected {\"id\": \"<friendly name or IEEE address>\"}")
+        device = self._bridge.resolve(name)
+        if device is None:
+            raise RequestError(f"Device '{name}' does not exist")
+        return device.ieee
+
+    async def _call(self, coroutine: Awaitable[Any]) -> Any:
+        try:
+            return await coroutine
+        except ValueError as exc:  # SimulationError
+            raise RequestError(str(exc)) from None
+
+    async def _sim_switches(self, message: Any) -> dict[str, Any]:
+        switches = await self._call(self._simulation().switches())
+        for switch in switches:
+            switch["friendly_name"] = self._bridge.friendly_name(switch["ieee"])
+        return {"switches": switches}
+
+    async def _sim_press(self, message: Any) -> dict[str, Any]:
+        ieee = self._switch_ieee(message)
+        kind = message.get("kind", "single") if isinstance(message, dict) else "single"
+        await self._call(self._simulation().press(ieee, kind))
+        return {"id": ieee, "kind": kind}
+
+    async def _sim_heartbeat(self, message: Any) -> dict[str, Any]:
+        ieee = self._switch_ieee(message)
+        temperature = message.get("temperature") if isinstance(message, dict) else None
+        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)):
+            raise RequestError("Invalid payload: temperature must be a number (°C)")
+        await self._call(self._simulation().heartbeat(ieee, temperature))
+        return {"id": ieee, "temperature": temperature}
+
+    async def _sim_power_cycle(self, message: Any) -> dict[str, Any]:
+        ieee = self._switch_ieee(message)
+        await self._call(self._simulation().power_cycle(ieee))
+        return {"id": ieee}
+
+    async def _sim_responsive(self, message: Any) -> dict[str, Any]:
+        ieee = self._switch_ieee(message)
+        responsive = message.get("responsive") if isinstance(message, dict) else None
+        if not isinstance(responsive, bool):
+            raise RequestError("Invalid payload: expected {\"id\": …, \"responsive\": true|false}")
+        await self._call(self._simulation().set_responsive(ieee, responsive))
+        return {"id": ieee, "responsive": responsive}
+
+    async def _sim_join(self, message: Any) -> dict[str, Any]:
+        ieee = await self._call(self._simulation().join_new_switch())
+        return {"id": ieee}

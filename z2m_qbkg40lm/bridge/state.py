@@ -1,0 +1,101 @@
+"""The state cache: the last published state of every device, kept across restarts.
+
+Written atomically (temporary file + rename) shortly after each change and at shutdown, so a crash
+loses at most the last second of changes and never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_LOGGER = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+SAVE_DELAY_S = 1.0
+
+# Zigbee2MQTT never caches these: an action is an event, not a state.
+UNCACHED_KEYS = frozenset({"action", "elapsed", "duration"})
+
+
+class StateStore:
+    """Device states keyed by IEEE address ("0x…"), persisted to `<data_dir>/state.json`."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._states: dict[str, dict[str, Any]] = {}
+        self._save_task: asyncio.Task[None] | None = None
+
+    def load(self) -> None:
+        """Read the file; an unreadable file is kept aside and the cache starts empty."""
+        if not self._path.exists():
+            return
+        try:
+            loaded = json.loads(self._path.read_text(encoding="utf-8"))
+            if not isinstance(loaded, dict):
+                raise TypeError("not a JSON object")
+        except (OSError, ValueError, TypeError) as exc:
+            aside = self._path.with_suffix(".corrupt")
+            _LOGGER.warning("State cache %s is unreadable (%s); kept as %s, starting empty", self._path, exc, aside)
+            self._path.replace(aside)
+            return
+        self._states = {str(k): dict(v) for k, v in loaded.items() if isinstance(v, dict)}
+
+    def get(self, ieee: str) -> dict[str, Any]:
+        """A copy of one device's cached state (empty when unknown)."""
+        return dict(self._states.get(ieee, {}))
+
+    def has(self, ieee: str) -> bool:
+        """True when something is cached for the device."""
+        return bool(self._states.get(ieee))
+
+    def update(self, ieee: str, partial: dict[str, Any]) -> dict[str, Any]:
+        """Merge a partial state (uncached keys left out) and schedule a save; returns the merged state."""
+        cached = {k: v for k, v in partial.items() if k not in UNCACHED_KEYS}
+        state = self._states.setdefault(ieee, {})
+        if cached and any(state.get(k, object()) != v for k, v in cached.items()):
+            state.update(cached)
+            self._schedule_save()
+        return dict(state)
+
+    def remove(self, ieee: str) -> None:
+        """Forget a device."""
+        if self._states.pop(ieee, None) is not None:
+            self._schedule_save()
+
+    def _schedule_save(self) -> None:
+        if self._save_task is None or self._save_task.done():
+            self._save_task = asyncio.get_running_loop().create_task(self._save_soon())
+
+    async def _save_soon(self) -> None:
+        await asyncio.sleep(SAVE_DELAY_S)
+        self.save()
+
+    def save(self) -> None:
+        """Write the cache now, atomically."""
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=f".{self._path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(self._states, handle, sort_keys=True, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self._path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            _LOGGER.exception("Cannot save the state cache to %s", self._path)
+
+    async def close(self) -> None:
+        """Cancel the pending delayed save and write now."""
+        if self._save_task is not None and not self._save_task.done():
+            self._save_task.cancel()
+            try:
+                await self._save_task
+            except asyncio.CancelledError:
+                pass
+        self.save()

@@ -1,0 +1,103 @@
+"""Pure parsing of the topics and payloads Zigbee2MQTT users publish."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Commands are a few bytes; anything this large is a mistake and is refused unread."""
+
+_PLAIN_STATE_COMMANDS = ("on", "off", "toggle")
+
+
+class PayloadError(ValueError):
+    """A command payload that cannot be understood; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class DeviceCommand:
+    """`<base>/<device>/set[/<property>]` or `<base>/<device>/get[/<property>]`."""
+
+    device: str
+    action: Literal["set", "get"]
+    property: str | None
+
+
+@dataclass(frozen=True)
+class BridgeRequest:
+    """`<base>/bridge/request/<path>`."""
+
+    path: str
+
+
+def parse_topic(base_topic: str, topic: str) -> DeviceCommand | BridgeRequest | None:
+    """Classify a topic under the base topic; None for topics the daemon does not act on."""
+    prefix = base_topic + "/"
+    if not topic.startswith(prefix):
+        return None
+    rest = topic[len(prefix) :]
+    if rest.startswith("bridge/"):
+        if rest.startswith("bridge/request/") and len(rest) > len("bridge/request/"):
+            return BridgeRequest(path=rest[len("bridge/request/") :])
+        return None
+    # Non-greedy, like Zigbee2MQTT: the first /set or /get splits the device from the property.
+    match = re.fullmatch(r"(.+?)/(set|get)(?:/(.+))?", rest)
+    if match is None:
+        return None
+    action: Literal["set", "get"] = "set" if match.group(2) == "set" else "get"
+    return DeviceCommand(device=match.group(1), action=action, property=match.group(3))
+
+
+def decode_text(payload: bytes) -> str:
+    """The payload as UTF-8 text."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload of {len(payload)} bytes is larger than {MAX_PAYLOAD_BYTES} bytes")
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("payload is not UTF-8 text") from None
+
+
+def command_properties(command: DeviceCommand, payload: bytes) -> dict[str, Any]:
+    """The properties a /set or /get payload names, with their values.
+
+    `/set` takes a JSON object, or a bare on/off/toggle meaning `{"state": …}`; `/set/<property>`
+    takes a JSON value or, failing that, the raw text (`ON`); `/get` takes a JSON object whose
+    values are ignored, and `/get/<property>` anything.
+    """
+    text = decode_text(payload)
+    if command.property is not None:
+        if command.action == "get":
+            return {command.property: ""}
+        try:
+            return {command.property: json.loads(text)}
+        except ValueError:
+            return {command.property: text}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        if command.action == "set" and text.strip().lower() in _PLAIN_STATE_COMMANDS:
+            return {"state": text.strip()}
+        raise PayloadError(f"payload {_preview(text)} is not JSON; expected an object like {{\"state\": \"ON\"}}") from None
+    if not isinstance(value, dict):
+        raise PayloadError(f"payload {_preview(text)} is not a JSON object; expected e.g. {{\"state\": \"ON\"}}")
+    if not value:
+        raise PayloadError("payload is an empty JSON object; name at least one property")
+    return value
+
+
+def request_payload(payload: bytes) -> Any:
+    """A bridge request payload: JSON if it parses, else the raw text (Zigbee2MQTT's rule)."""
+    text = decode_text(payload)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    shown = text if len(text) <= limit else text[:limit] + "…"
+    return repr(shown)

@@ -1,0 +1,77 @@
+"""Command line: `z2m-qbkg40lm run` and `z2m-qbkg40lm check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from z2m_qbkg40lm import __version__
+from z2m_qbkg40lm.config import ConfigError, LoadedConfig, load_config
+
+_LOG_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="z2m-qbkg40lm",
+        description="Aqara QBKG40LM wall switch to MQTT, speaking Zigbee2MQTT's API.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", "-c", type=Path, required=True, help="configuration file (YAML)")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="zigpy database, state cache and generated secrets (default: the config file's folder)",
+    )
+    check = commands.add_parser("check-config", help="validate the configuration and exit")
+    check.add_argument("--config", "-c", type=Path, required=True, help="configuration file (YAML)")
+    return parser
+
+
+def _load(path: Path) -> LoadedConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=_LOG_LEVELS[level],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # zigpy and the radio libraries are chatty at INFO; their warnings still show.
+    if level != "debug":
+        for noisy in ("zigpy", "zigpy_znp", "bellows", "zigpy_deconz", "aiosqlite"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script and of `python -m z2m_qbkg40lm`."""
+    args = _parser().parse_args(argv)
+    loaded = _load(args.config)
+    if loaded is None:
+        return 1
+    if args.command == "check-config":
+        for warning in loaded.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"{args.config}: OK")
+        return 0
+    _setup_logging(loaded.config.advanced.log_level)
+    data_dir = args.data_dir if args.data_dir is not None else args.config.resolve().parent
+    from z2m_qbkg40lm.daemon import run_daemon  # imports zigpy: not needed for check-config
+
+    return asyncio.run(run_daemon(loaded, data_dir))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""The adapter table: Zigbee2MQTT's `serial.adapter` names -> a zigpy radio library and its config.
+
+Only the radio library the configuration names is imported: zigpy with all three libraries and an
+MQTT client costs about 70 MB, one library far less.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from z2m_qbkg40lm.config import Config, NetworkSettings
+
+DATABASE_FILE = "zigbee.db"
+VIRTUAL_STATE_FILE = "virtual_adapter.json"
+
+
+@dataclass(frozen=True)
+class RadioLibrary:
+    """Where the zigpy ControllerApplication of one adapter family lives."""
+
+    module: str
+    display_name: str
+    coordinator_type: str
+
+
+ADAPTERS: dict[str, RadioLibrary] = {
+    "zstack": RadioLibrary("zigpy_znp.zigbee.application", "zigpy-znp", "zStack3x0"),
+    "ezsp": RadioLibrary("bellows.zigbee.application", "bellows", "EZSP"),
+    "ember": RadioLibrary("bellows.zigbee.application", "bellows", "EmberZNet"),
+    "deconz": RadioLibrary("zigpy_deconz.zigbee.application", "zigpy-deconz", "ConBee/RaspBee"),
+    "virtual": RadioLibrary("z2m_qbkg40lm.sim.virtual_radio", "virtual", "Virtual"),
+}
+
+
+def application_class(adapter: str) -> Any:
+    """Import the ControllerApplication class of one adapter family (and nothing else)."""
+    library = ADAPTERS[adapter]
+    module = importlib.import_module(library.module)
+    if adapter == "virtual":
+        return module.VirtualControllerApplication
+    return module.ControllerApplication
+
+
+def serial_path(port: str) -> str:
+    """Zigbee2MQTT writes network adapters as tcp://host:port; zigpy's serial layer wants socket://."""
+    if port.startswith("tcp://"):
+        return "socket://" + port.removeprefix("tcp://")
+    return port
+
+
+def zigpy_config(config: Config, data_dir: Path, network: NetworkSettings) -> dict[str, Any]:
+    """The configuration dictionary for the adapter's ControllerApplication."""
+    serial = config.serial
+    device: dict[str, Any] = {"path": serial_path(serial.port or "virtual")}
+    if serial.adapter != "virtual":
+        device["baudrate"] = serial.baudrate
+        device["flow_control"] = "hardware" if serial.rtscts else None
+    result: dict[str, Any] = {
+        "device": device,
+        "database_path": str(data_dir / DATABASE_FILE),
+        "network": {
+            "channel": network.channel,
+            "channels": [network.channel],
+            "pan_id": network.pan_id,
+            "extended_pan_id": ":".join(f"{b:02x}" for b in network.ext_pan_id),
+            "key": list(network.network_key),
+        },
+        # Firmware updates are a later feature; the default providers would also reach the internet.
+        "ota": {"enabled": False},
+        # Zigbee2MQTT scans the topology only on request; a periodic scan only adds radio traffic.
+        "topology_scan_enabled": False,
+    }
+    if serial.adapter == "virtual":
+        result["virtual"] = {
+            "switches": config.virtual.switches,
+            "state_file": str(data_dir / VIRTUAL_STATE_FILE),
+            "linkquality": config.virtual.linkquality,
+        }
+    return result

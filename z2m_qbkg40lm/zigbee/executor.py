@@ -1,0 +1,106 @@
+"""Runs a converter's plan of ZCL operations through zigpy, and says clearly when one fails."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import zigpy.exceptions
+from zigpy.zcl import foundation
+
+from z2m_qbkg40lm.devices.definition import (
+    ClusterCommand,
+    ReadAttributes,
+    WriteAttribute,
+    ZclOperation,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class DeviceCommandError(Exception):
+    """A ZCL exchange with a device failed; the message says which and why, for users."""
+
+
+def describe(operation: ZclOperation) -> str:
+    """A short human description of an operation, for error messages."""
+    match operation:
+        case ClusterCommand():
+            return f"command 0x{operation.command_id:02x} on cluster 0x{operation.cluster_id:04x}"
+        case WriteAttribute():
+            return f"write of 0x{operation.cluster_id:04x}/0x{operation.attribute_id:04x}"
+        case ReadAttributes():
+            ids = ", ".join(f"0x{a:04x}" for a in operation.attribute_ids)
+            return f"read of 0x{operation.cluster_id:04x}/{ids}"
+
+
+def _cluster(device: Any, operation: ZclOperation) -> Any:
+    try:
+        endpoint = device.endpoints[operation.endpoint]
+    except KeyError:
+        raise DeviceCommandError(f"the device has no endpoint {operation.endpoint}") from None
+    cluster = endpoint.in_clusters.get(operation.cluster_id)
+    if cluster is None:
+        raise DeviceCommandError(
+            f"endpoint {operation.endpoint} has no cluster 0x{operation.cluster_id:04x}"
+        ) from None
+    return cluster
+
+
+def _status_name(status: Any) -> str:
+    return getattr(status, "name", str(status))
+
+
+async def _run(device: Any, operation: ZclOperation) -> None:
+    cluster = _cluster(device, operation)
+    match operation:
+        case ClusterCommand():
+            result = await cluster.command(
+                operation.command_id, *operation.args, manufacturer=operation.manufacturer
+            )
+            status = getattr(result, "status", foundation.Status.SUCCESS)
+            if status != foundation.Status.SUCCESS:
+                raise DeviceCommandError(f"the device answered {_status_name(status)}")
+        case WriteAttribute():
+            record = foundation.Attribute(
+                operation.attribute_id, foundation.TypeValue(operation.zcl_type, operation.value)
+            )
+            if not operation.await_response:
+                # Zigbee2MQTT sends the configure write without waiting for the answer.
+                await cluster.write_attributes_raw(
+                    [record], manufacturer_code=operation.manufacturer, expect_reply=False
+                )
+                return
+            response = await cluster.write_attributes_raw([record], manufacturer_code=operation.manufacturer)
+            failures = [
+                r
+                for r in getattr(response, "status_records", [])
+                if r.status != foundation.Status.SUCCESS
+            ]
+            if failures:
+                raise DeviceCommandError(f"the device answered {_status_name(failures[0].status)}")
+        case ReadAttributes():
+            _, failed = await cluster.read_attributes(
+                list(operation.attribute_ids), allow_cache=False, manufacturer=operation.manufacturer
+            )
+            if failed:
+                reasons = ", ".join(f"0x{int(a):04x}: {_status_name(s)}" for a, s in failed.items())
+                raise DeviceCommandError(f"the device refused the read ({reasons})")
+
+
+async def execute(device: Any, operations: tuple[ZclOperation, ...]) -> None:
+    """Run the operations in order; the first failure stops the plan with DeviceCommandError."""
+    for operation in operations:
+        try:
+            await _run(device, operation)
+        except DeviceCommandError as exc:
+            raise DeviceCommandError(f"{describe(operation)} failed: {exc}") from None
+        except (TimeoutError, asyncio.TimeoutError):
+            raise DeviceCommandError(f"{describe(operation)} failed: the device did not answer") from None
+        except zigpy.exceptions.ZigbeeException as exc:
+            raise DeviceCommandError(f"{describe(operation)} failed: {exc or type(exc).__name__}") from None
+        except (KeyError, ValueError) as exc:
+            # zigpy raises these for commands or types it cannot encode: a definition bug, said plainly.
+            _LOGGER.exception("Cannot encode %s", describe(operation))
+            raise DeviceCommandError(f"{describe(operation)} cannot be encoded: {exc}") from None
