@@ -11,7 +11,12 @@ from pathlib import Path
 from z2m_qbkg40lm import __version__
 from z2m_qbkg40lm.config import ConfigError, LoadedConfig, load_config
 
-_LOG_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
+_LOG_LEVELS = {
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,10 +8,11 @@ directory, adapter), 2 when the adapter goes away while running, so that a super
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from z2m_qbkg40lm.bridge.bridge import Bridge, to_json
 from z2m_qbkg40lm.bridge.logging_topic import MqttLogHandler
@@ -32,96 +33,111 @@ EXIT_ADAPTER_LOST = 2
 OFFLINE = to_json({"state": "offline"})
 
 
+class Daemon:
+    """One running daemon: the radio, the bridge, the MQTT client and their tasks."""
+
+    def __init__(self, loaded: LoadedConfig, data_dir: Path) -> None:
+        self._config = loaded.config
+        self._warnings = loaded.warnings
+        self._data_dir = data_dir
+        self._base = self._config.mqtt.base_topic
+        self._stop = asyncio.Event()
+        self._exit_code = EXIT_OK
+        self._tasks: list[asyncio.Task[None]] = []
+        self._state = StateStore(data_dir / STATE_FILE)
+        self._radio: Radio | None = None
+
+    def stop(self, exit_code: int = EXIT_OK) -> None:
+        """Ask the daemon to stop; the first non-zero exit code wins."""
+        self._exit_code = self._exit_code or exit_code
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Start, serve until stopped, shut down; returns the exit code."""
+        for warning in self._warnings:
+            _LOGGER.warning("%s", warning)
+        try:
+            network = resolve_network(self._config.advanced, self._data_dir)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                _LOGGER.error("%s", problem)
+            return EXIT_START_FAILED
+        self._state.load()
+        radio = Radio(self._config, self._data_dir, network, DEFINITIONS)
+        _LOGGER.info("Starting the %s adapter", self._config.serial.adapter)
+        try:
+            await radio.start()
+        except RadioError as exc:
+            _LOGGER.error("%s", exc)
+            return EXIT_START_FAILED
+        self._radio = radio
+        try:
+            await self._serve(radio)
+        finally:
+            await radio.stop()
+            await self._state.close()
+        return self._exit_code
+
+    async def _serve(self, radio: Radio) -> None:
+        loop = asyncio.get_running_loop()
+        mqtt = MqttClient(
+            self._config.mqtt,
+            will_topic=f"{self._base}/bridge/state",
+            will_payload=OFFLINE,
+            on_connected=self._on_connected,
+            on_message=self._on_message,
+        )
+        self._bridge = bridge = Bridge(self._config, radio, self._state, mqtt)
+        bridge.request_handler = Requests(bridge, mqtt, self._base, radio).handle
+        bridge.on_radio_lost = lambda reason: self.stop(EXIT_ADAPTER_LOST)
+        mqtt.subscribe(f"{self._base}/#")
+
+        log_handler = MqttLogHandler(loop, max(logging.INFO, logging.getLogger().getEffectiveLevel()))
+        logging.getLogger().addHandler(log_handler)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop)
+        self._start_task(mqtt.run(), "mqtt")
+        self._start_task(bridge.run_radio_events(), "radio events")
+        self._start_task(log_handler.publish_forever(mqtt, self._base), "bridge logging")
+        watchdog = watchdog_interval_s()
+        if watchdog:
+            self._start_task(feed_watchdog_forever(watchdog), "systemd watchdog")
+        try:
+            await bridge.publish_startup_states()
+            notify("READY=1")
+            _LOGGER.info("Bridge started, base topic '%s'", self._base)
+            await self._stop.wait()
+        finally:
+            notify("STOPPING=1")
+            _LOGGER.info("Stopping")
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await bridge.close()
+            await mqtt.stop(final_messages=[(f"{self._base}/bridge/state", OFFLINE, True, 1)])
+            logging.getLogger().removeHandler(log_handler)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _start_task(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        task.add_done_callback(self._task_ended)
+        self._tasks.append(task)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stop.is_set():
+            return
+        exc = task.exception()
+        _LOGGER.error("Task '%s' ended unexpectedly: %s", task.get_name(), exc, exc_info=exc)
+        self.stop(EXIT_START_FAILED)
+
+    async def _on_connected(self) -> None:
+        await self._bridge.on_connected()
+
+    async def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        await self._bridge.on_message(topic, payload, retained)
+
+
 async def run_daemon(loaded: LoadedConfig, data_dir: Path) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until the adapter is lost (exit 2)."""
-    config = loaded.config
-    base = config.mqtt.base_topic
-    for warning in loaded.warnings:
-        _LOGGER.warning("%s", warning)
-    try:
-        network = resolve_network(config.advanced, data_dir)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            _LOGGER.error("%s", problem)
-        return EXIT_START_FAILED
-
-    state = StateStore(data_dir / STATE_FILE)
-    state.load()
-    radio = Radio(config, data_dir, network, DEFINITIONS)
-    _LOGGER.info("Starting the %s adapter", config.serial.adapter)
-    try:
-        await radio.start()
-    except RadioError as exc:
-        _LOGGER.error("%s", exc)  # noqa: TRY400 - the message is the whole story for users
-        return EXIT_START_FAILED
-
-    stop = asyncio.Event()
-    exit_code = EXIT_OK
-
-    def adapter_lost(reason: str) -> None:
-        nonlocal exit_code
-        exit_code = EXIT_ADAPTER_LOST
-        stop.set()
-
-    bridge_ref: list[Bridge] = []
-
-    async def on_connected() -> None:
-        await bridge_ref[0].on_connected()
-
-    async def on_message(topic: str, payload: bytes, retained: bool) -> None:
-        await bridge_ref[0].on_message(topic, payload, retained)
-
-    mqtt = MqttClient(
-        config.mqtt,
-        will_topic=f"{base}/bridge/state",
-        will_payload=OFFLINE,
-        on_connected=on_connected,
-        on_message=on_message,
-    )
-    bridge = Bridge(config, radio, state, mqtt)
-    bridge_ref.append(bridge)
-    requests = Requests(bridge, mqtt, base, radio)
-    bridge.request_handler = requests.handle
-    bridge.on_radio_lost = adapter_lost
-    mqtt.subscribe(f"{base}/#")
-
-    loop = asyncio.get_running_loop()
-    log_handler = MqttLogHandler(loop, max(logging.INFO, logging.getLogger().getEffectiveLevel()))
-    logging.getLogger().addHandler(log_handler)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-
-    tasks = [
-        loop.create_task(mqtt.run(), name="mqtt"),
-        loop.create_task(bridge.run_radio_events(), name="radio events"),
-        loop.create_task(log_handler.publish_forever(mqtt, base), name="bridge logging"),
-    ]
-    watchdog = watchdog_interval_s()
-    if watchdog:
-        tasks.append(loop.create_task(feed_watchdog_forever(watchdog), name="watchdog"))
-    try:
-        await bridge.publish_startup_states()
-        notify("READY=1")
-        _LOGGER.info("Zigbee2MQTT-compatible bridge started, base topic '%s'", base)
-        stop_wait = loop.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stop_wait and not task.cancelled() and task.exception() is not None:
-                _LOGGER.error("Task '%s' crashed: %s", task.get_name(), task.exception())
-                exit_code = exit_code or EXIT_START_FAILED
-        stop_wait.cancel()
-    finally:
-        notify("STOPPING=1")
-        _LOGGER.info("Stopping")
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        await bridge.close()
-        with contextlib.suppress(Exception):
-            await mqtt.stop(final_messages=[(f"{base}/bridge/state", OFFLINE, True, 1)])
-        logging.getLogger().removeHandler(log_handler)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await radio.stop()
-        await state.close()
-    return exit_code
+    return await Daemon(loaded, data_dir).run()

@@ -22,9 +22,15 @@ from z2m_qbkg40lm.bridge.topics import (
     parse_topic,
 )
 from z2m_qbkg40lm.config import Config, DeviceConfig
-from z2m_qbkg40lm.devices.definition import ConversionError, DeviceDefinition, SetPlan, ZclOperation
+from z2m_qbkg40lm.devices.definition import (
+    AttributeMessage,
+    ConversionError,
+    DeviceDefinition,
+    SetPlan,
+    ZclOperation,
+)
+from z2m_qbkg40lm.devices.exposes import readable_properties
 from z2m_qbkg40lm.devices.registry import convert_inbound, find_definition, plan_get, plan_set
-from z2m_qbkg40lm.devices.definition import AttributeMessage
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
 from z2m_qbkg40lm.zigbee.radio import DeviceInfo
@@ -130,7 +136,9 @@ class Bridge:
 
     async def on_connected(self) -> None:
         """After every (re)connect: say we are online and republish every device's state."""
-        await self._publisher.publish(f"{self._base}/bridge/state", to_json({"state": "online"}), retain=True, qos=1)
+        await self._publisher.publish(
+            f"{self._base}/bridge/state", to_json({"state": "online"}), retain=True, qos=1
+        )
         for device in self._radio.devices():
             if self._state.has(device.ieee):
                 await self.publish_state(device.ieee, {})
@@ -164,14 +172,18 @@ class Bridge:
         try:
             properties = command_properties(command, payload)
         except PayloadError as exc:
-            _LOGGER.error("Invalid payload for '%s' on '%s/%s': %s", command.action, name, command.action, exc)
+            _LOGGER.error(
+                "Invalid payload for '%s' on '%s/%s': %s", command.action, name, command.action, exc
+            )
             return
         if command.action == "set":
             self._start_set(device, definition, properties)
         else:
             self._start_get(device, definition, properties)
 
-    def _start_set(self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]) -> None:
+    def _start_set(
+        self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]
+    ) -> None:
         name = self.friendly_name(device.ieee)
         state = self._state.get(device.ieee)
         options = self.device_config(device.ieee).converter_options()
@@ -200,7 +212,9 @@ class Bridge:
         if plan.optimistic_state and self.device_config(ieee).optimistic:
             await self.publish_state(ieee, plan.optimistic_state)
 
-    def _start_get(self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]) -> None:
+    def _start_get(
+        self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]
+    ) -> None:
         name = self.friendly_name(device.ieee)
         reads: list[tuple[str, tuple[ZclOperation, ...]]] = []
         problems: list[str] = []
@@ -242,7 +256,9 @@ class Bridge:
             case ev.FrameReceived():
                 await self._on_frame(event)
             case ev.DeviceJoined():
-                _LOGGER.info("Device '%s' joined (network address 0x%04x)", self.friendly_name(event.ieee), event.nwk)
+                _LOGGER.info(
+                    "Device '%s' joined (network address 0x%04x)", self.friendly_name(event.ieee), event.nwk
+                )
             case ev.DeviceInterviewStarted():
                 _LOGGER.info("Starting interview of '%s'", self.friendly_name(event.ieee))
             case ev.DeviceInterviewed():
@@ -301,7 +317,9 @@ class Bridge:
             )
             return
         _LOGGER.info("Successfully interviewed '%s', device has successfully been paired", name)
-        _LOGGER.info("Device '%s' is supported, identified as: %s %s", name, definition.vendor, definition.model)
+        _LOGGER.info(
+            "Device '%s' is supported, identified as: %s %s", name, definition.vendor, definition.model
+        )
         try:
             await self._radio.execute(ieee, definition.configure)
             _LOGGER.info("Successfully configured '%s'", name)
@@ -315,7 +333,7 @@ class Bridge:
         definition = None if device is None else self.definition_of(device)
         if definition is None:
             return
-        wanted = properties if properties is not None else readable_properties(definition)
+        wanted = properties if properties is not None else readable_properties(definition.exposes)
         for prop in wanted:
             try:
                 await self._radio.execute(ieee, plan_get(definition, prop))
@@ -340,7 +358,10 @@ class Bridge:
         if last_seen is not None:
             payload["last_seen"] = last_seen
         await self._publisher.publish(
-            f"{self._base}/{settings.friendly_name}", to_json(payload), retain=settings.retain, qos=settings.qos
+            f"{self._base}/{settings.friendly_name}",
+            to_json(payload),
+            retain=settings.retain,
+            qos=settings.qos,
         )
 
     def _last_seen(self) -> str | int | None:
@@ -353,15 +374,3 @@ class Bridge:
         if mode == "epoch":
             return int(now.timestamp() * 1000)
         return None
-
-
-def readable_properties(definition: DeviceDefinition) -> tuple[str, ...]:
-    """Properties that `/get` can refresh, in definition order."""
-    names: list[str] = []
-    for converter in definition.outbound:
-        if converter.read is None:
-            continue
-        for key in sorted(converter.keys):
-            if converter.read(key):
-                names.append(key)
-    return tuple(names)

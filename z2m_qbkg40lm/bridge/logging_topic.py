@@ -7,11 +7,17 @@ MQTT would only produce another such record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from z2m_qbkg40lm.bridge.bridge import Publisher, to_json
 
-_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+_LEVEL_NAMES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+}
 _NOT_MIRRORED = ("z2m_qbkg40lm.mqtt", "aiomqtt", "paho")
 _QUEUE_LIMIT = 1000
 
@@ -39,10 +45,9 @@ class MqttLogHandler(logging.Handler):
         except (TypeError, ValueError):
             self.handleError(record)
             return
-        try:
+        # A closed loop means the daemon is stopping; the console still has the record.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._enqueue, item)
-        except RuntimeError:
-            pass  # the loop is closed: the daemon is stopping, the console still has the record
 
     def _enqueue(self, item: tuple[str, str]) -> None:
         if not self._queue.full():

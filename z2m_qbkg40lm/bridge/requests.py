@@ -69,7 +69,7 @@ class Requests:
     async def _permit_join(self, message: Any) -> dict[str, Any]:
         time = message.get("time") if isinstance(message, dict) else message
         if isinstance(time, bool) or not isinstance(time, int):
-            raise RequestError("Invalid payload: expected {\"time\": 0..254} (seconds; 0 closes)")
+            raise RequestError('Invalid payload: expected {"time": 0..254} (seconds; 0 closes)')
         if not 0 <= time <= MAX_PERMIT_JOIN_S:
             raise RequestError(f"Cannot permit join for more than {MAX_PERMIT_JOIN_S} seconds.")
         await self._radio.permit_join(time)
@@ -90,7 +90,7 @@ class Requests:
         elif isinstance(message, dict) and isinstance(message.get("id"), str):
             name = message["id"]
         else:
-            raise RequestError("Invalid payload: expected {\"id\": \"<friendly name or IEEE address>\"}")
+            raise RequestError('Invalid payload: expected {"id": "<friendly name or IEEE address>"}')
         device = self._bridge.resolve(name)
         if device is None:
             raise RequestError(f"Device '{name}' does not exist")
@@ -117,7 +117,9 @@ class Requests:
     async def _sim_heartbeat(self, message: Any) -> dict[str, Any]:
         ieee = self._switch_ieee(message)
         temperature = message.get("temperature") if isinstance(message, dict) else None
-        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)):
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, int | float)
+        ):
             raise RequestError("Invalid payload: temperature must be a number (°C)")
         await self._call(self._simulation().heartbeat(ieee, temperature))
         return {"id": ieee, "temperature": temperature}
@@ -131,7 +133,7 @@ class Requests:
         ieee = self._switch_ieee(message)
         responsive = message.get("responsive") if isinstance(message, dict) else None
         if not isinstance(responsive, bool):
-            raise RequestError("Invalid payload: expected {\"id\": …, \"responsive\": true|false}")
+            raise RequestError('Invalid payload: expected {"id": …, "responsive": true|false}')
         await self._call(self._simulation().set_responsive(ieee, responsive))
         return {"id": ieee, "responsive": responsive}
 

@@ -7,6 +7,7 @@ loses at most the last second of changes and never leaves a half-written file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -41,7 +42,9 @@ class StateStore:
                 raise TypeError("not a JSON object")
         except (OSError, ValueError, TypeError) as exc:
             aside = self._path.with_suffix(".corrupt")
-            _LOGGER.warning("State cache %s is unreadable (%s); kept as %s, starting empty", self._path, exc, aside)
+            _LOGGER.warning(
+                "State cache %s is unreadable (%s); kept as %s, starting empty", self._path, exc, aside
+            )
             self._path.replace(aside)
             return
         self._states = {str(k): dict(v) for k, v in loaded.items() if isinstance(v, dict)}
@@ -94,8 +97,6 @@ class StateStore:
         """Cancel the pending delayed save and write now."""
         if self._save_task is not None and not self._save_task.done():
             self._save_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._save_task
-            except asyncio.CancelledError:
-                pass
         self.save()

@@ -81,9 +81,11 @@ def command_properties(command: DeviceCommand, payload: bytes) -> dict[str, Any]
     except ValueError:
         if command.action == "set" and text.strip().lower() in _PLAIN_STATE_COMMANDS:
             return {"state": text.strip()}
-        raise PayloadError(f"payload {_preview(text)} is not JSON; expected an object like {{\"state\": \"ON\"}}") from None
+        raise PayloadError(
+            f'payload {_preview(text)} is not JSON; expected an object like {{"state": "ON"}}'
+        ) from None
     if not isinstance(value, dict):
-        raise PayloadError(f"payload {_preview(text)} is not a JSON object; expected e.g. {{\"state\": \"ON\"}}")
+        raise PayloadError(f'payload {_preview(text)} is not a JSON object; expected e.g. {{"state": "ON"}}')
     if not value:
         raise PayloadError("payload is an empty JSON object; name at least one property")
     return value

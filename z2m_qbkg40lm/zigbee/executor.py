@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -74,9 +73,7 @@ async def _run(device: Any, operation: ZclOperation) -> None:
                 return
             response = await cluster.write_attributes_raw([record], manufacturer_code=operation.manufacturer)
             failures = [
-                r
-                for r in getattr(response, "status_records", [])
-                if r.status != foundation.Status.SUCCESS
+                r for r in getattr(response, "status_records", []) if r.status != foundation.Status.SUCCESS
             ]
             if failures:
                 raise DeviceCommandError(f"the device answered {_status_name(failures[0].status)}")
@@ -96,7 +93,7 @@ async def execute(device: Any, operations: tuple[ZclOperation, ...]) -> None:
             await _run(device, operation)
         except DeviceCommandError as exc:
             raise DeviceCommandError(f"{describe(operation)} failed: {exc}") from None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise DeviceCommandError(f"{describe(operation)} failed: the device did not answer") from None
         except zigpy.exceptions.ZigbeeException as exc:
             raise DeviceCommandError(f"{describe(operation)} failed: {exc or type(exc).__name__}") from None

@@ -258,7 +258,7 @@ class _ZigpyListener:
 
     device_removed = device_left
 
-    def handle_message(
+    def handle_message(  # noqa: PLR0917 - zigpy's listener signature
         self, device: Any, profile: int, cluster: int, src_ep: int, dst_ep: int, message: bytes
     ) -> None:
         try:
@@ -278,6 +278,8 @@ class _AnnounceListener:
 
     def device_announce(self, device: Any) -> None:
         try:
-            self._radio.events.put_nowait(ev.DeviceAnnounced(ieee=ieee_string(device.ieee), nwk=int(device.nwk)))
+            self._radio.events.put_nowait(
+                ev.DeviceAnnounced(ieee=ieee_string(device.ieee), nwk=int(device.nwk))
+            )
         except Exception:
             _LOGGER.exception("Handling a device announcement failed")
