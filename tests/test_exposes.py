@@ -126,9 +126,7 @@ def test_explicit_label_wins() -> None:
 
 def test_access_bits() -> None:
     assert (int(Access.STATE), int(Access.SET), int(Access.GET)) == (1, 2, 4)
-    assert Access.STATE_SET == 3
-    assert Access.STATE_GET == 5
-    assert Access.ALL == 7
+    assert (int(Access.STATE_SET), int(Access.STATE_GET), int(Access.ALL)) == (3, 5, 7)
 
 
 def test_switch_has_only_type_and_features() -> None:
