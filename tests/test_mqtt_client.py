@@ -1,0 +1,553 @@
+"""MqttClient against real Mosquitto: the shared broker on 127.0.0.1:1883 and private ones per test.
+
+Every test works under its own random topic prefix, since other tests share the broker. Tests that
+must kill or configure a broker (reconnect, password, TLS) start a private mosquitto on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from pydantic import SecretStr
+
+from z2m_qbkg40lm.config import MqttConfig
+from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
+
+SHARED = "mqtt://127.0.0.1:1883"
+ONLINE = '{"state":"online"}'
+OFFLINE = '{"state":"offline"}'
+TIMEOUT = 5.0
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+REPO = Path(__file__).resolve().parents[1]
+LOGGER_NAME = "z2m_qbkg40lm.mqtt.client"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def config(server: str = SHARED, **fields: Any) -> MqttConfig:
+    return MqttConfig(server=server, **fields)
+
+
+class Harness:
+    """An MqttClient, its run() task, and queues of what its callbacks saw."""
+
+    def __init__(self, cfg: MqttConfig, prefix: str, **options: Any) -> None:
+        self.will_topic = f"{prefix}/bridge/state"
+        self.messages: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
+        self.connects: asyncio.Queue[int] = asyncio.Queue()
+        self._count = 0
+        self.fail_on: set[str] = set()
+        options.setdefault("reconnect_delay", 0.05)
+        options.setdefault("max_reconnect_delay", 0.2)
+        self.client = MqttClient(
+            cfg,
+            will_topic=self.will_topic,
+            will_payload=OFFLINE,
+            on_connected=self._on_connected,
+            on_message=self._on_message,
+            **options,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def _on_connected(self) -> None:
+        self._count += 1
+        assert await self.client.publish(self.will_topic, ONLINE, retain=True, qos=1)
+        self.connects.put_nowait(self._count)
+
+    async def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if topic in self.fail_on:
+            raise RuntimeError(f"handler bug on {topic}")
+        self.messages.put_nowait((topic, payload, retained))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.client.run())
+
+    async def next_message(self) -> tuple[str, bytes, bool]:
+        return await asyncio.wait_for(self.messages.get(), TIMEOUT)
+
+    async def next_connect(self) -> int:
+        return await asyncio.wait_for(self.connects.get(), TIMEOUT)
+
+    async def close(self, final: list[tuple[str, str | bytes, bool, int]] | None = None) -> None:
+        await asyncio.wait_for(self.client.stop(final), TIMEOUT)
+        if self._task is not None:
+            await asyncio.wait_for(self._task, TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def running(cfg: MqttConfig, prefix: str, **options: Any) -> AsyncIterator[Harness]:
+    harness = Harness(cfg, prefix, **options)
+    harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+@contextlib.asynccontextmanager
+async def peer(port: int = 1883) -> AsyncIterator[aiomqtt.Client]:
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        yield client
+
+
+async def next_peer_message(client: aiomqtt.Client) -> aiomqtt.Message:
+    return await asyncio.wait_for(anext(aiter(client.messages)), TIMEOUT)
+
+
+class LogQueue(logging.Handler):
+    """Hands log records to the test's loop (paho also logs from aiomqtt's connect thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(logging.DEBUG)
+        self.loop = loop
+        self.records: asyncio.Queue[logging.LogRecord] = asyncio.Queue()
+        self.seen: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record)
+        self.loop.call_soon_threadsafe(self.records.put_nowait, record)
+
+    async def wait_for(self, level: int, text: str) -> logging.LogRecord:
+        """The next record at `level` from the client whose message contains `text`."""
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                record = await self.records.get()
+                if record.name == LOGGER_NAME and record.levelno == level and text in record.getMessage():
+                    return record
+
+
+@pytest.fixture
+async def logs() -> AsyncIterator[LogQueue]:
+    handler = LogQueue(asyncio.get_running_loop())
+    logger = logging.getLogger("z2m_qbkg40lm.mqtt")
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(previous)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test-mqtt-{uuid.uuid4().hex}"
+
+
+class PrivateBroker:
+    """A mosquitto of our own on a free port, which a test may kill and start again."""
+
+    def __init__(self, directory: Path, settings: str) -> None:
+        self.port = free_port()
+        self.conf = directory / f"mosquitto-{self.port}.conf"
+        # Mosquitto started as root drops to user "mosquitto", which could not read tmp_path.
+        user = pwd.getpwuid(os.getuid()).pw_name
+        self.conf.write_text(f"user {user}\nlistener {self.port} 127.0.0.1\n{settings}\n")
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            MOSQUITTO, "-c", str(self.conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        # Readiness probe: mosquitto gives no other signal that its listener is open.
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                if self._process.returncode is not None:
+                    raise RuntimeError(f"mosquitto exited with {self._process.returncode}")
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                except OSError:
+                    await asyncio.sleep(0.02)
+                    continue
+                writer.close()
+                await writer.wait_closed()
+                return
+
+    async def kill(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGKILL)
+            await self._process.wait()
+
+
+@pytest.fixture
+async def brokers(tmp_path: Path) -> AsyncIterator[Callable[[str], PrivateBroker]]:
+    made: list[PrivateBroker] = []
+
+    def make(settings: str = "allow_anonymous true") -> PrivateBroker:
+        made.append(PrivateBroker(tmp_path, settings))
+        return made[-1]
+
+    yield make
+    for broker in made:
+        await broker.kill()
+
+
+# --- the shared broker ------------------------------------------------------------------------------
+
+
+async def test_connect_calls_on_connected_which_publishes_online(prefix: str, logs: LogQueue) -> None:
+    async with running(config(), prefix) as harness:
+        assert await harness.next_connect() == 1
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        assert harness.client.connected
+        await logs.wait_for(logging.INFO, "Connected to MQTT server mqtt://127.0.0.1:1883")
+        async with peer() as observer:
+            await observer.subscribe(harness.will_topic)
+            online = await next_peer_message(observer)
+            assert (online.payload, online.retain) == (ONLINE.encode(), True)
+            await observer.publish(harness.will_topic, b"", retain=True)
+
+
+async def test_publish_and_subscription_round_trip(prefix: str) -> None:
+    harness = Harness(config(), prefix)
+    harness.client.subscribe(f"{prefix}/cmd/#")  # registered before run(): subscribed on connect
+    harness.start()
+    try:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        async with peer() as other:
+            await other.subscribe(f"{prefix}/out")
+            assert await harness.client.publish(f"{prefix}/out", '{"state":"ON"}', qos=1)
+            assert await harness.client.publish(f"{prefix}/out", b"\x00raw")
+            first = await next_peer_message(other)
+            second = await next_peer_message(other)
+            assert (first.payload, first.retain, second.payload) == (b'{"state":"ON"}', False, b"\x00raw")
+
+            await other.publish(f"{prefix}/cmd/light/set", b'{"state":"OFF"}')
+            await other.publish(f"{prefix}/elsewhere", b"not for us")
+            await other.publish(f"{prefix}/cmd/x", b"2")
+            assert await harness.next_message() == (f"{prefix}/cmd/light/set", b'{"state":"OFF"}', False)
+            assert await harness.next_message() == (f"{prefix}/cmd/x", b"2", False)
+            await other.publish(harness.will_topic, b"", retain=True)
+    finally:
+        await harness.close()
+
+
+async def test_subscribe_while_connected_reports_retained(prefix: str) -> None:
+    async with peer() as other, running(config(), prefix) as harness:
+        await other.publish(f"{prefix}/kept", b"old", retain=True, qos=1)
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        harness.client.subscribe(f"{prefix}/kept")
+        assert await harness.next_message() == (f"{prefix}/kept", b"old", True)
+        await other.publish(f"{prefix}/kept", b"new", qos=1)
+        assert await harness.next_message() == (f"{prefix}/kept", b"new", False)
+        await other.publish(f"{prefix}/kept", b"", retain=True)
+        await other.publish(harness.will_topic, b"", retain=True)
+
+
+async def test_publish_while_disconnected_drops_with_warning(prefix: str, logs: LogQueue) -> None:
+    harness = Harness(config(), prefix)
+    assert not harness.client.connected
+    assert await harness.client.publish(f"{prefix}/state", "{}") is False
+    record = await logs.wait_for(logging.WARNING, "dropping message")
+    assert record.getMessage() == f"Not connected to MQTT server, dropping message on {prefix}/state"
+
+
+async def test_publish_refuses_wildcards(prefix: str) -> None:
+    harness = Harness(config(), prefix)
+    for topic in (f"{prefix}/+/set", f"{prefix}/#", ""):
+        with pytest.raises(ValueError, match="cannot publish"):
+            await harness.client.publish(topic, "x")
+
+
+async def test_failing_handler_is_logged_and_the_loop_goes_on(prefix: str, logs: LogQueue) -> None:
+    async with peer() as other, running(config(), prefix) as harness:
+        harness.fail_on.add(f"{prefix}/cmd/bad")
+        # A retained probe, delivered once the subscription is live, however it races the connection.
+        await other.publish(f"{prefix}/cmd/probe", b"?", retain=True, qos=1)
+        harness.client.subscribe(f"{prefix}/cmd/#")
+        assert await harness.next_message() == (f"{prefix}/cmd/probe", b"?", True)
+        await other.publish(f"{prefix}/cmd/bad", b"boom")
+        await other.publish(f"{prefix}/cmd/good", b"fine")
+        record = await logs.wait_for(logging.ERROR, f"handler failed on {prefix}/cmd/bad")
+        assert record.exc_info is not None
+        assert await harness.next_message() == (f"{prefix}/cmd/good", b"fine", False)
+        assert harness.client.connected
+        await other.publish(f"{prefix}/cmd/probe", b"", retain=True)
+        await other.publish(harness.will_topic, b"", retain=True)
+
+
+async def test_oversize_inbound_message_is_dropped(prefix: str, logs: LogQueue) -> None:
+    harness = Harness(config(), prefix, max_payload=16)
+    harness.client.subscribe(f"{prefix}/in")
+    harness.start()
+    try:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        async with peer() as other:
+            await other.publish(f"{prefix}/in", b"x" * 17)
+            await other.publish(f"{prefix}/in", b"x" * 16)
+            record = await logs.wait_for(logging.WARNING, "Dropping")
+            assert record.getMessage() == f"Dropping 17-byte message on {prefix}/in (limit 16 bytes)"
+            assert await harness.next_message() == (f"{prefix}/in", b"x" * 16, False)
+            await other.publish(harness.will_topic, b"", retain=True)
+    finally:
+        await harness.close()
+
+
+async def test_mqtt5_round_trip(prefix: str) -> None:
+    harness = Harness(config(version=5, client_id=f"z2m-{prefix}"), prefix)
+    harness.client.subscribe(f"{prefix}/in")
+    harness.start()
+    try:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        async with peer() as other:
+            await other.publish(f"{prefix}/in", b"v5")
+            assert await harness.next_message() == (f"{prefix}/in", b"v5", False)
+            await other.publish(harness.will_topic, b"", retain=True)
+    finally:
+        await harness.close()
+
+
+async def test_stop_publishes_final_messages_and_ends_run(prefix: str) -> None:
+    harness = Harness(config(), prefix)
+    harness.start()
+    await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+    async with peer() as other:
+        await other.subscribe(harness.will_topic)
+        assert (await next_peer_message(other)).payload == ONLINE.encode()
+        await harness.close([(harness.will_topic, OFFLINE, True, 1)])
+        assert not harness.client.connected
+        assert (await next_peer_message(other)).payload == OFFLINE.encode()
+        assert await harness.client.publish(f"{prefix}/late", "x") is False
+        await other.publish(harness.will_topic, b"", retain=True)
+
+
+async def test_stop_before_run_makes_run_return() -> None:
+    harness = Harness(config(), "unused")
+    await harness.client.stop()
+    await asyncio.wait_for(harness.client.run(), TIMEOUT)
+
+
+async def test_last_will_is_published_when_the_process_dies(prefix: str) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from z2m_qbkg40lm.config import MqttConfig\n"
+        "from z2m_qbkg40lm.mqtt.client import MqttClient\n"
+        "async def nothing(*_): pass\n"
+        "async def main():\n"
+        f"    client = MqttClient(MqttConfig(server={SHARED!r}), will_topic=sys.argv[1],\n"
+        f"        will_payload={OFFLINE!r}, on_connected=nothing, on_message=nothing)\n"
+        "    task = asyncio.create_task(client.run())\n"
+        "    await client.wait_connected()\n"
+        "    assert await client.publish(sys.argv[1], 'alive', retain=True, qos=1)\n"
+        "    print('ready', flush=True)\n"
+        "    await task\n"
+        "asyncio.run(main())\n"
+    )
+    will_topic = f"{prefix}/bridge/state"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    async with peer() as other:
+        await other.subscribe(will_topic)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, will_topic, stdout=subprocess.PIPE, env=env
+        )
+        try:
+            assert child.stdout is not None
+            assert await asyncio.wait_for(child.stdout.readline(), TIMEOUT) == b"ready\n"
+            assert (await next_peer_message(other)).payload == b"alive"
+        finally:
+            child.kill()
+            await child.wait()
+        will = await next_peer_message(other)
+        assert will.payload == OFFLINE.encode()
+        await other.publish(will_topic, b"", retain=True)
+
+
+# --- private brokers --------------------------------------------------------------------------------
+
+
+async def test_first_connection_is_retried_until_the_broker_starts(
+    prefix: str, brokers: Callable[[str], PrivateBroker], logs: LogQueue
+) -> None:
+    broker = brokers("allow_anonymous true")
+    async with running(config(f"mqtt://127.0.0.1:{broker.port}"), prefix) as harness:
+        record = await logs.wait_for(logging.WARNING, "Cannot connect to MQTT server")
+        assert f"mqtt://127.0.0.1:{broker.port}" in record.getMessage()
+        assert "retrying in" in record.getMessage()
+        await broker.start()
+        assert await harness.next_connect() == 1
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+
+
+async def test_reconnects_and_resubscribes_after_the_broker_restarts(
+    prefix: str, brokers: Callable[[str], PrivateBroker], logs: LogQueue
+) -> None:
+    broker = brokers("allow_anonymous true")
+    await broker.start()
+    harness = Harness(config(f"mqtt://127.0.0.1:{broker.port}"), prefix)
+    harness.client.subscribe(f"{prefix}/cmd")
+    harness.start()
+    try:
+        assert await harness.next_connect() == 1
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+
+        await broker.kill()
+        record = await logs.wait_for(logging.WARNING, "Lost connection to MQTT server")
+        assert f"mqtt://127.0.0.1:{broker.port}" in record.getMessage()
+        assert not harness.client.connected
+        assert await harness.client.publish(f"{prefix}/state", "{}") is False
+
+        await broker.start()
+        assert await harness.next_connect() == 2
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        async with peer(broker.port) as other:
+            await other.publish(f"{prefix}/cmd", b"again")
+            assert await harness.next_message() == (f"{prefix}/cmd", b"again", False)
+    finally:
+        await harness.close()
+
+
+@pytest.fixture
+def password_file(tmp_path: Path) -> Path:
+    path = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(path), "daemon", "right-Secret-42"], check=True)
+    path.chmod(0o600)
+    return path
+
+
+async def test_wrong_password_is_retried_without_logging_it(
+    prefix: str, brokers: Callable[[str], PrivateBroker], password_file: Path, logs: LogQueue
+) -> None:
+    broker = brokers(f"allow_anonymous false\npassword_file {password_file}")
+    await broker.start()
+    server = f"mqtt://127.0.0.1:{broker.port}"
+    wrong = config(server, user="daemon", password=SecretStr("wrong-Secret-17"))
+    async with running(wrong, prefix):
+        for _ in range(2):  # twice: the failure is retried, not fatal
+            record = await logs.wait_for(logging.WARNING, "Cannot connect to MQTT server")
+            assert server in record.getMessage()
+    assert all("wrong-Secret-17" not in record.getMessage() for record in logs.seen)
+
+    right = config(server, user="daemon", password=SecretStr("right-Secret-42"))
+    async with running(right, prefix) as harness:
+        assert await harness.next_connect() == 1
+    assert all("right-Secret-42" not in record.getMessage() for record in logs.seen)
+
+
+# --- TLS ----------------------------------------------------------------------------------------------
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A CA, a server certificate for DNS:broker.test only, and a client certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make test certificates")
+    directory = tmp_path_factory.mktemp("pki")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl(
+        "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test-ca",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=directory,
+    )  # fmt: skip
+    for name, usage, san in (
+        ("server", "serverAuth", "subjectAltName=DNS:broker.test\n"),
+        ("client", "clientAuth", ""),
+    ):
+        (directory / f"{name}.ext").write_text(
+            f"{san}basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"
+            "authorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n"
+        )
+        _openssl("req", "-new", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}",
+                 cwd=directory)  # fmt: skip
+        _openssl(
+            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext",
+            cwd=directory,
+        )  # fmt: skip
+    yield directory
+
+
+def tls_settings(pki: Path, *, require_certificate: bool = False) -> str:
+    lines = [
+        "allow_anonymous true",
+        f"cafile {pki / 'ca.crt'}",
+        f"certfile {pki / 'server.crt'}",
+        f"keyfile {pki / 'server.key'}",
+    ]
+    if require_certificate:
+        lines.append("require_certificate true")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"server_name": "broker.test"}, id="ca-and-server-name"),
+        pytest.param({"reject_unauthorized": False}, id="reject-unauthorized-false"),
+    ],
+)
+async def test_tls_connects(
+    prefix: str, brokers: Callable[[str], PrivateBroker], pki: Path, fields: dict[str, Any]
+) -> None:
+    broker = brokers(tls_settings(pki))
+    await broker.start()
+    if fields.get("reject_unauthorized", True):
+        fields = {**fields, "ca": str(pki / "ca.crt")}
+    async with running(config(f"mqtts://127.0.0.1:{broker.port}", **fields), prefix) as harness:
+        assert await harness.next_connect() == 1
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        assert harness.client.broker == f"mqtts://127.0.0.1:{broker.port}"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(("with ca", "IP address mismatch"), id="host-name-mismatch"),
+        pytest.param(("without ca", "certificate verify failed"), id="unknown-ca"),
+    ],
+)
+async def test_tls_verification_failures_are_retried_with_a_warning(
+    prefix: str, brokers: Callable[[str], PrivateBroker], pki: Path, logs: LogQueue, failure: tuple[str, str]
+) -> None:
+    ca, reason = failure
+    broker = brokers(tls_settings(pki))
+    await broker.start()
+    cfg = config(f"mqtts://127.0.0.1:{broker.port}", ca=str(pki / "ca.crt") if ca == "with ca" else None)
+    async with running(cfg, prefix) as harness:
+        record = await logs.wait_for(logging.WARNING, "Cannot connect to MQTT server")
+        assert reason in record.getMessage()
+        assert not harness.client.connected
+
+
+async def test_tls_client_certificate(
+    prefix: str, brokers: Callable[[str], PrivateBroker], pki: Path
+) -> None:
+    broker = brokers(tls_settings(pki, require_certificate=True))
+    await broker.start()
+    cfg = config(
+        f"mqtts://127.0.0.1:{broker.port}",
+        ca=str(pki / "ca.crt"),
+        cert=str(pki / "client.crt"),
+        key=str(pki / "client.key"),
+        server_name="broker.test",
+    )
+    async with running(cfg, prefix) as harness:
+        assert await harness.next_connect() == 1
+
+
+def test_unreadable_ca_is_a_setup_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.crt"
+    with pytest.raises(MqttSetupError, match=r"mqtt\.ca: cannot load"):
+        Harness(config("mqtts://127.0.0.1:8883", ca=str(missing)), "unused")
