@@ -1,0 +1,220 @@
+"""Test helpers: a daemon started as a real process, and an MQTT peer that records what it sees."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import yaml
+
+BROKER_HOST = os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1")
+BROKER_PORT = int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883"))
+WAIT_S = 15.0
+
+
+def random_base_topic() -> str:
+    """A base topic no other test uses: tests share one broker."""
+    return f"z2mtest_{uuid.uuid4().hex[:12]}"
+
+
+def write_config(path: Path, base_topic: str, **sections: Any) -> Path:
+    """A configuration file for the virtual adapter against the test broker."""
+    config: dict[str, Any] = {
+        "mqtt": {"base_topic": base_topic, "server": f"mqtt://{BROKER_HOST}:{BROKER_PORT}"},
+        "serial": {"adapter": "virtual"},
+        "advanced": {"log_level": "info", "channel": 15},
+    }
+    for name, value in sections.items():
+        config[name] = value
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+class DaemonProcess:
+    """`python -m z2m_qbkg40lm run` as a child process, its log kept in a file."""
+
+    def __init__(self, config: Path, data_dir: Path) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.log_path = data_dir / f"daemon-{uuid.uuid4().hex[:6]}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the daemon (returns at once; wait for its MQTT messages to know it is up)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "z2m_qbkg40lm", "run", "--config", str(self.config), "--data-dir", str(self.data_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    @property
+    def running(self) -> bool:
+        """True while the process has not exited."""
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then wait; returns the exit code."""
+        assert self._process is not None
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+        try:
+            return self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+            raise AssertionError(f"daemon did not stop within {timeout} s; log:\n{self.log()}") from None
+
+    def log(self) -> str:
+        """Everything the daemon printed so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received MQTT message."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+    seq: int
+
+    def json(self) -> Any:
+        """The payload parsed as JSON."""
+        return json.loads(self.payload)
+
+
+class Watcher:
+    """Subscribes to a base topic's whole tree and lets tests await particular messages."""
+
+    def __init__(self, client: aiomqtt.Client, base_topic: str) -> None:
+        self.client = client
+        self.base = base_topic
+        self.messages: list[Message] = []
+        self._changed = asyncio.Condition()
+
+    async def _pump(self) -> None:
+        async for message in self.client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            async with self._changed:
+                self.messages.append(Message(str(message.topic), payload, bool(message.retain), len(self.messages)))
+                self._changed.notify_all()
+
+    def mark(self) -> int:
+        """A position: later waits can look only at messages received after it."""
+        return len(self.messages)
+
+    async def wait_for(
+        self,
+        topic: str,
+        predicate: Callable[[Message], bool] = lambda m: True,
+        *,
+        after: int = 0,
+        timeout: float = WAIT_S,
+    ) -> Message:
+        """The first message on `<base>/<topic>` at or after position `after` matching the predicate."""
+        full = f"{self.base}/{topic}"
+
+        def found() -> Message | None:
+            for message in self.messages[after:]:
+                if message.topic == full and predicate(message):
+                    return message
+            return None
+
+        async def waiter() -> Message:
+            async with self._changed:
+                await self._changed.wait_for(lambda: found() is not None)
+                result = found()
+                assert result is not None
+                return result
+
+        try:
+            return await asyncio.wait_for(waiter(), timeout)
+        except TimeoutError:
+            seen = [f"{m.topic} {m.payload[:200]!r}" for m in self.messages[after:]][-30:]
+            raise AssertionError(f"no message on {full} within {timeout} s; saw:\n" + "\n".join(seen)) from None
+
+    async def wait_state(self, name: str, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0) -> dict[str, Any]:
+        """The first state of a device, at or after `after`, for which the predicate holds."""
+        message = await self.wait_for(name, lambda m: bool(m.payload) and predicate(m.json()), after=after)
+        state: dict[str, Any] = message.json()
+        return state
+
+    async def wait_log(self, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0) -> dict[str, Any]:
+        """The first bridge/logging record after `after` for which the predicate holds."""
+        message = await self.wait_for("bridge/logging", lambda m: predicate(m.json()), after=after)
+        record: dict[str, Any] = message.json()
+        return record
+
+    def since(self, position: int, topic: str) -> list[Message]:
+        """Messages on `<base>/<topic>` received after a position."""
+        full = f"{self.base}/{topic}"
+        return [m for m in self.messages[position:] if m.topic == full]
+
+    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False) -> None:
+        """Publish under the base topic."""
+        await self.client.publish(f"{self.base}/{topic}", payload, retain=retain)
+
+    async def request(self, path: str, payload: Any, *, timeout: float = WAIT_S) -> dict[str, Any]:
+        """A bridge request with a unique transaction id; returns its response."""
+        transaction = uuid.uuid4().hex[:8]
+        body = dict(payload) if isinstance(payload, dict) else {}
+        body["transaction"] = transaction
+        position = self.mark()
+        await self.publish(f"bridge/request/{path}", json.dumps(body))
+        message = await self.wait_for(
+            f"bridge/response/{path}",
+            lambda m: m.json().get("transaction") == transaction,
+            after=position,
+            timeout=timeout,
+        )
+        response: dict[str, Any] = message.json()
+        return response
+
+
+@contextlib.asynccontextmanager
+async def watching(base_topic: str) -> AsyncIterator[Watcher]:
+    """An MQTT peer subscribed to `<base>/#`."""
+    async with aiomqtt.Client(BROKER_HOST, BROKER_PORT, identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
+        watcher = Watcher(client, base_topic)
+        await client.subscribe(f"{base_topic}/#", qos=1)
+        pump = asyncio.get_running_loop().create_task(watcher._pump())
+        try:
+            yield watcher
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await pump
+
+
+def clear_retained(base_topic: str, topics: list[str]) -> None:
+    """Remove retained messages a test left on the shared broker."""
+    for topic in topics:
+        subprocess.run(
+            ["mosquitto_pub", "-h", BROKER_HOST, "-p", str(BROKER_PORT), "-t", f"{base_topic}/{topic}", "-r", "-n"],
+            check=False,
+            capture_output=True,
+        )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT_S) -> None:
+    """Poll a condition of another process (no event to await across processes)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)

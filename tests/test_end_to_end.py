@@ -1,0 +1,365 @@
+"""End to end: `z2m-qbkg40lm run` as a process, the virtual adapter, the real Mosquitto broker.
+
+Every expose is driven the way a user would: `/set`, `/get`, simulated presses and heartbeats,
+and every kind of bad input, which must be answered on `bridge/logging` while the daemon serves on.
+The last tests prove that the zstack, ezsp and deconz settings build configurations their zigpy
+radio libraries accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import (
+    DaemonProcess,
+    Watcher,
+    clear_retained,
+    random_base_topic,
+    watching,
+    write_config,
+)
+
+NAME = "hall_switch"
+CALIBRATION = -1.5
+PRECISION = 1
+
+
+@dataclass
+class Running:
+    """The daemon under test and what a test needs to reach it."""
+
+    daemon: DaemonProcess
+    base: str
+    ieee: str
+    config: Path
+    data_dir: Path
+
+
+async def _discover_switch(base: str) -> str:
+    async with watching(base) as watcher:
+        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})
+        response = await watcher.request("simulation/switches", {})
+        assert response["status"] == "ok", response
+        switches = response["data"]["switches"]
+        assert len(switches) == 1, switches
+        ieee: str = switches[0]["ieee"]
+        await watcher.wait_for(ieee, lambda m: "state" in m.json())
+        return ieee
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A daemon whose simulated switch is named `hall_switch` with temperature options set.
+
+    The switch's IEEE address is random, so the daemon first runs without device settings; the
+    configuration is then written and the daemon restarted, which also exercises resuming.
+    """
+    base = random_base_topic()
+    folder = tmp_path_factory.mktemp("e2e")
+    config = write_config(folder / "configuration.yaml", base)
+    data_dir = folder / "data"
+    first = DaemonProcess(config, data_dir)
+    first.start()
+    try:
+        ieee = asyncio.run(_discover_switch(base))
+    finally:
+        assert first.stop() == 0, first.log()
+    devices = {
+        ieee: {
+            "friendly_name": NAME,
+            "device_temperature_calibration": CALIBRATION,
+            "device_temperature_precision": PRECISION,
+        }
+    }
+    write_config(config, base, devices=devices)
+    daemon = DaemonProcess(config, data_dir)
+    daemon.start()
+    yield Running(daemon, base, ieee, config, data_dir)
+    code = daemon.stop()
+    clear_retained(base, ["bridge/state", NAME, ieee])
+    assert code == 0, daemon.log()
+
+
+async def _ready(running: Running, watcher: Watcher) -> dict[str, Any]:
+    await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})
+    return await watcher.wait_state(NAME, lambda s: "state" in s)
+
+
+async def _set(watcher: Watcher, payload: dict[str, Any] | str, topic: str = f"{NAME}/set") -> int:
+    position = watcher.mark()
+    await watcher.publish(topic, payload if isinstance(payload, str) else json.dumps(payload))
+    return position
+
+
+# --- start-up ---------------------------------------------------------------------------------
+
+
+async def test_startup_publishes_online_and_the_full_state(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        bridge_state = await watcher.wait_for("bridge/state")
+        assert bridge_state.retain
+        assert bridge_state.json() == {"state": "online"}
+        state = await _ready(running, watcher)
+    for key in ("state", "operation_mode", "power_outage_memory", "flip_indicator_light", "linkquality"):
+        assert key in state, state
+    assert state["state"] in ("ON", "OFF")
+    assert state["operation_mode"] in ("control_relay", "decoupled")
+    assert isinstance(state["power_outage_memory"], bool)
+    assert 0 <= state["linkquality"] <= 255
+    assert "action" not in state
+    assert list(state) == sorted(state), "Zigbee2MQTT publishes keys sorted"
+
+
+async def test_device_topics_answer_to_the_ieee_address_too(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = await _set(watcher, {"state": "OFF"}, topic=f"{running.ieee}/set")
+        state = await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
+        position = await _set(watcher, {"state": "ON"}, topic=f"{running.ieee}/set")
+        state = await watcher.wait_state(NAME, lambda s: s["state"] == "ON", after=position)
+    assert state["state"] == "ON"
+
+
+# --- state --------------------------------------------------------------------------------------
+
+
+async def test_set_state_on_off_toggle(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = await _set(watcher, {"state": "ON"})
+        await watcher.wait_state(NAME, lambda s: s["state"] == "ON", after=position)
+        position = await _set(watcher, {"state": "off"})
+        await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
+        position = await _set(watcher, {"state": "TOGGLE"})
+        await watcher.wait_state(NAME, lambda s: s["state"] == "ON", after=position)
+        position = await _set(watcher, "toggle")
+        await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
+        position = await _set(watcher, "ON", topic=f"{NAME}/set/state")
+        await watcher.wait_state(NAME, lambda s: s["state"] == "ON", after=position)
+
+
+async def test_get_state_reads_the_relay(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = await _set(watcher, {"state": "OFF"})
+        await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
+        position = await _set(watcher, {"state": ""}, topic=f"{NAME}/get")
+        state = await watcher.wait_state(NAME, lambda s: True, after=position)
+    assert state["state"] == "OFF"
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prop", "first", "second"),
+    [
+        ("operation_mode", "decoupled", "control_relay"),
+        ("power_outage_memory", True, False),
+        ("flip_indicator_light", "ON", "OFF"),
+    ],
+)
+async def test_set_and_get_each_setting(running: Running, prop: str, first: Any, second: Any) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        for value in (first, second, first):
+            position = await _set(watcher, {prop: value})
+            await watcher.wait_state(NAME, lambda s, v=value: s.get(prop) == v, after=position)
+        # The single-property form with a plain value.
+        plain = json.dumps(second) if isinstance(second, bool) else second
+        position = await _set(watcher, plain, topic=f"{NAME}/set/{prop}")
+        await watcher.wait_state(NAME, lambda s: s.get(prop) == second, after=position)
+        position = await _set(watcher, {prop: ""}, topic=f"{NAME}/get")
+        state = await watcher.wait_state(NAME, lambda s: prop in s, after=position)
+    assert state[prop] == second
+
+
+# --- presses, heartbeats, power cycles ---------------------------------------------------------
+
+
+async def test_presses_publish_action_once_and_do_not_cache_it(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = await _set(watcher, {"operation_mode": "decoupled"})
+        before = await watcher.wait_state(NAME, lambda s: s.get("operation_mode") == "decoupled", after=position)
+        for kind in ("single", "double"):
+            position = watcher.mark()
+            response = await watcher.request("simulation/press", {"id": NAME, "kind": kind})
+            assert response["status"] == "ok", response
+            state = await watcher.wait_state(NAME, lambda s: "action" in s, after=position)
+            assert state["action"] == kind
+            # Decoupled: the press leaves the relay alone.
+            assert state["state"] == before["state"]
+        position = await _set(watcher, {"state": ""}, topic=f"{NAME}/get")
+        after = await watcher.wait_state(NAME, lambda s: True, after=position)
+        assert "action" not in after
+        actions = [m.json()["action"] for m in watcher.since(0, NAME) if "action" in m.json()]
+        assert actions == ["single", "double"]
+
+
+async def test_press_in_control_relay_mode_toggles_the_relay(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = await _set(watcher, {"operation_mode": "control_relay", "state": "OFF"})
+        await watcher.wait_state(
+            NAME, lambda s: s.get("operation_mode") == "control_relay" and s["state"] == "OFF", after=position
+        )
+        position = watcher.mark()
+        await watcher.request("simulation/press", {"id": NAME, "kind": "single"})
+        await watcher.wait_state(NAME, lambda s: s.get("action") == "single", after=position)
+        await watcher.wait_state(NAME, lambda s: s["state"] == "ON", after=position)
+
+
+async def test_heartbeat_gives_calibrated_device_temperature(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = watcher.mark()
+        response = await watcher.request("simulation/heartbeat", {"id": NAME, "temperature": 31})
+        assert response["status"] == "ok", response
+        state = await watcher.wait_state(NAME, lambda s: "device_temperature" in s, after=position)
+    # 31 °C on the wire, calibrated by -1.5 and kept to one decimal.
+    assert state["device_temperature"] == 29.5
+    assert "power_outage_count" in state
+
+
+async def test_power_cycle_restores_the_relay_with_outage_memory(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = await _set(watcher, {"power_outage_memory": True, "state": "ON"})
+        await watcher.wait_state(NAME, lambda s: s["power_outage_memory"] is True and s["state"] == "ON", after=position)
+        position = watcher.mark()
+        response = await watcher.request("simulation/power_cycle", {"id": NAME})
+        assert response["status"] == "ok", response
+        await watcher.wait_log(lambda r: "announced" in r["message"] and NAME in r["message"], after=position)
+        state = await watcher.wait_state(NAME, lambda s: True, after=position)
+        assert state["state"] == "ON"
+
+        position = await _set(watcher, {"power_outage_memory": False})
+        await watcher.wait_state(NAME, lambda s: s["power_outage_memory"] is False, after=position)
+        position = watcher.mark()
+        await watcher.request("simulation/power_cycle", {"id": NAME})
+        await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+BAD_INPUT = [
+    pytest.param(f"{NAME}/set", b"{not json", ["not JSON"], id="malformed-json"),
+    pytest.param(f"{NAME}/set", b"[1, 2]", ["not a JSON object"], id="not-an-object"),
+    pytest.param(f"{NAME}/set", b'{"brightness": 20}', [NAME, "brightness"], id="unknown-property"),
+    pytest.param(f"{NAME}/set", b'{"state": 1}', [NAME, "state"], id="wrong-type"),
+    pytest.param(f"{NAME}/set", b'{"operation_mode": "sideways"}', [NAME, "operation_mode", "sideways"], id="bad-enum"),
+    pytest.param(f"{NAME}/set", b'{"power_outage_memory": "maybe"}', [NAME, "power_outage_memory"], id="bad-bool"),
+    pytest.param(f"{NAME}/set", b'{"device_temperature": 20}', [NAME, "device_temperature"], id="read-only"),
+    pytest.param(f"{NAME}/set", b'{"linkquality": 20}', [NAME, "linkquality"], id="read-only-lqi"),
+    pytest.param(f"{NAME}/get", b'{"action": ""}', [NAME, "action"], id="get-not-readable"),
+    pytest.param("no_such_switch/set", b'{"state": "ON"}', ["no_such_switch"], id="unknown-device"),
+    pytest.param(f"{NAME}/set", b'{"state": "ON", "bogus": 1}', [NAME, "bogus"], id="one-bad-key-rejects-all"),
+    pytest.param(f"{NAME}/set", b'{"state": "' + b"x" * 70_000 + b'"}', ["payload", "larger"], id="oversize"),
+    pytest.param(f"{NAME}/set", b"\xff\xfe", ["UTF-8"], id="not-utf8"),
+]
+
+
+@pytest.mark.parametrize(("topic", "payload", "words"), BAD_INPUT)
+async def test_bad_input_is_logged_and_changes_nothing(
+    running: Running, topic: str, payload: bytes, words: list[str]
+) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = await _set(watcher, {"state": "OFF"})
+        await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
+        position = watcher.mark()
+        await watcher.publish(topic, payload)
+        record = await watcher.wait_log(lambda r: r["level"] == "error", after=position)
+        for word in words:
+            assert word in record["message"], record
+        # Still serving, and the bad message changed nothing: the next state comes from this set.
+        position_ok = await _set(watcher, {"flip_indicator_light": "OFF"})
+        state = await watcher.wait_state(NAME, lambda s: s.get("flip_indicator_light") == "OFF", after=position_ok)
+        assert state["state"] == "OFF"
+        assert running.daemon.running
+        published = watcher.since(position, NAME)
+        assert published and published[0].seq >= position_ok, "the bad message must not publish state"
+
+
+async def test_retained_commands_are_not_replayed(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = watcher.mark()
+        await watcher.publish(f"{NAME}/set", json.dumps({"state": "TOGGLE"}), retain=True)
+        record = await watcher.wait_log(lambda r: "retained" in r["message"], after=position)
+        assert record["level"] == "warning"
+    clear_retained(running.base, [f"{NAME}/set"])
+
+
+async def test_unknown_request_gets_an_error_response(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        response = await watcher.request("no/such/request", {})
+        assert response["status"] == "error"
+        assert "no/such/request" in response["error"]
+        response = await watcher.request("simulation/press", {"id": "nobody"})
+        assert response["status"] == "error"
+        assert "nobody" in response["error"]
+        response = await watcher.request("simulation/press", {"id": NAME, "kind": "quadruple"})
+        assert response["status"] == "error"
+        assert "quadruple" in response["error"]
+
+
+# --- joining ------------------------------------------------------------------------------------
+
+
+async def test_a_new_switch_joins_only_while_permit_join_is_open(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        refused = await watcher.request("simulation/join", {})
+        assert refused["status"] == "error"
+        assert "permit join" in refused["error"]
+        opened = await watcher.request("permit_join", {"time": 30})
+        assert opened == {"data": {"time": 30}, "status": "ok", "transaction": opened["transaction"]}
+        position = watcher.mark()
+        joined = await watcher.request("simulation/join", {})
+        assert joined["status"] == "ok", joined
+        ieee = joined["data"]["id"]
+        state = await watcher.wait_state(ieee, lambda s: "state" in s, after=position)
+        closed = await watcher.request("permit_join", {"time": 0})
+        assert closed["status"] == "ok"
+        too_long = await watcher.request("permit_join", {"time": 255})
+        assert too_long["status"] == "error"
+    assert state["operation_mode"] in ("control_relay", "decoupled")
+    clear_retained(running.base, [ieee])
+
+
+# --- restart ----------------------------------------------------------------------------------------
+
+
+async def test_restart_resumes_network_device_and_state(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = await _set(watcher, {"state": "ON", "flip_indicator_light": "ON"})
+        await watcher.wait_state(
+            NAME, lambda s: s["state"] == "ON" and s["flip_indicator_light"] == "ON", after=position
+        )
+        position = watcher.mark()
+        assert running.daemon.stop() == 0
+        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "offline"}, after=position)
+        position = watcher.mark()
+        running.daemon = DaemonProcess(running.config, running.data_dir)
+        running.daemon.start()
+        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"}, after=position)
+        state = await watcher.wait_state(NAME, lambda s: True, after=position)
+        assert state["state"] == "ON"
+        assert state["flip_indicator_light"] == "ON"
+        position = await _set(watcher, {"state": "OFF"})
+        await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
+    log = running.daemon.log()
+    assert "joined" not in log, "a resumed device must not join again"
+    assert "interview" not in log.lower()
