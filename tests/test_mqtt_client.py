@@ -374,17 +374,22 @@ async def test_last_will_is_published_when_the_process_dies(prefix: str) -> None
 # --- private brokers --------------------------------------------------------------------------------
 
 
-async def test_first_connection_is_retried_until_the_broker_starts(
+async def test_first_connection_is_retried_with_back_off_until_the_broker_starts(
     prefix: str, brokers: Callable[[str], PrivateBroker], logs: LogQueue
 ) -> None:
     broker = brokers("allow_anonymous true")
-    async with running(config(f"mqtt://127.0.0.1:{broker.port}"), prefix) as harness:
-        record = await logs.wait_for(logging.WARNING, "Cannot connect to MQTT server")
-        assert f"mqtt://127.0.0.1:{broker.port}" in record.getMessage()
-        assert "retrying in" in record.getMessage()
+    server = f"mqtt://127.0.0.1:{broker.port}"
+    async with running(config(server), prefix) as harness:
+        for delay in ("0.05", "0.1", "0.2", "0.2"):  # doubling, capped by max_reconnect_delay
+            record = await logs.wait_for(logging.WARNING, "Cannot connect to MQTT server")
+            assert record.getMessage().startswith(f"Cannot connect to MQTT server {server} (")
+            assert record.getMessage().endswith(f"retrying in {delay} s")
         await broker.start()
         assert await harness.next_connect() == 1
         await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        await broker.kill()
+        record = await logs.wait_for(logging.WARNING, "Lost connection to MQTT server")
+        assert record.getMessage().endswith("retrying in 0.05 s")  # reset by the successful connection
 
 
 async def test_reconnects_and_resubscribes_after_the_broker_restarts(

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import aiomqtt
+import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -52,11 +53,13 @@ class MqttSetupError(Exception):
     """The MQTT configuration cannot work (e.g. an unreadable TLS file); retrying would not help."""
 
 
-class _ServerNameContext(ssl.SSLContext):
-    """An SSL context that presents (and verifies) `server_name` instead of the host connected to.
+class _ClientTlsContext(ssl.SSLContext):
+    """The client context handed to paho, fixing two things paho's own TLS set-up cannot do.
 
-    paho passes the connect host as `server_hostname`; Zigbee2MQTT's `server_name` overrides it for
-    SNI and the certificate check, like Node's `servername`.
+    `server_name` replaces the connect host as SNI and as the name the certificate is checked against,
+    like Node's `servername` in Zigbee2MQTT. And the handshake happens here, so the socket is closed when
+    it fails: paho leaves a failed handshake's socket to the garbage collector (a ResourceWarning per
+    retry). paho's own `do_handshake()` afterwards finds it done.
     """
 
     server_name: str | None = None
@@ -70,21 +73,27 @@ class _ServerNameContext(ssl.SSLContext):
         server_hostname: str | bytes | None = None,
         session: ssl.SSLSession | None = None,
     ) -> ssl.SSLSocket:
-        return super().wrap_socket(
+        wrapped = super().wrap_socket(
             sock,
             server_side=server_side,
-            do_handshake_on_connect=do_handshake_on_connect,
+            do_handshake_on_connect=False,
             suppress_ragged_eofs=suppress_ragged_eofs,
             server_hostname=self.server_name or server_hostname,
             session=session,
         )
+        try:
+            wrapped.do_handshake()
+        except BaseException:
+            wrapped.close()
+            raise
+        return wrapped
 
 
 def build_tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     """The TLS context for `config`, or None for plain mqtt://; raises MqttSetupError naming the key."""
     if not config.tls:
         return None
-    context = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
+    context = _ClientTlsContext(ssl.PROTOCOL_TLS_CLIENT)
     context.server_name = config.server_name
     if config.reject_unauthorized:
         context.check_hostname = True
@@ -113,6 +122,17 @@ def check_publish_topic(topic: str) -> None:
     """Raise ValueError for a topic MQTT does not allow in PUBLISH (empty, '+' or '#')."""
     if not topic or "+" in topic or "#" in topic:
         raise ValueError(f"cannot publish to '{topic}': topics must be non-empty without '+' or '#'")
+
+
+def _abandon(client: aiomqtt.Client) -> None:
+    """Close the socket of an attempt that never got a CONNACK.
+
+    aiomqtt 2.5.1 leaves it open when the CONNACK times out (a server that accepts TCP and stays
+    silent), one socket per retry; paho's disconnect() closes it and is a no-op without a socket.
+    """
+    paho_client = getattr(client, "_client", None)
+    if isinstance(paho_client, paho.Client):
+        paho_client.disconnect()
 
 
 def _refused(codes: Iterable[int | ReasonCode]) -> bool:
@@ -235,8 +255,9 @@ class MqttClient:
         try:
             while not self._stop_requested.is_set():
                 reached = False
+                client = self._new_client()
                 try:
-                    async with self._new_client() as client:
+                    async with client:
                         reached = True
                         delay = self._reconnect_delay
                         _LOGGER.info("Connected to MQTT server %s", self.broker)
@@ -259,6 +280,9 @@ class MqttClient:
                         self._describe(exc),
                         delay,
                     )
+                finally:
+                    if not reached:
+                        _abandon(client)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_requested.wait(), timeout=delay)
                 delay = min(delay * 2, self._max_reconnect_delay)
@@ -352,11 +376,19 @@ class MqttClient:
                 _LOGGER.exception("The MQTT message handler failed on %s", topic)
 
     def _describe(self, error: BaseException) -> str:
-        """A one-line reason, cause included, with the password blanked out should it ever appear."""
-        text = str(error) or type(error).__name__
-        cause = error.__cause__
-        if cause is not None and str(cause) and str(cause) not in text:
-            text = f"{text}: {cause}"
+        """A one-line reason along the cause chain, with the password blanked out should it appear."""
+        parts: list[str] = []
+        current: BaseException | None = error
+        while current is not None and len(parts) < 3:
+            text = str(current)
+            # MqttCodeError's str() shows only the code; its message ("Unexpected disconnection") is in args.
+            if isinstance(current, aiomqtt.MqttCodeError) and current.args:
+                message = str(current.args[0])
+                text = text if message in text else f"{message} {text}"
+            if text and text not in parts:
+                parts.append(text)
+            current = current.__cause__
+        reason = ": ".join(parts) or type(error).__name__
         if self._password:
-            text = text.replace(self._password, "***")
-        return text
+            reason = reason.replace(self._password, "***")
+        return reason
