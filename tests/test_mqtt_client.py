@@ -148,6 +148,15 @@ async def logs() -> AsyncIterator[LogQueue]:
     logger.setLevel(previous)
 
 
+@pytest.fixture(autouse=True)
+async def no_stray_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves a task running (the client's or aiomqtt's) after stop()."""
+    yield
+    await asyncio.sleep(0)  # let cancellations requested during teardown land
+    stray = [task for task in asyncio.all_tasks() if task is not asyncio.current_task() and not task.done()]
+    assert not stray, f"tasks left running: {stray}"
+
+
 @pytest.fixture
 def prefix() -> str:
     return f"test-mqtt-{uuid.uuid4().hex}"
@@ -327,6 +336,24 @@ async def test_stop_publishes_final_messages_and_ends_run(prefix: str) -> None:
         assert not harness.client.connected
         assert (await next_peer_message(other)).payload == OFFLINE.encode()
         assert await harness.client.publish(f"{prefix}/late", "x") is False
+        await other.publish(harness.will_topic, b"", retain=True)
+
+
+async def test_cancelling_run_disconnects_without_the_will(prefix: str) -> None:
+    harness = Harness(config(), prefix)
+    task = asyncio.create_task(harness.client.run())
+    await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+    async with peer() as other:
+        await other.subscribe(harness.will_topic)
+        assert (await next_peer_message(other)).payload == ONLINE.encode()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, TIMEOUT)
+        assert not harness.client.connected
+        # A clean DISCONNECT: the broker drops the will, so "online" is still the retained state.
+        await other.subscribe(f"{prefix}/marker")
+        await other.publish(f"{prefix}/marker", b"end")
+        assert (await next_peer_message(other)).payload == b"end"
         await other.publish(harness.will_topic, b"", retain=True)
 
 

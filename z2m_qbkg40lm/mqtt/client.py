@@ -98,14 +98,13 @@ def build_tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     if config.reject_unauthorized:
         context.check_hostname = True
         context.verify_mode = ssl.CERT_REQUIRED
-        key = "mqtt.ca"
-        try:
-            if config.ca is not None:
+        if config.ca is None:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        else:
+            try:
                 context.load_verify_locations(cafile=config.ca)
-            else:
-                context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        except (OSError, ValueError) as exc:
-            raise MqttSetupError(f"{key}: cannot load '{config.ca}': {exc}") from exc
+            except (OSError, ValueError) as exc:
+                raise MqttSetupError(f"mqtt.ca: cannot load '{config.ca}': {exc}") from exc
     else:
         # reject_unauthorized: false -> no chain and no host name check (Zigbee2MQTT's meaning).
         context.check_hostname = False
@@ -150,7 +149,16 @@ class _Session:
 
 
 class MqttClient:
-    """A supervised MQTT connection speaking for the daemon, configured like Zigbee2MQTT's `mqtt:`."""
+    """A supervised MQTT connection speaking for the daemon, configured like Zigbee2MQTT's `mqtt:`.
+
+    Contract for the callbacks: `on_connected()` runs after every CONNACK, before the registered filters
+    are subscribed (Zigbee2MQTT's order), so it must not wait for `wait_connected()`. `on_message()` is
+    awaited inline, one message at a time in arrival order: keep it quick and hand slow work to a task.
+    An exception from either is logged at ERROR and the connection carries on.
+
+    Only `stop()` sends final messages: cancelling `run()` disconnects cleanly, and a clean disconnect
+    suppresses the last will, so a retained "online" would stay behind.
+    """
 
     def __init__(
         self,
