@@ -1,4 +1,6 @@
-"""MqttClient against real Mosquitto: the shared broker on 127.0.0.1:1883 and private ones per test.
+"""MqttClient against real Mosquitto: the shared test broker and private ones started per test.
+
+The shared broker is 127.0.0.1:1883 unless Z2M_TEST_BROKER_HOST / Z2M_TEST_BROKER_PORT say otherwise.
 
 Every test works under its own random topic prefix, since other tests share the broker. Tests that
 must kill or configure a broker (reconnect, password, TLS) start a private mosquitto on a free port.
@@ -28,7 +30,9 @@ from pydantic import SecretStr
 from z2m_qbkg40lm.config import MqttConfig
 from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
 
-SHARED = "mqtt://127.0.0.1:1883"
+SHARED_HOST = os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1")
+SHARED_PORT = int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883"))
+SHARED = f"mqtt://{SHARED_HOST}:{SHARED_PORT}"
 ONLINE = '{"state":"online"}'
 OFFLINE = '{"state":"offline"}'
 TIMEOUT = 5.0
@@ -105,8 +109,10 @@ async def running(cfg: MqttConfig, prefix: str, **options: Any) -> AsyncIterator
 
 
 @contextlib.asynccontextmanager
-async def peer(port: int = 1883) -> AsyncIterator[aiomqtt.Client]:
-    async with aiomqtt.Client("127.0.0.1", port) as client:
+async def peer(port: int | None = None) -> AsyncIterator[aiomqtt.Client]:
+    """A plain aiomqtt client: on the shared broker, or on a private one's port."""
+    host = SHARED_HOST if port is None else "127.0.0.1"
+    async with aiomqtt.Client(host, SHARED_PORT if port is None else port) as client:
         yield client
 
 
@@ -218,7 +224,7 @@ async def test_connect_calls_on_connected_which_publishes_online(prefix: str, lo
         assert await harness.next_connect() == 1
         await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
         assert harness.client.connected
-        await logs.wait_for(logging.INFO, "Connected to MQTT server mqtt://127.0.0.1:1883")
+        await logs.wait_for(logging.INFO, f"Connected to MQTT server {SHARED}")
         async with peer() as observer:
             await observer.subscribe(harness.will_topic)
             online = await next_peer_message(observer)
