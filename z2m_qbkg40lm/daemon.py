@@ -20,7 +20,7 @@ from z2m_qbkg40lm.bridge.requests import Requests
 from z2m_qbkg40lm.bridge.state import STATE_FILE, StateStore
 from z2m_qbkg40lm.config import ConfigError, LoadedConfig, resolve_network
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
-from z2m_qbkg40lm.mqtt.client import MqttClient
+from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
 from z2m_qbkg40lm.systemd import feed_watchdog_forever, notify, watchdog_interval_s
 from z2m_qbkg40lm.zigbee.radio import Radio, RadioError
 
@@ -62,6 +62,17 @@ class Daemon:
             for problem in exc.problems:
                 _LOGGER.error("%s", problem)
             return EXIT_START_FAILED
+        try:
+            mqtt = MqttClient(
+                self._config.mqtt,
+                will_topic=f"{self._base}/bridge/state",
+                will_payload=OFFLINE,
+                on_connected=self._on_connected,
+                on_message=self._on_message,
+            )
+        except MqttSetupError as exc:
+            _LOGGER.error("%s", exc)
+            return EXIT_START_FAILED
         self._state.load()
         radio = Radio(self._config, self._data_dir, network, DEFINITIONS)
         _LOGGER.info("Starting the %s adapter", self._config.serial.adapter)
@@ -72,21 +83,14 @@ class Daemon:
             return EXIT_START_FAILED
         self._radio = radio
         try:
-            await self._serve(radio)
+            await self._serve(radio, mqtt)
         finally:
             await radio.stop()
             await self._state.close()
         return self._exit_code
 
-    async def _serve(self, radio: Radio) -> None:
+    async def _serve(self, radio: Radio, mqtt: MqttClient) -> None:
         loop = asyncio.get_running_loop()
-        mqtt = MqttClient(
-            self._config.mqtt,
-            will_topic=f"{self._base}/bridge/state",
-            will_payload=OFFLINE,
-            on_connected=self._on_connected,
-            on_message=self._on_message,
-        )
         self._bridge = bridge = Bridge(self._config, radio, self._state, mqtt)
         bridge.request_handler = Requests(bridge, mqtt, self._base, radio).handle
         bridge.on_radio_lost = lambda reason: self.stop(EXIT_ADAPTER_LOST)
