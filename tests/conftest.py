@@ -1,0 +1,52 @@
+"""Fixtures every test gets: no task may outlive its test, no log call may be malformed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+
+class _FormatChecker(logging.Handler):
+    """Formats every record it sees and remembers the ones whose %-arguments do not fit."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.NOTSET)
+        self.broken: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            record.getMessage()
+        except (TypeError, ValueError) as exc:
+            self.broken.append(f"{record.pathname}:{record.lineno}: {record.msg!r} % {record.args!r}: {exc}")
+
+
+@pytest.fixture(autouse=True)
+def _log_calls_are_well_formed() -> Iterator[None]:
+    """Fail a test whose code logs with arguments that do not match the format string."""
+    checker = _FormatChecker()
+    root = logging.getLogger()
+    root.addHandler(checker)
+    try:
+        yield
+    finally:
+        root.removeHandler(checker)
+    if checker.broken:
+        pytest.fail("malformed log calls:\n" + "\n".join(checker.broken))
+
+
+@pytest.fixture(autouse=True)
+async def _no_lingering_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves tasks running on its event loop (they are cancelled first)."""
+    before = asyncio.all_tasks()
+    yield
+    for _ in range(5):  # let tasks cancelled during teardown finish
+        await asyncio.sleep(0)
+    current = asyncio.current_task()
+    lingering = [task for task in asyncio.all_tasks() - before if task is not current and not task.done()]
+    for task in lingering:
+        task.cancel()
+    if lingering:
+        pytest.fail(f"{len(lingering)} task(s) left running: {lingering!r}")
