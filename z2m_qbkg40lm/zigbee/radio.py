@@ -99,6 +99,7 @@ class Radio:
             self._app.add_listener(_ZigpyListener(self))
             await self._app.startup(auto_form=True)
         except Exception as exc:
+            await self._close_after_failed_start()
             where = self._config.serial.port or "the virtual adapter"
             raise RadioError(
                 f"cannot start the {self.adapter} adapter on {where}: {exc or type(exc).__name__}"
@@ -113,6 +114,17 @@ class Radio:
             ieee_string(self._app.state.node_info.ieee),
             len(self._devices()),
         )
+
+    async def _close_after_failed_start(self) -> None:
+        """zigpy closes the radio but not its database when start-up fails; an open database
+        thread would keep the process from exiting."""
+        if self._app is None:
+            return
+        app, self._app = self._app, None
+        try:
+            await app.shutdown(db=True)
+        except Exception:
+            _LOGGER.exception("Closing the zigpy application after a failed start failed")
 
     async def stop(self) -> None:
         """Shut the application down, saving zigpy's database."""
