@@ -56,7 +56,16 @@ class DaemonProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "z2m_qbkg40lm", "run", "--config", str(self.config), "--data-dir", str(self.data_dir)],
+            [
+                sys.executable,
+                "-m",
+                "z2m_qbkg40lm",
+                "run",
+                "--config",
+                str(self.config),
+                "--data-dir",
+                str(self.data_dir),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -111,7 +120,9 @@ class Watcher:
         async for message in self.client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             async with self._changed:
-                self.messages.append(Message(str(message.topic), payload, bool(message.retain), len(self.messages)))
+                self.messages.append(
+                    Message(str(message.topic), payload, bool(message.retain), len(self.messages))
+                )
                 self._changed.notify_all()
 
     def mark(self) -> int:
@@ -146,15 +157,21 @@ class Watcher:
             return await asyncio.wait_for(waiter(), timeout)
         except TimeoutError:
             seen = [f"{m.topic} {m.payload[:200]!r}" for m in self.messages[after:]][-30:]
-            raise AssertionError(f"no message on {full} within {timeout} s; saw:\n" + "\n".join(seen)) from None
+            raise AssertionError(
+                f"no message on {full} within {timeout} s; saw:\n" + "\n".join(seen)
+            ) from None
 
-    async def wait_state(self, name: str, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0) -> dict[str, Any]:
+    async def wait_state(
+        self, name: str, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0
+    ) -> dict[str, Any]:
         """The first state of a device, at or after `after`, for which the predicate holds."""
         message = await self.wait_for(name, lambda m: bool(m.payload) and predicate(m.json()), after=after)
         state: dict[str, Any] = message.json()
         return state
 
-    async def wait_log(self, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0) -> dict[str, Any]:
+    async def wait_log(
+        self, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0
+    ) -> dict[str, Any]:
         """The first bridge/logging record after `after` for which the predicate holds."""
         message = await self.wait_for("bridge/logging", lambda m: predicate(m.json()), after=after)
         record: dict[str, Any] = message.json()
@@ -205,7 +222,17 @@ def clear_retained(base_topic: str, topics: list[str]) -> None:
     """Remove retained messages a test left on the shared broker."""
     for topic in topics:
         subprocess.run(
-            ["mosquitto_pub", "-h", BROKER_HOST, "-p", str(BROKER_PORT), "-t", f"{base_topic}/{topic}", "-r", "-n"],
+            [
+                "mosquitto_pub",
+                "-h",
+                BROKER_HOST,
+                "-p",
+                str(BROKER_PORT),
+                "-t",
+                f"{base_topic}/{topic}",
+                "-r",
+                "-n",
+            ],
             check=False,
             capture_output=True,
         )

@@ -54,6 +54,17 @@ class Daemon:
 
     async def run(self) -> int:
         """Start, serve until stopped, shut down; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        # From the first moment: a SIGTERM during start-up must still end in a clean shutdown.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop)
+        try:
+            return await self._run()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    async def _run(self) -> int:
         for warning in self._warnings:
             _LOGGER.warning("%s", warning)
         try:
@@ -98,11 +109,9 @@ class Daemon:
 
         log_handler = MqttLogHandler(loop, max(logging.INFO, logging.getLogger().getEffectiveLevel()))
         logging.getLogger().addHandler(log_handler)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stop)
         self._start_task(mqtt.run(), "mqtt")
         self._start_task(bridge.run_radio_events(), "radio events")
-        self._start_task(log_handler.publish_forever(mqtt, self._base), "bridge logging")
+        self._start_task(log_handler.publish_forever(mqtt, self._base, mqtt.wait_connected), "bridge logging")
         watchdog = watchdog_interval_s()
         if watchdog:
             self._start_task(feed_watchdog_forever(watchdog), "systemd watchdog")
@@ -114,8 +123,6 @@ class Daemon:
         finally:
             notify("STOPPING=1")
             _LOGGER.info("Stopping")
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
             await bridge.close()
             await mqtt.stop(final_messages=[(f"{self._base}/bridge/state", OFFLINE, True, 1)])
             logging.getLogger().removeHandler(log_handler)

@@ -82,6 +82,8 @@ class Bridge:
         self._state = state
         self._publisher = publisher
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._flush_later: list[tuple[str, dict[str, Any]]] = []
         self.request_handler: RequestHandler | None = None
         self.on_radio_lost: Callable[[str], None] | None = None
 
@@ -240,13 +242,35 @@ class Bridge:
     # --- Zigbee -> MQTT ----------------------------------------------------------------------
 
     async def run_radio_events(self) -> None:
-        """Consume radio events for the daemon's lifetime."""
+        """Consume radio events for the daemon's lifetime.
+
+        Attributes that arrive together (the answers of one read, a burst of reports) become one
+        state message: pending state is published once the queue is drained.
+        """
         while True:
             event = await self._radio.events.get()
             try:
                 await self.handle_radio_event(event)
             except Exception:
                 _LOGGER.exception("Handling %s failed", event)
+            if self._radio.events.empty():
+                await self.flush_pending_states()
+
+    def _queue_state(self, ieee: str, partial: dict[str, Any]) -> None:
+        pending = self._pending.setdefault(ieee, {})
+        if "action" in pending and "action" in partial:
+            # Two presses in one burst are two events: never merge them into one message.
+            self._flush_later.append((ieee, self._pending.pop(ieee)))
+            pending = self._pending.setdefault(ieee, {})
+        pending.update(partial)
+
+    async def flush_pending_states(self) -> None:
+        """Publish the state messages that radio events have queued."""
+        ready, self._flush_later = self._flush_later, []
+        ready.extend(self._pending.items())
+        self._pending = {}
+        for ieee, partial in ready:
+            await self.publish_state(ieee, partial)
 
     async def handle_radio_event(self, event: ev.RadioEvent) -> None:
         """Apply one radio event to the state and the topics."""
@@ -293,7 +317,7 @@ class Bridge:
             return
         if event.linkquality is not None:
             partial["linkquality"] = event.linkquality
-        await self.publish_state(event.ieee, partial)
+        self._queue_state(event.ieee, partial)
 
     async def _on_frame(self, event: ev.FrameReceived) -> None:
         if event.linkquality is not None:
