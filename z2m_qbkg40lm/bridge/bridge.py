@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -69,7 +69,7 @@ class RadioPort(Protocol):
         ...
 
 
-RequestHandler = Callable[[str, Any], Awaitable[None]]
+RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
 
 
 class Bridge:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from z2m_qbkg40lm.bridge.bridge import Publisher, to_json
 
@@ -53,11 +54,17 @@ class MqttLogHandler(logging.Handler):
         if not self._queue.full():
             self._queue.put_nowait(item)
 
-    async def publish_forever(self, publisher: Publisher, base_topic: str) -> None:
-        """Send queued records; consecutive identical ones are sent once (as Zigbee2MQTT does)."""
+    async def publish_forever(
+        self, publisher: Publisher, base_topic: str, wait_connected: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Send queued records; consecutive identical ones are sent once (as Zigbee2MQTT does).
+
+        Records made while the broker is away wait in the queue (up to a limit) instead of being lost.
+        """
         previous: str | None = None
         while True:
             level, message = await self._queue.get()
+            await wait_connected()
             payload = to_json({"level": level, "message": message})
             if payload == previous:
                 continue

@@ -151,9 +151,10 @@ class _Session:
 class MqttClient:
     """A supervised MQTT connection speaking for the daemon, configured like Zigbee2MQTT's `mqtt:`.
 
-    Contract for the callbacks: `on_connected()` runs after every CONNACK, before the registered filters
-    are subscribed (Zigbee2MQTT's order), so it must not wait for `wait_connected()`. `on_message()` is
-    awaited inline, one message at a time in arrival order: keep it quick and hand slow work to a task.
+    Contract for the callbacks: `on_connected()` runs after every CONNACK, once the registered filters
+    are subscribed, and before `connected` turns True, so it must not wait for `wait_connected()`.
+    `on_message()` is awaited inline, one message at a time in arrival order: keep it quick and hand
+    slow work to a task.
     An exception from either is logged at ERROR and the connection carries on.
 
     Only `stop()` sends final messages: cancelling `run()` disconnects cleanly, and a clean disconnect
@@ -346,16 +347,17 @@ class MqttClient:
                 await asyncio.wait(session.tasks)
 
     async def _set_up(self, session: _Session) -> None:
-        # Zigbee2MQTT's order: announce online (and retained state) first, then subscribe.
-        try:
-            await self._on_connected()
-        except Exception:
-            _LOGGER.exception("The MQTT on_connected handler failed")
+        # Subscribe first, then announce online: a client that sees "online" and sends a request at
+        # once must find us listening (Zigbee2MQTT announces first and can miss such a request).
         pending = [topic for topic in self._filters if topic not in session.requested]
         if pending:
             session.requested.update(pending)
             # A failure here (MqttError) ends the connection; the next one subscribes again.
             await self._subscribe(session.client, pending)
+        try:
+            await self._on_connected()
+        except Exception:
+            _LOGGER.exception("The MQTT on_connected handler failed")
 
     async def _subscribe_now(self, session: _Session, filters: list[str]) -> None:
         try:

@@ -62,10 +62,10 @@ async def _run(device: Any, operation: ZclOperation) -> None:
             if status != foundation.Status.SUCCESS:
                 raise DeviceCommandError(f"the device answered {_status_name(status)}")
         case WriteAttribute():
-            data_type = foundation.DataType.from_type_id(foundation.DataTypeId(operation.zcl_type))
-            python_type = data_type.python_type
+            type_id = foundation.DataTypeId(operation.zcl_type)  # type: ignore[no-untyped-call]
+            python_type = foundation.DataType.from_type_id(type_id).python_type
             record = foundation.Attribute(
-                operation.attribute_id, foundation.TypeValue(operation.zcl_type, python_type(operation.value))
+                operation.attribute_id, foundation.TypeValue(type_id, python_type(operation.value))
             )
             if not operation.await_response:
                 # Zigbee2MQTT sends the configure write without waiting for the answer.
