@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,3 +385,55 @@ async def test_restart_resumes_network_device_and_state(running: Running) -> Non
     log = running.daemon.log()
     assert "joined" not in log, "a resumed device must not join again"
     assert "interview" not in log.lower()
+
+
+# --- hardware adapters: the zigpy configuration each radio library receives -------------------
+
+HARDWARE = [
+    pytest.param("zstack", "/dev/serial/by-id/usb-ITead_Sonoff_Zigbee_3.0-if00", "zigpy_znp", id="zstack"),
+    pytest.param("ezsp", "/dev/ttyUSB0", "bellows", id="ezsp"),
+    pytest.param("ember", "tcp://192.0.2.10:6638", "bellows", id="ember-over-tcp"),
+    pytest.param("deconz", "/dev/ttyACM0", "zigpy_deconz", id="deconz"),
+]
+
+
+@pytest.mark.parametrize(("adapter", "port", "library"), HARDWARE)
+def test_hardware_adapter_settings_build_the_zigpy_configuration(
+    tmp_path: Path, adapter: str, port: str, library: str
+) -> None:
+    from z2m_qbkg40lm.config import parse_config, resolve_network
+    from z2m_qbkg40lm.zigbee.adapters import application_class, zigpy_config
+
+    raw = {
+        "mqtt": {"server": "mqtt://localhost"},
+        "serial": {"adapter": adapter, "port": port, "baudrate": 460800, "rtscts": True},
+        "advanced": {"channel": 25},
+    }
+    config = parse_config(raw, tmp_path / "configuration.yaml").config
+    network = resolve_network(config.advanced, tmp_path)
+    app_class = application_class(adapter)
+    assert app_class.__module__.startswith(library)
+    # The radio library's own schema accepts it, with the values where zigpy reads them.
+    validated = app_class.SCHEMA(zigpy_config(config, tmp_path, network))
+    device = validated["device"]
+    expected_path = port.replace("tcp://", "socket://")
+    assert device["path"] == expected_path
+    assert device["baudrate"] == 460800
+    assert device["flow_control"] == "hardware"
+    assert validated["database_path"] == str(tmp_path / "zigbee.db")
+    assert bytes(validated["network"]["key"]) == network.network_key
+    assert int(validated["network"]["pan_id"]) == network.pan_id
+    assert validated["network"]["channel"] == 25
+    assert validated["ota"]["enabled"] is False
+
+
+def test_only_the_configured_radio_library_is_imported() -> None:
+    code = (
+        "import sys\n"
+        "from z2m_qbkg40lm.daemon import Daemon\n"
+        "from z2m_qbkg40lm.zigbee.adapters import application_class\n"
+        "application_class('zstack')\n"
+        "print(sorted(m for m in ('zigpy_znp', 'bellows', 'zigpy_deconz') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "['zigpy_znp']"
