@@ -210,6 +210,9 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         coordinator.node_desc = COORDINATOR_NODE_DESCRIPTOR
         self.devices[node_info.ieee] = coordinator
         await self.register_endpoints()
+        # Complete as a real radio's loopback interview would: zigpy saves the device now, before
+        # it stores the coordinator's model strings (whose rows need the device row).
+        self.device_initialized(coordinator)
 
     async def initialize(self, *, auto_form: bool = False) -> None:
         """zigpy's start-up, then the announcements of switches zigpy does not know yet."""
