@@ -1,9 +1,10 @@
 # z2m-qbkg40lm: the Aqara QBKG40LM to MQTT, Zigbee2MQTT-style. Data (configuration.yaml, zigbee.db,
 # state.json, secrets.yaml) lives in the volume /app/data, which must be writable by uid 1000.
 #
-# No tini: the daemon installs its own SIGTERM/SIGINT handlers and starts no child processes, so
-# there is nothing to reap. Only a stop during the first seconds of start-up (before the handlers
-# exist) is ignored by PID 1 and ends with Docker's SIGKILL after the grace period.
+# No tini: the daemon handles SIGTERM/SIGINT itself from the moment its event loop starts (a stop
+# during start-up still ends cleanly) and starts no child processes, so there is nothing to
+# forward or reap. Only a signal in the instant before that (Python still importing) is ignored by
+# PID 1, and Docker's SIGKILL ends the container after the grace period.
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
