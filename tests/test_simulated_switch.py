@@ -355,6 +355,8 @@ def test_heartbeat_with_a_new_temperature() -> None:
     [report] = switch.heartbeat(temperature=-5.4)
     assert b"\x03\x28\xfb" in report.payload  # int8 -5
     assert switch.temperature == -5.4
+    [report] = switch.heartbeat(temperature=30.5)
+    assert b"\x03\x28\x1f" in report.payload  # halves round up: 31
     with pytest.raises(ValueError, match="temperature"):
         switch.heartbeat(temperature=300)
 
@@ -419,6 +421,7 @@ def test_persistence_round_trip() -> None:
     assert restored.to_dict() == record
     assert restored.ieee == IEEE
     assert restored.sw_build_id == "0.0.0_0024"
+    assert SimulatedSwitch.from_dict({**record, "nwk": 0x1234}).nwk == 0x1234  # a hand-written int works too
 
 
 @pytest.mark.parametrize(

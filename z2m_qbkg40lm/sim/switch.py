@@ -167,6 +167,11 @@ def _typed(zcl_type: int, value: Any) -> foundation.TypeValue:
     return foundation.TypeValue(type=t.uint8_t(zcl_type), value=python_type(value))
 
 
+def whole_degrees(temperature: float) -> int:
+    """A temperature as the switch sends it: whole °C, halves rounded up."""
+    return math.floor(temperature + 0.5)
+
+
 def _any(_value: Any) -> bool:
     return True
 
@@ -229,7 +234,7 @@ _ATTRIBUTES: Final[Mapping[ClusterKey, Mapping[int, _Attribute]]] = {
         0x4000: _Attribute(0x42, lambda s: s.sw_build_id),
     },
     (SWITCH_ENDPOINT, _SERVER, DEVICE_TEMPERATURE): {
-        0x0000: _Attribute(0x29, lambda s: round(s.temperature)),  # current temperature, °C
+        0x0000: _Attribute(0x29, lambda s: whole_degrees(s.temperature)),  # current temperature, °C
     },
     (SWITCH_ENDPOINT, _SERVER, IDENTIFY): {
         0x0000: _Attribute(0x21, lambda s: 0),  # identify time
@@ -362,7 +367,7 @@ class SimulatedSwitch:
 
     @temperature.setter
     def temperature(self, value: float) -> None:
-        if not math.isfinite(value) or not -128 <= round(value) <= 127:
+        if not math.isfinite(value) or not -128 <= whole_degrees(value) <= 127:
             raise ValueError(f"temperature must be a number from -128 to 127 °C, not {value!r}")
         self._temperature = float(value)
 
@@ -407,7 +412,7 @@ class SimulatedSwitch:
         """The FCC0 0x00F7 TLV body: §6.4's constructed QBKG40LM sample, with live values."""
         items: list[tuple[int, int, Any]] = [
             (100, 0x10, t.Bool(self.relay)),
-            (3, 0x28, t.int8s(round(self.temperature))),
+            (3, 0x28, t.int8s(whole_degrees(self.temperature))),
             (5, 0x21, t.uint16_t(self.power_outages + 1)),  # a boot counter: published as value - 1
             (154, 0x20, t.uint8_t(0)),
             (8, 0x21, t.uint16_t(276)),
@@ -443,7 +448,8 @@ class SimulatedSwitch:
         try:
             ieee = t.EUI64.convert(str(data["ieee"]))
             key = "nwk"
-            nwk = int(str(data["nwk"]), 16)
+            raw_nwk = data["nwk"]
+            nwk = raw_nwk if isinstance(raw_nwk, int) else int(str(raw_nwk), 16)
             key = "operation_mode"
             mode_name = str(data.get("operation_mode", "control_relay"))
             if mode_name not in OPERATION_MODES:

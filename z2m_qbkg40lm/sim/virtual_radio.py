@@ -31,6 +31,7 @@ silent switches and new joins, as the daemon exposes them to users.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -109,6 +110,7 @@ class VirtualCoordinator(zigpy.device.ZigbeeDevice):
 
     @property
     def manufacturer(self) -> str:
+        """Basic manufacturer name of the coordinator."""
         return COORDINATOR_MANUFACTURER
 
     @manufacturer.setter
@@ -117,6 +119,7 @@ class VirtualCoordinator(zigpy.device.ZigbeeDevice):
 
     @property
     def model(self) -> str:
+        """Basic model identifier of the coordinator."""
         return COORDINATOR_MODEL
 
     @model.setter
@@ -389,7 +392,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         """Deliver frames on the next loop iteration: zigpy expects answers after send_packet."""
         for frame in frames:
             packet = self._packet(switch, frame)
-            self._outbox.append(lambda packet=packet: self.packet_received(packet))  # type: ignore[misc]
+            self._outbox.append(functools.partial(self.packet_received, packet))
         if self._outbox and self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
@@ -419,13 +422,12 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         command = frame.cluster_id
         status = zdo_t.Status.SUCCESS
         nwk = self.state.node_info.nwk
-        coordinator = self._device
         body: bytes
         try:
             if command == zdo_t.ZDOCmd.Node_Desc_req:
                 body = status.serialize() + nwk.serialize() + COORDINATOR_NODE_DESCRIPTOR.serialize()
             elif command == zdo_t.ZDOCmd.Active_EP_req:
-                endpoints = [ep.endpoint_id for ep in coordinator.non_zdo_endpoints]
+                endpoints = [ep.endpoint_id for ep in self._device.non_zdo_endpoints]
                 body = (
                     status.serialize()
                     + nwk.serialize()
@@ -453,7 +455,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             cluster_id=t.uint16_t(reply.cluster_id),
             data=t.SerializableBytes(reply.payload),
         )
-        self._outbox.append(lambda: self.packet_received(packet))
+        self._outbox.append(functools.partial(self.packet_received, packet))
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
