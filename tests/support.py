@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +25,7 @@ import yaml
 BROKER_HOST = os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1")
 BROKER_PORT = int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883"))
 WAIT_S = 15.0
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 def random_base_topic() -> str:
@@ -245,3 +249,45 @@ def wait_until(condition: Callable[[], bool], timeout: float = WAIT_S) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class PrivateBroker:
+    """A mosquitto of our own on a free port, which a test may kill and start again."""
+
+    def __init__(self, directory: Path, settings: str) -> None:
+        self.port = free_port()
+        self.conf = directory / f"mosquitto-{self.port}.conf"
+        # Mosquitto started as root drops to user "mosquitto", which could not read tmp_path.
+        user = pwd.getpwuid(os.getuid()).pw_name
+        self.conf.write_text(f"user {user}\nlistener {self.port} 127.0.0.1\n{settings}\n")
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            MOSQUITTO, "-c", str(self.conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        # Readiness probe: mosquitto gives no other signal that its listener is open.
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                if self._process.returncode is not None:
+                    raise RuntimeError(f"mosquitto exited with {self._process.returncode}")
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                except OSError:
+                    await asyncio.sleep(0.02)
+                    continue
+                writer.close()
+                await writer.wait_closed()
+                return
+
+    async def kill(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGKILL)
+            await self._process.wait()

@@ -12,10 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -27,6 +24,7 @@ import aiomqtt
 import pytest
 from pydantic import SecretStr
 
+from tests.support import PrivateBroker
 from z2m_qbkg40lm.config import MqttConfig
 from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
 
@@ -36,16 +34,8 @@ SHARED = f"mqtt://{SHARED_HOST}:{SHARED_PORT}"
 ONLINE = '{"state":"online"}'
 OFFLINE = '{"state":"offline"}'
 TIMEOUT = 5.0
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 REPO = Path(__file__).resolve().parents[1]
 LOGGER_NAME = "z2m_qbkg40lm.mqtt.client"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def config(server: str = SHARED, **fields: Any) -> MqttConfig:
@@ -166,41 +156,6 @@ async def no_stray_tasks() -> AsyncIterator[None]:
 @pytest.fixture
 def prefix() -> str:
     return f"test-mqtt-{uuid.uuid4().hex}"
-
-
-class PrivateBroker:
-    """A mosquitto of our own on a free port, which a test may kill and start again."""
-
-    def __init__(self, directory: Path, settings: str) -> None:
-        self.port = free_port()
-        self.conf = directory / f"mosquitto-{self.port}.conf"
-        # Mosquitto started as root drops to user "mosquitto", which could not read tmp_path.
-        user = pwd.getpwuid(os.getuid()).pw_name
-        self.conf.write_text(f"user {user}\nlistener {self.port} 127.0.0.1\n{settings}\n")
-        self._process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            MOSQUITTO, "-c", str(self.conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        # Readiness probe: mosquitto gives no other signal that its listener is open.
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                if self._process.returncode is not None:
-                    raise RuntimeError(f"mosquitto exited with {self._process.returncode}")
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError:
-                    await asyncio.sleep(0.02)
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                return
-
-    async def kill(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            self._process.send_signal(signal.SIGKILL)
-            await self._process.wait()
 
 
 @pytest.fixture
