@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -78,9 +79,11 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             "friendly_name": NAME,
             "device_temperature_calibration": CALIBRATION,
             "device_temperature_precision": PRECISION,
+            "retain": True,
         }
     }
-    write_config(config, base, devices=devices)
+    advanced = {"log_level": "info", "channel": 15, "last_seen": "ISO_8601"}
+    write_config(config, base, devices=devices, advanced=advanced)
     daemon = DaemonProcess(config, data_dir)
     daemon.start()
     yield Running(daemon, base, ieee, config, data_dir)
@@ -109,12 +112,23 @@ async def _set(watcher: Watcher, payload: dict[str, Any] | str, topic: str = f"{
 async def test_startup_publishes_online_and_the_full_state(running: Running) -> None:
     async with watching(running.base) as watcher:
         state = await _ready(running, watcher)
-    # A subscriber arriving later gets the retained messages: online, and the device's state.
+    # A subscriber arriving later gets the retained messages: online, and (retain: true) the state.
     async with watching(running.base) as late:
         bridge_state = await late.wait_for("bridge/state")
         assert bridge_state.retain
         assert bridge_state.json() == {"state": "online"}
-    for key in ("state", "operation_mode", "power_outage_memory", "flip_indicator_light", "linkquality"):
+        retained = await late.wait_for(NAME)
+        assert retained.retain
+        assert retained.json()["state"] in ("ON", "OFF")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", state["last_seen"]), state
+    for key in (
+        "state",
+        "operation_mode",
+        "power_outage_memory",
+        "flip_indicator_light",
+        "linkquality",
+        "last_seen",
+    ):
         assert key in state, state
     assert state["state"] in ("ON", "OFF")
     assert state["operation_mode"] in ("control_relay", "decoupled")
@@ -306,7 +320,7 @@ async def test_bad_input_is_logged_and_changes_nothing(
         assert running.daemon.running
     # Nothing the bad message named changed: every state since equals the one before, but for the
     # good message's flip_indicator_light and measurements that may refresh.
-    varying = {"flip_indicator_light", "linkquality", "device_temperature", "power_outage_count"}
+    varying = {"flip_indicator_light", "linkquality", "device_temperature", "power_outage_count", "last_seen"}
     for message in watcher.since(position, NAME):
         state = message.json()
         assert {k: v for k, v in state.items() if k not in varying} == {
