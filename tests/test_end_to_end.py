@@ -342,6 +342,24 @@ async def test_unknown_request_gets_an_error_response(running: Running) -> None:
         assert "quadruple" in response["error"]
 
 
+async def test_a_switch_that_does_not_answer_gives_an_error_and_keeps_the_state(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        before = await _ready(running, watcher)
+        silenced = await watcher.request("simulation/responsive", {"id": NAME, "responsive": False})
+        assert silenced["status"] == "ok", silenced
+        try:
+            target = "OFF" if before["state"] == "ON" else "ON"
+            position = await _set(watcher, {"state": target})
+            record = await watcher.wait_log(lambda r: r["level"] == "error", after=position)
+            assert NAME in record["message"] and "'state'" in record["message"], record
+            # No optimistic state for a command the device never confirmed.
+            assert all(m.json()["state"] == before["state"] for m in watcher.since(position, NAME))
+        finally:
+            await watcher.request("simulation/responsive", {"id": NAME, "responsive": True})
+        position = await _set(watcher, {"state": target})
+        await watcher.wait_state(NAME, lambda s: s["state"] == target, after=position)
+
+
 # --- joining ------------------------------------------------------------------------------------
 
 
