@@ -29,7 +29,8 @@ from tests.support import (
     write_config,
 )
 
-NAME = "hall_switch"
+# A name with a "/" (Zigbee2MQTT allows them) exercises the per-name subscriptions.
+NAME = "ground_floor/hall_switch"
 CALIBRATION = -1.5
 PRECISION = 1
 

@@ -18,6 +18,7 @@ from z2m_qbkg40lm.bridge.bridge import Bridge, to_json
 from z2m_qbkg40lm.bridge.logging_topic import MqttLogHandler
 from z2m_qbkg40lm.bridge.requests import Requests
 from z2m_qbkg40lm.bridge.state import STATE_FILE, StateStore
+from z2m_qbkg40lm.bridge.topics import command_filters
 from z2m_qbkg40lm.config import ConfigError, LoadedConfig, resolve_network
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
 from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
@@ -105,7 +106,9 @@ class Daemon:
         self._bridge = bridge = Bridge(self._config, radio, self._state, mqtt)
         bridge.request_handler = Requests(bridge, mqtt, self._base, radio).handle
         bridge.on_radio_lost = lambda reason: self.stop(EXIT_ADAPTER_LOST)
-        mqtt.subscribe(f"{self._base}/#")
+        names = [device.friendly_name for device in self._config.devices.values()]
+        for topic_filter in command_filters(self._base, names):
+            mqtt.subscribe(topic_filter)
 
         log_handler = MqttLogHandler(loop, max(logging.INFO, logging.getLogger().getEffectiveLevel()))
         logging.getLogger().addHandler(log_handler)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from z2m_qbkg40lm.bridge.state import StateStore
+from z2m_qbkg40lm.bridge.state import UNCACHED_KEYS, StateStore
 from z2m_qbkg40lm.bridge.topics import (
     BridgeRequest,
     DeviceCommand,
@@ -45,6 +45,11 @@ def to_json(payload: Any) -> str:
 
 class Publisher(Protocol):
     """The MQTT side as the bridge sees it."""
+
+    @property
+    def can_publish(self) -> bool:
+        """True while connected to the broker."""
+        ...
 
     async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
         """Publish one message; False when not connected."""
@@ -83,6 +88,7 @@ class Bridge:
         self._publisher = publisher
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: dict[str, dict[str, Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self._flush_later: list[tuple[str, dict[str, Any]]] = []
         self.request_handler: RequestHandler | None = None
         self.on_radio_lost: Callable[[str], None] | None = None
@@ -204,15 +210,20 @@ class Bridge:
         for prop, plan in plans:
             self.spawn(self._run_set(device.ieee, prop, plan), f"set {prop} on {name}")
 
+    def _device_lock(self, ieee: str) -> asyncio.Lock:
+        """Commands to one device run one at a time, in the order they arrived."""
+        return self._locks.setdefault(ieee, asyncio.Lock())
+
     async def _run_set(self, ieee: str, prop: str, plan: SetPlan) -> None:
         name = self.friendly_name(ieee)
-        try:
-            await self._radio.execute(ieee, plan.operations)
-        except DeviceCommandError as exc:
-            _LOGGER.error("Publish 'set' '%s' to '%s' failed: '%s'", prop, name, exc)
-            return
-        if plan.optimistic_state and self.device_config(ieee).optimistic:
-            await self.publish_state(ieee, plan.optimistic_state)
+        async with self._device_lock(ieee):
+            try:
+                await self._radio.execute(ieee, plan.operations)
+            except DeviceCommandError as exc:
+                _LOGGER.error("Publish 'set' '%s' to '%s' failed: '%s'", prop, name, exc)
+                return
+            if plan.optimistic_state and self.device_config(ieee).optimistic:
+                await self.publish_state(ieee, plan.optimistic_state)
 
     def _start_get(
         self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]
@@ -235,7 +246,8 @@ class Bridge:
     async def _run_get(self, ieee: str, prop: str, operations: tuple[ZclOperation, ...]) -> None:
         try:
             # The answer comes back as an attribute read event and is published as state.
-            await self._radio.execute(ieee, operations)
+            async with self._device_lock(ieee):
+                await self._radio.execute(ieee, operations)
         except DeviceCommandError as exc:
             _LOGGER.error("Publish 'get' '%s' to '%s' failed: '%s'", prop, self.friendly_name(ieee), exc)
 
@@ -376,6 +388,9 @@ class Bridge:
         """Merge a partial state into the cache and publish the device's state message."""
         settings = self.device_config(ieee)
         merged = self._state.update(ieee, partial)
+        if not self._publisher.can_publish and UNCACHED_KEYS.isdisjoint(partial):
+            # Kept in the cache, and every cached state is published again on (re)connect.
+            return
         payload = merged if self._config.advanced.cache_state else dict(partial)
         payload.update({k: v for k, v in partial.items() if k not in merged})
         last_seen = self._last_seen()

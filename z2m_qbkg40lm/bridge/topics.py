@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,6 +50,21 @@ def parse_topic(base_topic: str, topic: str) -> DeviceCommand | BridgeRequest | 
         return None
     action: Literal["set", "get"] = "set" if match.group(2) == "set" else "get"
     return DeviceCommand(device=match.group(1), action=action, property=match.group(3))
+
+
+def command_filters(base_topic: str, friendly_names: Iterable[str]) -> list[str]:
+    """The subscriptions that reach every command topic, and nothing the daemon publishes itself.
+
+    Zigbee2MQTT subscribes to `<base>/#` and so receives an echo of each of its own state messages;
+    besides the wasted traffic, the echoes delay the next command (Nagle's algorithm on the broker
+    meets delayed acknowledgements here: about 40 ms a command). `+` covers single-level names and
+    IEEE addresses, names with a `/` get their own filters.
+    """
+    filters = [f"{base_topic}/bridge/request/#"]
+    for name in ["+", *sorted({n for n in friendly_names if "/" in n})]:
+        for action in ("set", "get"):
+            filters += [f"{base_topic}/{name}/{action}", f"{base_topic}/{name}/{action}/+"]
+    return filters
 
 
 def decode_text(payload: bytes) -> str:

@@ -202,6 +202,11 @@ class MqttClient:
         """True once connected, `on_connected()` has run and registered subscriptions are in place."""
         return self._ready.is_set()
 
+    @property
+    def can_publish(self) -> bool:
+        """True while the broker has accepted a connection (also inside `on_connected()`)."""
+        return self._session is not None
+
     async def wait_connected(self) -> None:
         """Wait until `connected` is True (bound it with asyncio.timeout; it waits through back-off)."""
         await self._ready.wait()

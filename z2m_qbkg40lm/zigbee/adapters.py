@@ -1,7 +1,7 @@
 """The adapter table: Zigbee2MQTT's `serial.adapter` names -> a zigpy radio library and its config.
 
-Only the radio library the configuration names is imported: zigpy with all three libraries and an
-MQTT client costs about 70 MB, one library far less.
+Only the radio library the configuration names is imported (measured: zigpy, zigpy-znp and aiomqtt
+64 MB; with bellows and zigpy-deconz as well 68 MB; zigpy itself is the bulk).
 """
 
 from __future__ import annotations
