@@ -87,9 +87,11 @@ class Bridge:
         self._state = state
         self._publisher = publisher
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pending: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, tuple[dict[str, Any], bool]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._flush_later: list[tuple[str, dict[str, Any]]] = []
+        self._last_published: dict[str, str] = {}
+        self._publish_count: dict[str, int] = {}
+        self._flush_later: list[tuple[str, dict[str, Any], bool]] = []
         self.request_handler: RequestHandler | None = None
         self.on_radio_lost: Callable[[str], None] | None = None
 
@@ -149,7 +151,7 @@ class Bridge:
         )
         for device in self._radio.devices():
             if self._state.has(device.ieee):
-                await self.publish_state(device.ieee, {})
+                await self.publish_state(device.ieee, {}, force=True)
 
     async def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         """Dispatch one MQTT message; bad input is logged and changes nothing."""
@@ -217,13 +219,17 @@ class Bridge:
     async def _run_set(self, ieee: str, prop: str, plan: SetPlan) -> None:
         name = self.friendly_name(ieee)
         async with self._device_lock(ieee):
+            published_before = self._publish_count.get(ieee, 0)
             try:
                 await self._radio.execute(ieee, plan.operations)
             except DeviceCommandError as exc:
                 _LOGGER.error("Publish 'set' '%s' to '%s' failed: '%s'", prop, name, exc)
                 return
             if plan.optimistic_state and self.device_config(ieee).optimistic:
-                await self.publish_state(ieee, plan.optimistic_state)
+                # Every /set is answered by a state message: forced, unless the device's own report
+                # was already published meanwhile (then an identical one is left out).
+                unanswered = self._publish_count.get(ieee, 0) == published_before
+                await self.publish_state(ieee, plan.optimistic_state, force=unanswered)
 
     def _start_get(
         self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]
@@ -268,21 +274,22 @@ class Bridge:
             if self._radio.events.empty():
                 await self.flush_pending_states()
 
-    def _queue_state(self, ieee: str, partial: dict[str, Any]) -> None:
-        pending = self._pending.setdefault(ieee, {})
+    def _queue_state(self, ieee: str, partial: dict[str, Any], *, force: bool = False) -> None:
+        pending, pending_force = self._pending.get(ieee, ({}, False))
         if "action" in pending and "action" in partial:
             # Two presses in one burst are two events: never merge them into one message.
-            self._flush_later.append((ieee, self._pending.pop(ieee)))
-            pending = self._pending.setdefault(ieee, {})
+            self._flush_later.append((ieee, pending, pending_force))
+            pending, pending_force = {}, False
         pending.update(partial)
+        self._pending[ieee] = (pending, pending_force or force)
 
     async def flush_pending_states(self) -> None:
         """Publish the state messages that radio events have queued."""
         ready, self._flush_later = self._flush_later, []
-        ready.extend(self._pending.items())
+        ready.extend((ieee, partial, force) for ieee, (partial, force) in self._pending.items())
         self._pending = {}
-        for ieee, partial in ready:
-            await self.publish_state(ieee, partial)
+        for ieee, partial, force in ready:
+            await self.publish_state(ieee, partial, force=force)
 
     async def handle_radio_event(self, event: ev.RadioEvent) -> None:
         """Apply one radio event to the state and the topics."""
@@ -329,13 +336,15 @@ class Bridge:
             return
         if event.linkquality is not None:
             partial["linkquality"] = event.linkquality
-        self._queue_state(event.ieee, partial)
+        # A read answers a /get (or a refresh): it is published even when nothing changed.
+        self._queue_state(event.ieee, partial, force=event.kind == "read")
 
     async def _on_frame(self, event: ev.FrameReceived) -> None:
         if event.linkquality is not None:
             self._state.update(event.ieee, {"linkquality": event.linkquality})
         if self._config.advanced.last_seen != "disable" and self._state.has(event.ieee):
-            await self.publish_state(event.ieee, {})
+            # Merged with the attributes of the same frame, if any, into one message.
+            self._queue_state(event.ieee, {}, force=True)
 
     async def on_interviewed(self, ieee: str) -> None:
         """Configure a freshly interviewed device and publish its state."""
@@ -380,15 +389,22 @@ class Bridge:
         """At start: publish every cached state, and read the devices nothing is cached for."""
         for device in self._radio.devices():
             if self._state.has(device.ieee):
-                await self.publish_state(device.ieee, {})
+                await self.publish_state(device.ieee, {}, force=True)
             elif device.interviewed:
                 self.spawn(self.refresh(device.ieee), f"refresh {device.ieee}")
 
-    async def publish_state(self, ieee: str, partial: dict[str, Any]) -> None:
-        """Merge a partial state into the cache and publish the device's state message."""
+    async def publish_state(self, ieee: str, partial: dict[str, Any], *, force: bool = False) -> None:
+        """Merge a partial state into the cache and publish the device's state message.
+
+        A message identical to the device's previous one is not sent again unless forced (a read
+        answer, a reconnect): after a `/set` the optimistic state and the device's report are
+        usually the same, and a second identical message only costs traffic and, with Nagle's
+        algorithm on the broker, delays the next message to each subscriber by up to 40 ms.
+        """
         settings = self.device_config(ieee)
         merged = self._state.update(ieee, partial)
-        if not self._publisher.can_publish and UNCACHED_KEYS.isdisjoint(partial):
+        event_keys = not UNCACHED_KEYS.isdisjoint(partial)
+        if not self._publisher.can_publish and not event_keys:
             # Kept in the cache, and every cached state is published again on (re)connect.
             return
         payload = merged if self._config.advanced.cache_state else dict(partial)
@@ -396,11 +412,13 @@ class Bridge:
         last_seen = self._last_seen()
         if last_seen is not None:
             payload["last_seen"] = last_seen
+        text = to_json(payload)
+        if text == self._last_published.get(ieee) and not (force or event_keys):
+            return
+        self._last_published[ieee] = text
+        self._publish_count[ieee] = self._publish_count.get(ieee, 0) + 1
         await self._publisher.publish(
-            f"{self._base}/{settings.friendly_name}",
-            to_json(payload),
-            retain=settings.retain,
-            qos=settings.qos,
+            f"{self._base}/{settings.friendly_name}", text, retain=settings.retain, qos=settings.qos
         )
 
     def _last_seen(self) -> str | int | None:
