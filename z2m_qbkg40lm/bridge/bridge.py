@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from z2m_qbkg40lm.bridge.state import UNCACHED_KEYS, StateStore
 from z2m_qbkg40lm.bridge.topics import (
@@ -75,6 +75,7 @@ class RadioPort(Protocol):
 
 
 RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
+_Plan = TypeVar("_Plan")
 
 
 class Bridge:
@@ -191,25 +192,31 @@ class Bridge:
         else:
             self._start_get(device, definition, properties)
 
+    def _plan_all(
+        self, action: str, name: str, properties: dict[str, Any], plan: Callable[[str, Any], _Plan]
+    ) -> list[tuple[str, _Plan]] | None:
+        """Plan every property of a command, or log each bad one and plan nothing (all or nothing)."""
+        planned: list[tuple[str, _Plan]] = []
+        problems: list[str] = []
+        for prop, value in properties.items():
+            try:
+                planned.append((prop, plan(prop, value)))
+            except ConversionError as exc:
+                problems.append(f"Publish '{action}' '{prop}' to '{name}' failed: '{exc}'")
+        for problem in problems:
+            _LOGGER.error("%s", problem)
+        return None if problems else planned
+
     def _start_set(
         self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]
     ) -> None:
         name = self.friendly_name(device.ieee)
         state = self._state.get(device.ieee)
         options = self.device_config(device.ieee).converter_options()
-        plans: list[tuple[str, SetPlan]] = []
-        problems: list[str] = []
-        for prop, value in properties.items():
-            try:
-                plans.append((prop, plan_set(definition, prop, value, state, options)))
-            except ConversionError as exc:
-                problems.append(f"Publish 'set' '{prop}' to '{name}' failed: '{exc}'")
-        if problems:
-            # All or nothing: a message with one bad property changes nothing.
-            for problem in problems:
-                _LOGGER.error("%s", problem)
-            return
-        for prop, plan in plans:
+        plans = self._plan_all(
+            "set", name, properties, lambda prop, value: plan_set(definition, prop, value, state, options)
+        )
+        for prop, plan in plans or ():
             self.spawn(self._run_set(device.ieee, prop, plan), f"set {prop} on {name}")
 
     def _device_lock(self, ieee: str) -> asyncio.Lock:
@@ -235,18 +242,8 @@ class Bridge:
         self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]
     ) -> None:
         name = self.friendly_name(device.ieee)
-        reads: list[tuple[str, tuple[ZclOperation, ...]]] = []
-        problems: list[str] = []
-        for prop in properties:
-            try:
-                reads.append((prop, plan_get(definition, prop)))
-            except ConversionError as exc:
-                problems.append(f"Publish 'get' '{prop}' to '{name}' failed: '{exc}'")
-        if problems:
-            for problem in problems:
-                _LOGGER.error("%s", problem)
-            return
-        for prop, operations in reads:
+        reads = self._plan_all("get", name, properties, lambda prop, _: plan_get(definition, prop))
+        for prop, operations in reads or ():
             self.spawn(self._run_get(device.ieee, prop, operations), f"get {prop} on {name}")
 
     async def _run_get(self, ieee: str, prop: str, operations: tuple[ZclOperation, ...]) -> None:
