@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -73,9 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _setup_logging(loaded.config.advanced.log_level)
     data_dir = args.data_dir if args.data_dir is not None else args.config.resolve().parent
-    from z2m_qbkg40lm.daemon import run_daemon  # imports zigpy: not needed for check-config
+    from z2m_qbkg40lm.daemon import EXIT_RESTART, run_daemon  # imports zigpy: not for check-config
 
-    return asyncio.run(run_daemon(loaded, data_dir))
+    code = asyncio.run(run_daemon(loaded, data_dir))
+    if code == EXIT_RESTART:
+        # bridge/request/restart: a fresh process, so that new settings and code take effect.
+        logging.getLogger(__name__).info("Restarting")
+        os.execv(sys.executable, [sys.executable, "-m", "z2m_qbkg40lm", *sys.argv[1:]])
+    return code
 
 
 if __name__ == "__main__":

@@ -45,8 +45,6 @@ _IGNORED_SECTIONS = (
     "blocklist",
     "passlist",
     "map_options",
-    "homeassistant",
-    "availability",
     "permit_join",
 )
 
@@ -150,6 +148,49 @@ class VirtualConfig(_Section):
     linkquality: Annotated[int, Field(ge=0, le=255)] = 160
 
 
+class ActiveAvailabilityConfig(_Section):
+    """`availability.active:` mains-powered devices (the QBKG40LM), pinged after silence."""
+
+    timeout: Annotated[int, Field(ge=1, le=1440)] = 10
+    """Minutes of silence before the device is pinged (a cheap read); offline if it does not answer."""
+
+
+class PassiveAvailabilityConfig(_Section):
+    """`availability.passive:` battery devices, never pinged."""
+
+    timeout: Annotated[int, Field(ge=1)] = 1500
+
+
+class AvailabilityConfig(_Section):
+    """`availability:` the `<base>/<FN>/availability` topics."""
+
+    enabled: bool = False
+    active: ActiveAvailabilityConfig = ActiveAvailabilityConfig()
+    passive: PassiveAvailabilityConfig = PassiveAvailabilityConfig()
+
+
+class HomeAssistantConfig(_Section):
+    """`homeassistant:` MQTT discovery for Home Assistant."""
+
+    enabled: bool = False
+    discovery_topic: str = "homeassistant"
+    status_topic: str = "homeassistant/status"
+    experimental_event_entities: bool = False
+    legacy_action_sensor: bool = False
+
+
+class SettingsGuardConfig(_Section):
+    """`settings_guard:` (not in Zigbee2MQTT) keeps the switch's settings as the user last set them.
+
+    The QBKG40LM is reported to drop `operation_mode`, `flip_indicator_light` and
+    `power_outage_memory` by itself; the daemon reads them back every `check_interval` minutes and
+    after the device rejoins, and writes back a setting that drifted.
+    """
+
+    enabled: bool = True
+    check_interval: Annotated[int, Field(ge=1, le=10080)] = 60
+
+
 NetworkKey = list[Annotated[int, Field(ge=0, le=255)]] | Literal["GENERATE"]
 
 
@@ -198,6 +239,10 @@ class DeviceConfig(_Section):
     device_temperature_calibration: float | None = None
     device_temperature_precision: Annotated[int, Field(ge=0, le=3)] | None = None
     state_action: bool | None = None
+    availability: bool | None = None
+    """Overrides `availability.enabled` for this device."""
+    homeassistant: dict[str, Any] | None = None
+    """Overrides merged into this device's discovery payloads (`null` values delete keys)."""
 
     @field_validator("friendly_name")
     @classmethod
@@ -242,7 +287,23 @@ class Config(BaseModel):
     serial: SerialConfig
     virtual: VirtualConfig = VirtualConfig()
     advanced: AdvancedConfig = AdvancedConfig()
+    availability: AvailabilityConfig = AvailabilityConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
+    settings_guard: SettingsGuardConfig = SettingsGuardConfig()
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+
+    @field_validator("availability", "homeassistant", mode="before")
+    @classmethod
+    def _accept_bool_shorthand(cls, value: Any) -> Any:
+        # Zigbee2MQTT 1.x wrote `availability: true` and `homeassistant: true`.
+        return {"enabled": value} if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _discovery_apart_from_base(self) -> Config:
+        discovery = self.homeassistant.discovery_topic
+        if discovery == self.mqtt.base_topic:
+            raise ValueError("homeassistant.discovery_topic must differ from mqtt.base_topic")
+        return self
 
     @field_validator("devices")
     @classmethod

@@ -14,9 +14,15 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from z2m_qbkg40lm.bridge.availability import Availability
 from z2m_qbkg40lm.bridge.bridge import Bridge, to_json
+from z2m_qbkg40lm.bridge.bridge_api import BridgeApi
+from z2m_qbkg40lm.bridge.command_feedback import CommandFeedback
+from z2m_qbkg40lm.bridge.extension import Context, Extension
+from z2m_qbkg40lm.bridge.homeassistant import HomeAssistant
 from z2m_qbkg40lm.bridge.logging_topic import MqttLogHandler
 from z2m_qbkg40lm.bridge.requests import Requests
+from z2m_qbkg40lm.bridge.settings_guard import SettingsGuard
 from z2m_qbkg40lm.bridge.state import STATE_FILE, StateStore
 from z2m_qbkg40lm.bridge.topics import command_filters
 from z2m_qbkg40lm.config import ConfigError, LoadedConfig, resolve_network
@@ -30,6 +36,17 @@ _LOGGER = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_START_FAILED = 1
 EXIT_ADAPTER_LOST = 2
+EXIT_RESTART = 3
+"""Not a process exit code: `run` starts the daemon again in a fresh process (bridge/request/restart)."""
+
+# Order matters where one extension's output feeds another's (API topics before discovery).
+EXTENSIONS: tuple[type[Extension], ...] = (
+    BridgeApi,
+    Availability,
+    HomeAssistant,
+    CommandFeedback,
+    SettingsGuard,
+)
 
 OFFLINE = to_json({"state": "offline"})
 
@@ -39,6 +56,7 @@ class Daemon:
 
     def __init__(self, loaded: LoadedConfig, data_dir: Path) -> None:
         self._config = loaded.config
+        self._config_path = loaded.path
         self._warnings = loaded.warnings
         self._data_dir = data_dir
         self._base = self._config.mqtt.base_topic
@@ -104,11 +122,27 @@ class Daemon:
     async def _serve(self, radio: Radio, mqtt: MqttClient) -> None:
         loop = asyncio.get_running_loop()
         self._bridge = bridge = Bridge(self._config, radio, self._state, mqtt)
-        bridge.request_handler = Requests(bridge, mqtt, self._base, radio).handle
+        requests = Requests(bridge, mqtt, self._base, radio)
+        bridge.request_handler = requests.handle
         bridge.on_radio_lost = lambda reason: self.stop(EXIT_ADAPTER_LOST)
+        context = Context(
+            config=self._config,
+            config_path=self._config_path,
+            data_dir=self._data_dir,
+            bridge=bridge,
+            radio=radio,
+            mqtt=mqtt,
+            request_restart=lambda: self.stop(EXIT_RESTART),
+        )
+        bridge.extensions = [extension(context) for extension in EXTENSIONS]
         names = [device.friendly_name for device in self._config.devices.values()]
         for topic_filter in command_filters(self._base, names):
             mqtt.subscribe(topic_filter)
+        for extension in bridge.extensions:
+            requests.register(extension.request_handlers())
+            for topic_filter in extension.topic_filters():
+                mqtt.subscribe(topic_filter)
+        await bridge.notify("start")
 
         log_handler = MqttLogHandler(loop, max(logging.INFO, logging.getLogger().getEffectiveLevel()))
         logging.getLogger().addHandler(log_handler)
@@ -126,6 +160,7 @@ class Daemon:
         finally:
             notify("STOPPING=1")
             _LOGGER.info("Stopping")
+            await bridge.notify("stop")
             await bridge.close()
             await mqtt.stop(final_messages=[(f"{self._base}/bridge/state", OFFLINE, True, 1)])
             logging.getLogger().removeHandler(log_handler)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from z2m_qbkg40lm.bridge.extension import CommandResult, Extension
 from z2m_qbkg40lm.bridge.state import UNCACHED_KEYS, StateStore
 from z2m_qbkg40lm.bridge.topics import (
     BridgeRequest,
@@ -95,12 +96,15 @@ class Bridge:
         self._flush_later: list[tuple[str, dict[str, Any], bool]] = []
         self.request_handler: RequestHandler | None = None
         self.on_radio_lost: Callable[[str], None] | None = None
+        self.extensions: list[Extension] = []
+        # Friendly names and options, changed at run time by requests (rename, device options).
+        self.settings: dict[str, DeviceConfig] = dict(config.devices)
 
     # --- names -------------------------------------------------------------------------------
 
     def device_config(self, ieee: str) -> DeviceConfig:
         """The device's settings from the configuration, or the defaults with its IEEE as name."""
-        return self._config.devices.get(ieee) or DeviceConfig(friendly_name=ieee)
+        return self.settings.get(ieee) or DeviceConfig(friendly_name=ieee)
 
     def friendly_name(self, ieee: str) -> str:
         """The name the device's topics use."""
@@ -143,6 +147,14 @@ class Bridge:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def notify(self, hook: str, *args: Any) -> None:
+        """Call one hook of every extension; a failing extension is logged and skipped."""
+        for extension in self.extensions:
+            try:
+                await getattr(extension, hook)(*args)
+            except Exception:
+                _LOGGER.exception("Extension %s failed in %s", type(extension).__name__, hook)
+
     # --- MQTT -> Zigbee ----------------------------------------------------------------------
 
     async def on_connected(self) -> None:
@@ -153,11 +165,13 @@ class Bridge:
         for device in self._radio.devices():
             if self._state.has(device.ieee):
                 await self.publish_state(device.ieee, {}, force=True)
+        await self.notify("on_connected")
 
     async def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         """Dispatch one MQTT message; bad input is logged and changes nothing."""
         parsed = parse_topic(self._base, topic)
         if parsed is None:
+            await self.notify("on_message", topic, payload, retained)
             return
         if retained:
             # A retained command would be replayed on every reconnect and restart.
@@ -171,31 +185,74 @@ class Bridge:
 
     def _handle_command(self, command: DeviceCommand, payload: bytes) -> None:
         device = self.resolve(command.device)
+        ieee = None if device is None else device.ieee
+        try:
+            properties = command_properties(command, payload)
+        except PayloadError as exc:
+            name = command.device if device is None else self.friendly_name(device.ieee)
+            self._refuse(
+                command, ieee, {}, None, f"Invalid payload for '{command.action}' on '{name}': {exc}"
+            )
+            return
+        # The caller's own id for the command's result (not a Zigbee2MQTT feature: see README).
+        transaction = properties.pop("transaction", None) if command.property is None else None
         if device is None:
             known = ", ".join(self.known_names()) or "none"
-            _LOGGER.error("Entity '%s' is unknown (devices: %s)", command.device, known)
+            message = f"Entity '{command.device}' is unknown (devices: {known})"
+            self._refuse(command, None, properties, transaction, message)
             return
         name = self.friendly_name(device.ieee)
         definition = self.definition_of(device)
         if definition is None:
-            _LOGGER.error("Cannot publish to unsupported device '%s' (model %s)", name, device.model_id)
+            message = f"Cannot publish to unsupported device '{name}' (model {device.model_id})"
+            self._refuse(command, device.ieee, properties, transaction, message)
             return
-        try:
-            properties = command_properties(command, payload)
-        except PayloadError as exc:
-            _LOGGER.error(
-                "Invalid payload for '%s' on '%s/%s': %s", command.action, name, command.action, exc
+        if not properties:
+            self._refuse(
+                command, device.ieee, {}, transaction, f"No property given for '{command.action}' on '{name}'"
             )
             return
-        if command.action == "set":
-            self._start_set(device, definition, properties)
-        else:
-            self._start_get(device, definition, properties)
+        try:
+            if command.action == "set":
+                state = self._state.get(device.ieee)
+                options = self.device_config(device.ieee).converter_options()
+                set_plans = self._plan_all(
+                    "set",
+                    name,
+                    properties,
+                    lambda prop, value: plan_set(definition, prop, value, state, options),
+                )
+                self.spawn(
+                    self._run_set(device.ieee, command, properties, set_plans, transaction), f"set on {name}"
+                )
+            else:
+                reads = self._plan_all("get", name, properties, lambda prop, _: plan_get(definition, prop))
+                self.spawn(
+                    self._run_get(device.ieee, command, properties, reads, transaction), f"get on {name}"
+                )
+        except ConversionError as exc:
+            self._refuse(command, device.ieee, properties, transaction, str(exc))
+
+    def _refuse(
+        self,
+        command: DeviceCommand,
+        ieee: str | None,
+        properties: dict[str, Any],
+        transaction: Any,
+        message: str,
+    ) -> None:
+        """Log why a command is refused and report it as its result."""
+        _LOGGER.error("%s", message)
+        result = CommandResult(command.device, ieee, command.action, properties, message, transaction)
+        self.spawn(self.notify("on_command_result", result), "command result")
 
     def _plan_all(
         self, action: str, name: str, properties: dict[str, Any], plan: Callable[[str, Any], _Plan]
-    ) -> list[tuple[str, _Plan]] | None:
-        """Plan every property of a command, or log each bad one and plan nothing (all or nothing)."""
+    ) -> list[tuple[str, _Plan]]:
+        """Plan every property of a command, or refuse the whole command (all or nothing).
+
+        Raises ConversionError whose message has one line per bad property.
+        """
         planned: list[tuple[str, _Plan]] = []
         problems: list[str] = []
         for prop, value in properties.items():
@@ -203,56 +260,69 @@ class Bridge:
                 planned.append((prop, plan(prop, value)))
             except ConversionError as exc:
                 problems.append(f"Publish '{action}' '{prop}' to '{name}' failed: '{exc}'")
-        for problem in problems:
-            _LOGGER.error("%s", problem)
-        return None if problems else planned
-
-    def _start_set(
-        self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]
-    ) -> None:
-        name = self.friendly_name(device.ieee)
-        state = self._state.get(device.ieee)
-        options = self.device_config(device.ieee).converter_options()
-        plans = self._plan_all(
-            "set", name, properties, lambda prop, value: plan_set(definition, prop, value, state, options)
-        )
-        for prop, plan in plans or ():
-            self.spawn(self._run_set(device.ieee, prop, plan), f"set {prop} on {name}")
+        if problems:
+            raise ConversionError("\n".join(problems))
+        return planned
 
     def _device_lock(self, ieee: str) -> asyncio.Lock:
         """Commands to one device run one at a time, in the order they arrived."""
         return self._locks.setdefault(ieee, asyncio.Lock())
 
-    async def _run_set(self, ieee: str, prop: str, plan: SetPlan) -> None:
-        name = self.friendly_name(ieee)
-        async with self._device_lock(ieee):
-            published_before = self._publish_count.get(ieee, 0)
-            try:
-                await self._radio.execute(ieee, plan.operations)
-            except DeviceCommandError as exc:
-                _LOGGER.error("Publish 'set' '%s' to '%s' failed: '%s'", prop, name, exc)
-                return
-            if plan.optimistic_state and self.device_config(ieee).optimistic:
-                # Every /set is answered by a state message: forced, unless the device's own report
-                # was already published meanwhile (then an identical one is left out).
-                unanswered = self._publish_count.get(ieee, 0) == published_before
-                await self.publish_state(ieee, plan.optimistic_state, force=unanswered)
-
-    def _start_get(
-        self, device: DeviceInfo, definition: DeviceDefinition, properties: dict[str, Any]
+    async def _run_set(
+        self,
+        ieee: str,
+        command: DeviceCommand,
+        properties: dict[str, Any],
+        plans: list[tuple[str, SetPlan]],
+        transaction: Any,
     ) -> None:
-        name = self.friendly_name(device.ieee)
-        reads = self._plan_all("get", name, properties, lambda prop, _: plan_get(definition, prop))
-        for prop, operations in reads or ():
-            self.spawn(self._run_get(device.ieee, prop, operations), f"get {prop} on {name}")
+        name = self.friendly_name(ieee)
+        errors: list[str] = []
+        async with self._device_lock(ieee):
+            for prop, plan in plans:
+                published_before = self._publish_count.get(ieee, 0)
+                try:
+                    await self._radio.execute(ieee, plan.operations)
+                except DeviceCommandError as exc:
+                    message = f"Publish 'set' '{prop}' to '{name}' failed: '{exc}'"
+                    _LOGGER.error("%s", message)
+                    errors.append(message)
+                    continue
+                if plan.optimistic_state and self.device_config(ieee).optimistic:
+                    # Every /set is answered by a state message: forced, unless the device's own
+                    # report was already published meanwhile (then an identical one is left out).
+                    unanswered = self._publish_count.get(ieee, 0) == published_before
+                    await self.publish_state(ieee, plan.optimistic_state, force=unanswered)
+        error = "\n".join(errors) or None
+        result = CommandResult(
+            command.device, ieee, "set", properties, error, transaction, self._state.get(ieee)
+        )
+        await self.notify("on_command_result", result)
 
-    async def _run_get(self, ieee: str, prop: str, operations: tuple[ZclOperation, ...]) -> None:
-        try:
-            # The answer comes back as an attribute read event and is published as state.
-            async with self._device_lock(ieee):
-                await self._radio.execute(ieee, operations)
-        except DeviceCommandError as exc:
-            _LOGGER.error("Publish 'get' '%s' to '%s' failed: '%s'", prop, self.friendly_name(ieee), exc)
+    async def _run_get(
+        self,
+        ieee: str,
+        command: DeviceCommand,
+        properties: dict[str, Any],
+        reads: list[tuple[str, tuple[ZclOperation, ...]]],
+        transaction: Any,
+    ) -> None:
+        name = self.friendly_name(ieee)
+        errors: list[str] = []
+        async with self._device_lock(ieee):
+            for prop, operations in reads:
+                try:
+                    # The answer comes back as an attribute read event and is published as state.
+                    await self._radio.execute(ieee, operations)
+                except DeviceCommandError as exc:
+                    message = f"Publish 'get' '{prop}' to '{name}' failed: '{exc}'"
+                    _LOGGER.error("%s", message)
+                    errors.append(message)
+        error = "\n".join(errors) or None
+        result = CommandResult(
+            command.device, ieee, "get", properties, error, transaction, self._state.get(ieee)
+        )
+        await self.notify("on_command_result", result)
 
     # --- Zigbee -> MQTT ----------------------------------------------------------------------
 
@@ -268,6 +338,7 @@ class Bridge:
                 await self.handle_radio_event(event)
             except Exception:
                 _LOGGER.exception("Handling %s failed", event)
+            await self.notify("on_radio_event", event)
             if self._radio.events.empty():
                 await self.flush_pending_states()
 
@@ -417,6 +488,7 @@ class Bridge:
         await self._publisher.publish(
             f"{self._base}/{settings.friendly_name}", text, retain=settings.retain, qos=settings.qos
         )
+        await self.notify("on_state_published", ieee, payload)
 
     def _last_seen(self) -> str | int | None:
         mode = self._config.advanced.last_seen

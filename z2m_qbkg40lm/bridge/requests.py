@@ -8,10 +8,11 @@ ones (Zigbee2MQTT stays silent; a script waiting for an answer is better served 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from z2m_qbkg40lm.bridge.bridge import Bridge, Publisher, to_json
+from z2m_qbkg40lm.bridge.extension import RequestError, RequestHandler
 from z2m_qbkg40lm.bridge.topics import PayloadError, request_payload
 
 _LOGGER = logging.getLogger(__name__)
@@ -19,11 +20,7 @@ _LOGGER = logging.getLogger(__name__)
 MAX_PERMIT_JOIN_S = 254
 
 
-class RequestError(Exception):
-    """A request that cannot be served; the message goes into the error response."""
-
-
-Handler = Callable[[Any], Awaitable[dict[str, Any]]]
+Handler = RequestHandler
 
 
 class Requests:
@@ -44,6 +41,10 @@ class Requests:
             "simulation/responsive": self._sim_responsive,
             "simulation/join": self._sim_join,
         }
+
+    def register(self, handlers: dict[str, Handler]) -> None:
+        """Add request handlers (an extension's), by lower-case path."""
+        self._handlers.update({path.lower(): handler for path, handler in handlers.items()})
 
     async def handle(self, path: str, payload: bytes) -> None:
         """Serve one request and publish its response."""
