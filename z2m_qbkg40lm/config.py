@@ -151,14 +151,27 @@ class VirtualConfig(_Section):
 class ActiveAvailabilityConfig(_Section):
     """`availability.active:` mains-powered devices (the QBKG40LM), pinged after silence."""
 
-    timeout: Annotated[int, Field(ge=1, le=1440)] = 10
-    """Minutes of silence before the device is pinged (a cheap read); offline if it does not answer."""
+    timeout: Annotated[float, Field(gt=0, le=1440)] = 10
+    """Minutes without any frame from the device before it is pinged (a read of Basic 0x0004);
+    offline when neither the ping nor its retry is answered. Fractions are allowed (0.05 = 3 s)."""
+    max_jitter: Annotated[int, Field(ge=0, le=3_600_000)] = 30000
+    """Milliseconds: each check waits a random extra 0..max_jitter, so devices that went quiet
+    together are not all pinged at the same moment."""
+    backoff: bool = True
+    """While a device stays offline, each failed check multiplies the wait before the next by 1.5
+    (capped at 6 times the timeout); without it an offline device is pinged every timeout."""
+    pause_on_backoff_gt: Annotated[float, Field(ge=0)] = 0
+    """Stop pinging an offline device once the back-off factor exceeds this (0: never stop); the
+    device then comes back online only by sending a frame itself."""
+    retry_delay: Annotated[float, Field(ge=0, le=600)] = 3
+    """Seconds between the ping and its one retry (not a Zigbee2MQTT key)."""
 
 
 class PassiveAvailabilityConfig(_Section):
-    """`availability.passive:` battery devices, never pinged."""
+    """`availability.passive:` battery devices, never pinged (the daemon serves none yet)."""
 
-    timeout: Annotated[int, Field(ge=1)] = 1500
+    timeout: Annotated[float, Field(gt=0)] = 1500
+    """Minutes without a frame before a battery device is offline."""
 
 
 class AvailabilityConfig(_Section):
@@ -169,6 +182,12 @@ class AvailabilityConfig(_Section):
     passive: PassiveAvailabilityConfig = PassiveAvailabilityConfig()
 
 
+def _check_discovery_topic(value: str) -> str:
+    if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "+#"):
+        raise ValueError("must be a non-empty topic without leading or trailing '/', '+' or '#'")
+    return value
+
+
 class HomeAssistantConfig(_Section):
     """`homeassistant:` MQTT discovery for Home Assistant."""
 
@@ -176,7 +195,17 @@ class HomeAssistantConfig(_Section):
     discovery_topic: str = "homeassistant"
     status_topic: str = "homeassistant/status"
     experimental_event_entities: bool = False
+    """Accepted for compatibility; the `event` entity for presses is always published."""
     legacy_action_sensor: bool = False
+    """Accepted for compatibility; not supported (a warning is logged when true)."""
+    birth_republish_delay: Annotated[float, Field(ge=0, le=3600)] = 30
+    """Seconds between Home Assistant's `online` on `status_topic` and the republish of
+    `bridge/state`, availability and device states (Zigbee2MQTT waits 30 s). Not a Zigbee2MQTT key."""
+
+    @field_validator("discovery_topic", "status_topic")
+    @classmethod
+    def _check_topics(cls, value: str) -> str:
+        return _check_discovery_topic(value)
 
 
 class SettingsGuardConfig(_Section):
@@ -188,7 +217,10 @@ class SettingsGuardConfig(_Section):
     """
 
     enabled: bool = True
-    check_interval: Annotated[int, Field(ge=1, le=10080)] = 60
+    """Remember what the user last set and re-apply it when it drifted."""
+    check_interval: Annotated[float, Field(gt=0, le=10080)] = 60
+    """Minutes between two read-backs of every remembered setting (fractions allowed: 0.5 = 30 s);
+    a device is also checked shortly after it announces itself or joins again."""
 
 
 NetworkKey = list[Annotated[int, Field(ge=0, le=255)]] | Literal["GENERATE"]
