@@ -27,6 +27,7 @@ from z2m_qbkg40lm.devices.definition import (
     AttributeMessage,
     ConversionError,
     DeviceDefinition,
+    ReadAttributes,
     SetPlan,
     ZclOperation,
 )
@@ -276,27 +277,36 @@ class Bridge:
         plans: list[tuple[str, SetPlan]],
         transaction: Any,
     ) -> None:
+        """Carry out a planned `/set`; its result's state holds what was applied.
+
+        That is the cached state with each acknowledged plan's state (also with `optimistic:
+        false`, when it is not published) and the answers of the plans' read-backs.
+        """
         name = self.friendly_name(ieee)
         errors: list[str] = []
-        async with self._device_lock(ieee):
+        applied: dict[str, Any] = {}
+        async with self._device_lock(ieee), _ReadAnswers(self, ieee) as answers:
             for prop, plan in plans:
                 published_before = self._publish_count.get(ieee, 0)
+                expected = answers.expect(plan.operations)
                 try:
                     await self._radio.execute(ieee, plan.operations)
                 except DeviceCommandError as exc:
+                    answers.forget(expected)
                     message = f"Publish 'set' '{prop}' to '{name}' failed: '{exc}'"
                     _LOGGER.error("%s", message)
                     errors.append(message)
                     continue
+                applied.update(plan.optimistic_state)
                 if plan.optimistic_state and self.device_config(ieee).optimistic:
                     # Every /set is answered by a state message: forced, unless the device's own
                     # report was already published meanwhile (then an identical one is left out).
                     unanswered = self._publish_count.get(ieee, 0) == published_before
                     await self.publish_state(ieee, plan.optimistic_state, force=unanswered)
+            applied.update(await answers.wait())
         error = "\n".join(errors) or None
-        result = CommandResult(
-            command.device, ieee, "set", properties, error, transaction, self._state.get(ieee)
-        )
+        state = {**self._state.get(ieee), **applied}
+        result = CommandResult(command.device, ieee, "set", properties, error, transaction, state)
         await self.notify("on_command_result", result)
 
     async def _run_get(
@@ -307,21 +317,24 @@ class Bridge:
         reads: list[tuple[str, tuple[ZclOperation, ...]]],
         transaction: Any,
     ) -> None:
+        """Carry out a planned `/get`; its result's state holds the values read."""
         name = self.friendly_name(ieee)
         errors: list[str] = []
-        async with self._device_lock(ieee):
+        async with self._device_lock(ieee), _ReadAnswers(self, ieee) as answers:
             for prop, operations in reads:
+                expected = answers.expect(operations)
                 try:
                     # The answer comes back as an attribute read event and is published as state.
                     await self._radio.execute(ieee, operations)
                 except DeviceCommandError as exc:
+                    answers.forget(expected)
                     message = f"Publish 'get' '{prop}' to '{name}' failed: '{exc}'"
                     _LOGGER.error("%s", message)
                     errors.append(message)
+            values = await answers.wait()
         error = "\n".join(errors) or None
-        result = CommandResult(
-            command.device, ieee, "get", properties, error, transaction, self._state.get(ieee)
-        )
+        state = {**self._state.get(ieee), **values}
+        result = CommandResult(command.device, ieee, "get", properties, error, transaction, state)
         await self.notify("on_command_result", result)
 
     # --- Zigbee -> MQTT ----------------------------------------------------------------------
@@ -500,3 +513,80 @@ class Bridge:
         if mode == "epoch":
             return int(now.timestamp() * 1000)
         return None
+
+
+class _ReadAnswers(Extension):
+    """The values one command's reads brought back, for its `CommandResult`.
+
+    zigpy puts a read's answer on the radio event queue before `execute()` returns, and
+    `run_radio_events` applies it a moment later. To report the values read, a command watches
+    those events: for as long as it runs, this object sits among the bridge's extensions (whose
+    `on_radio_event` is called once an event has been applied) and collects the answers it
+    expects, converted like any attribute. `wait()` returns once all arrived, or after
+    `TIMEOUT_S` with what did.
+    """
+
+    TIMEOUT_S = 5.0
+
+    def __init__(self, bridge: Bridge, ieee: str) -> None:
+        # Deliberately no Context: this only listens to radio events, during one command.
+        self._bridge = bridge
+        self._ieee = ieee
+        device = bridge._radio.device(ieee)
+        self._definition = None if device is None else bridge.definition_of(device)
+        self._options = bridge.device_config(ieee).converter_options()
+        self._missing: set[tuple[int, int, int]] = set()
+        self._complete = asyncio.Event()
+        self._values: dict[str, Any] = {}
+
+    async def __aenter__(self) -> _ReadAnswers:
+        # A new list, never changed in place: a notify() iterating the old one is undisturbed.
+        self._bridge.extensions = [*self._bridge.extensions, self]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._bridge.extensions = [e for e in self._bridge.extensions if e is not self]
+
+    def expect(self, operations: tuple[ZclOperation, ...]) -> set[tuple[int, int, int]]:
+        """Note the answers that these operations' reads will bring; returns their keys."""
+        if self._definition is None:
+            return set()
+        keys = {
+            (operation.endpoint, operation.cluster_id, attribute_id)
+            for operation in operations
+            if isinstance(operation, ReadAttributes)
+            for attribute_id in operation.attribute_ids
+        }
+        self._missing |= keys
+        return keys
+
+    def forget(self, keys: set[tuple[int, int, int]]) -> None:
+        """Stop expecting answers (their read failed)."""
+        self._missing -= keys
+
+    async def on_radio_event(self, event: ev.RadioEvent) -> None:
+        """Collect an expected read answer."""
+        if not isinstance(event, ev.AttributeReceived) or event.ieee != self._ieee or event.kind != "read":
+            return
+        key = (event.endpoint, event.cluster_id, event.attribute_id)
+        if key not in self._missing or self._definition is None:
+            return
+        message = AttributeMessage(event.endpoint, event.cluster_id, event.attribute_id, event.value, "read")
+        self._values.update(convert_inbound(self._definition, message, self._options))
+        self._missing.discard(key)
+        if not self._missing:
+            self._complete.set()
+
+    async def wait(self) -> dict[str, Any]:
+        """The converted values read, once every expected answer was applied (or the time is up)."""
+        if self._missing:
+            self._complete.clear()
+            try:
+                await asyncio.wait_for(self._complete.wait(), self.TIMEOUT_S)
+            except TimeoutError:
+                _LOGGER.warning(
+                    "Read answers from '%s' were not applied within %s s",
+                    self._bridge.friendly_name(self._ieee),
+                    self.TIMEOUT_S,
+                )
+        return dict(self._values)

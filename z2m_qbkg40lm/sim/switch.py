@@ -520,6 +520,17 @@ class SimulatedSwitch:
             self.relay = False
         return self._sent([self._device_annce(), self._on_off_report(), self._heartbeat_report()])
 
+    def forget_settings(self) -> None:
+        """Drop the settings back to factory defaults silently, as real switches are seen to do.
+
+        `operation_mode` control_relay, `flip_indicator_light` off, `power_outage_memory` off; the
+        relay and everything else stay. No frame is sent: users of the real QBKG40LM see these
+        settings revert without any report (zigbee-herdsman-converters issue 12568).
+        """
+        self.operation_mode = OPERATION_MODES["control_relay"]
+        self.flip_indicator_light = 0
+        self.power_outage_memory = False
+
     def _sent(self, frames: list[ApsFrame]) -> list[ApsFrame]:
         """What actually leaves the switch: nothing while it is silent or gone."""
         if not self.responsive or self.left:

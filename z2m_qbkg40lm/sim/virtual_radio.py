@@ -625,6 +625,16 @@ class Simulation:
         switch = self._running_switch(ieee)
         self._sent(switch, switch.power_cycle())
 
+    async def revert_settings(self, ieee: str) -> None:
+        """The switch's firmware silently forgets its settings (factory defaults, no report)."""
+        switch = self._running_switch(ieee)
+        switch.forget_settings()
+        LOGGER.info(
+            "Simulated switch %s silently reverted its settings to the factory defaults",
+            self._app._ieee_text(switch),
+        )
+        self._app._save_state()
+
     async def set_responsive(self, ieee: str, responsive: bool) -> None:
         """Make a switch silent (it answers and reports nothing) or bring it back."""
         switch = self._running_switch(ieee)
