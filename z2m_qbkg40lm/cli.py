@@ -1,4 +1,4 @@
-"""Command line: `z2m-qbkg40lm run` and `z2m-qbkg40lm check-config`."""
+"""Command line: `z2m-qbkg40lm run`, `z2m-qbkg40lm check-config` and `z2m-qbkg40lm emulate`."""
 
 from __future__ import annotations
 
@@ -37,7 +37,73 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = commands.add_parser("check-config", help="validate the configuration and exit")
     check.add_argument("--config", "-c", type=Path, required=True, help="configuration file (YAML)")
+    _add_emulate(commands)
     return parser
+
+
+def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    emulate = commands.add_parser(
+        "emulate",
+        help="emulate a Z-Stack (CC2652) coordinator with simulated switches",
+        description="Emulate a Texas Instruments CC2652 running Z-Stack 3.30 with simulated QBKG40LM "
+        "switches. Point the daemon at it with serial: {adapter: zstack, port: socket://HOST:PORT}. "
+        "The address to open is printed on stdout as the first line.",
+    )
+    emulate.add_argument(
+        "--listen",
+        default="tcp://127.0.0.1:6638",
+        help="tcp://HOST:PORT (port 0: any free port) or pty[:SYMLINK] (default: %(default)s)",
+    )
+    emulate.add_argument(
+        "--nvram", type=Path, default=None, help="JSON file keeping the NVRAM and the switches (missing: new)"
+    )
+    emulate.add_argument(
+        "--switches",
+        type=int,
+        default=1,
+        help="switches in pairing mode on a new NVRAM; they join when permit join opens (default: 1)",
+    )
+    emulate.add_argument(
+        "--mqtt", default=None, help="broker for the simulation requests, e.g. mqtt://127.0.0.1:1883"
+    )
+    emulate.add_argument(
+        "--base-topic", default=None, help="base topic of the simulation requests (default: zigbee2mqtt)"
+    )
+    emulate.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=None,
+        help="the daemon's configuration: broker and friendly names",
+    )
+    emulate.add_argument(
+        "--linkquality", type=int, default=160, help="LQI of the switches' frames (default: 160)"
+    )
+    emulate.add_argument("--log-level", choices=list(_LOG_LEVELS), default="info", help="(default: info)")
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from z2m_qbkg40lm.sim.znp_emulator import OptionsError, build_options, run_emulator
+
+    try:
+        options = build_options(
+            listen=args.listen,
+            nvram=args.nvram,
+            switches=args.switches,
+            mqtt=args.mqtt,
+            base_topic=args.base_topic,
+            config=args.config,
+            linkquality=args.linkquality,
+        )
+    except OptionsError as exc:
+        print(f"emulate: {exc}", file=sys.stderr)
+        return 1
+    _setup_logging(args.log_level)
+
+    def announce(address: str) -> None:
+        print(address, flush=True)
+
+    return asyncio.run(run_emulator(options, announce))
 
 
 def _load(path: Path) -> LoadedConfig | None:
@@ -64,6 +130,8 @@ def _setup_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of `python -m z2m_qbkg40lm`."""
     args = _parser().parse_args(argv)
+    if args.command == "emulate":
+        return _emulate(args)
     loaded = _load(args.config)
     if loaded is None:
         return 1

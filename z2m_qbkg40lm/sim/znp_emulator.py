@@ -1,0 +1,161 @@
+"""`z2m-qbkg40lm emulate`: a Texas Instruments CC2652 running Z-Stack 3.30, emulated, with
+simulated Aqara QBKG40LM switches around it.
+
+The unmodified zigpy-znp library (and so the daemon with `serial: {adapter: zstack, port:
+"socket://127.0.0.1:PORT"}`) starts, forms or resumes a network, permits joins, interviews the
+switches and exchanges ZCL frames with them through it, exactly as with a stick on a USB port.
+
+- `--listen tcp://HOST:PORT` (port 0: any free port) or `--listen pty[:SYMLINK]`; the address a
+  host opens is printed on stdout as the first line once it can be opened.
+- `--nvram FILE`: the chip's NVRAM and the simulated switches, as JSON; a missing or empty file is a
+  factory-new chip (zigpy-znp forms a network), a formed one is resumed. Without it, nothing is kept.
+- `--switches N`: on a factory-new chip, N switches wait in pairing mode; each joins as soon as the
+  coordinator permits joining (the daemon's `bridge/request/permit_join`). More join on request.
+- `--mqtt URL` (or the `mqtt:` section of `--config`): serve `<base>/bridge/request/simulation/…`.
+
+Parts: `sim.znp.nvram` (NV memory and state file), `sim.znp.firmware` (the MT protocol and the
+network), `sim.znp.link` (TCP, pty), `sim.znp.control` (scripting and its MQTT front end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
+from z2m_qbkg40lm.sim.znp.control import EmulatorControl, FriendlyNames, MqttControl
+from z2m_qbkg40lm.sim.znp.firmware import DEFAULT_LINKQUALITY, ZStackFirmware
+from z2m_qbkg40lm.sim.znp.link import PtyLink, TcpLink
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmulatorOptions:
+    """What `z2m-qbkg40lm emulate` was asked for."""
+
+    listen: str = "tcp://127.0.0.1:0"
+    nvram: Path | None = None
+    switches: int = 1
+    mqtt: MqttConfig | None = None
+    base_topic: str | None = None
+    config: Path | None = None
+    linkquality: int = DEFAULT_LINKQUALITY
+
+
+class OptionsError(ValueError):
+    """Command-line options that cannot work; the message says which and why."""
+
+
+def build_options(
+    *,
+    listen: str,
+    nvram: Path | None,
+    switches: int,
+    mqtt: str | None,
+    base_topic: str | None,
+    config: Path | None,
+    linkquality: int,
+) -> EmulatorOptions:
+    """Options from the command line; the daemon's configuration file supplies `mqtt:` if given."""
+    if not (listen == "pty" or listen.startswith(("pty:", "tcp://"))):
+        raise OptionsError(f"--listen {listen!r}: expected tcp://HOST:PORT or pty[:SYMLINK]")
+    if switches < 0:
+        raise OptionsError("--switches must be 0 or more")
+    if not 0 <= linkquality <= 255:
+        raise OptionsError("--linkquality must be 0 to 255")
+    mqtt_config: MqttConfig | None = None
+    if config is not None:
+        try:
+            loaded = load_config(config)
+        except ConfigError as exc:
+            raise OptionsError("; ".join(exc.problems)) from None
+        mqtt_config = loaded.config.mqtt
+    if mqtt is not None:
+        try:
+            mqtt_config = MqttConfig(server=mqtt, base_topic=base_topic or "zigbee2mqtt")
+        except ValueError as exc:
+            raise OptionsError(f"--mqtt {mqtt!r}: {exc}") from None
+    return EmulatorOptions(listen, nvram, switches, mqtt_config, base_topic, config, linkquality)
+
+
+class ZnpEmulator:
+    """The emulator as an object: firmware, serial line and (optionally) MQTT control."""
+
+    def __init__(self, options: EmulatorOptions, *, rng: random.Random | None = None) -> None:
+        self.options = options
+        self.firmware = ZStackFirmware(
+            options.nvram, switches=options.switches, linkquality=options.linkquality, rng=rng
+        )
+        self.control = EmulatorControl(self.firmware, FriendlyNames(options.config))
+        self._link: TcpLink | PtyLink = self._make_link(options.listen)
+        self._mqtt: MqttControl | None = None
+        self._mqtt_task: asyncio.Task[None] | None = None
+        self.address = ""
+
+    def _make_link(self, listen: str) -> TcpLink | PtyLink:
+        if listen.startswith("tcp://"):
+            parts = urlsplit(listen)
+            return TcpLink(self.firmware, parts.hostname or "127.0.0.1", parts.port or 0)
+        symlink = listen.removeprefix("pty").removeprefix(":")
+        return PtyLink(self.firmware, Path(symlink) if symlink else None)
+
+    async def start(self) -> str:
+        """Open the serial line (and connect to the broker in the background); returns its address."""
+        self.address = await self._link.start()
+        if self.options.mqtt is not None:
+            self._mqtt = MqttControl(self.control, self.options.mqtt, self.options.base_topic)
+            self._mqtt_task = asyncio.get_running_loop().create_task(self._mqtt.run(), name="emulator-mqtt")
+        return self.address
+
+    async def stop(self) -> None:
+        """Close everything and save the NVRAM."""
+        if self._mqtt is not None:
+            await self._mqtt.stop()
+        if self._mqtt_task is not None:
+            self._mqtt_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mqtt_task
+        await self._link.stop()
+        self.firmware.close()
+
+    async def __aenter__(self) -> ZnpEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def run_emulator(options: EmulatorOptions, announce: Callable[[str], Any] = print) -> int:
+    """Run until SIGINT or SIGTERM; `announce` gets the serial address once it can be opened."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        emulator = ZnpEmulator(options)
+    except (OSError, ValueError) as exc:
+        LOGGER.error("%s", exc)
+        return 1
+    try:
+        address = await emulator.start()
+    except OSError as exc:
+        LOGGER.error("Cannot listen on %s: %s", options.listen, exc)
+        emulator.firmware.close()
+        return 1
+    announce(address)
+    try:
+        await stopping.wait()
+    finally:
+        LOGGER.info("Stopping the emulator")
+        await emulator.stop()
+    return 0
