@@ -11,7 +11,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import zigpy.exceptions
 
 from z2m_qbkg40lm.config import Config, NetworkSettings
 from z2m_qbkg40lm.devices.definition import DeviceDefinition, ZclOperation
@@ -42,6 +44,44 @@ class DeviceInfo:
     manufacturer: str | None
     interviewed: bool
     linkquality: int | None
+
+
+@dataclass(frozen=True)
+class EndpointDetails:
+    """One endpoint of a device's simple descriptor (with the clusters zigpy knows on it)."""
+
+    endpoint_id: int
+    profile_id: int | None
+    device_type: int | None
+    input_clusters: tuple[int, ...]
+    output_clusters: tuple[int, ...]
+
+
+LogicalType = Literal["Coordinator", "Router", "EndDevice"]
+
+ZDO_TIMEOUT_S = 7.0
+"""How long a device has to answer a leave or permit-join request (zigpy's figure for routers)."""
+
+BASIC_CLUSTER_ID = 0x0000
+_BASIC_DETAILS = ("date_code", "power_source", "sw_build_id")
+
+
+@dataclass(frozen=True)
+class DeviceDetails:
+    """What `bridge/devices` shows about a device or the coordinator; read from zigpy, no I/O."""
+
+    ieee: str
+    nwk: int
+    logical_type: LogicalType | None
+    manufacturer: str | None
+    model_id: str | None
+    power_source: int | None
+    """Basic powerSource (0x0007) as last read, without the battery-backup bit; None if unknown."""
+    date_code: str | None
+    software_build_id: str | None
+    interviewed: bool
+    interviewing: bool
+    endpoints: tuple[EndpointDetails, ...]
 
 
 class Radio:
@@ -187,6 +227,104 @@ class Radio:
         """Open (or with 0, close) the network for joining."""
         await self._app.permit(time_s=seconds)
 
+    # --- device details and network management (bridge requests) -----------------------------
+
+    def details(self, ieee: str) -> DeviceDetails | None:
+        """What zigpy knows about one device, or None when it is not on the network."""
+        found = self._find(ieee)
+        return None if found is None else _details(found)
+
+    def coordinator_details(self) -> DeviceDetails:
+        """What zigpy knows about the coordinator."""
+        ieee = self._app.state.node_info.ieee
+        device = self._app.devices.get(ieee)
+        if device is None:
+            return DeviceDetails(
+                ieee_string(ieee), 0, "Coordinator", None, None, None, None, None, True, False, ()
+            )
+        return _details(device, logical_type="Coordinator")
+
+    def coordinator_meta(self) -> dict[str, Any]:
+        """The adapter's firmware facts zigpy has (model, manufacturer, version), when known."""
+        node = self._app.state.node_info
+        meta = {"manufacturer": node.manufacturer, "model": node.model, "revision": node.version}
+        return {key: str(value) for key, value in meta.items() if value not in (None, "")}
+
+    async def permit_join_via(self, ieee: str, seconds: int) -> None:
+        """Open (or with 0, close) joining through one router only; DeviceCommandError if it fails."""
+        device = self._find(ieee)
+        if device is None:
+            raise DeviceCommandError(f"device {ieee} is not on the network")
+        await self._zdo_request(device.zdo.permit(seconds), "the permit-join request")
+
+    async def read_device_information(self, ieee: str) -> None:
+        """Read Basic's date code, power source and build id into zigpy's attribute cache (kept in
+        its database); attributes the device does not have are skipped."""
+        device = self._find(ieee)
+        if device is None:
+            raise DeviceCommandError(f"device {ieee} is not on the network")
+        cluster = _basic_cluster(device)
+        if cluster is None:
+            return
+        try:
+            await cluster.read_attributes(list(_BASIC_DETAILS), allow_cache=False)
+        except TimeoutError:
+            raise DeviceCommandError("reading the Basic cluster failed: the device did not answer") from None
+        except zigpy.exceptions.ZigbeeException as exc:
+            raise DeviceCommandError(
+                f"reading the Basic cluster failed: {exc or type(exc).__name__}"
+            ) from None
+
+    async def remove(self, ieee: str, *, force: bool) -> None:
+        """Take a device off the network: a ZDO leave it must acknowledge, then out of zigpy's
+        database. `force` skips the leave (database only: the device may still think it is
+        joined). DeviceCommandError when the device does not leave."""
+        device = self._find(ieee)
+        if device is None:
+            raise DeviceCommandError(f"device {ieee} is not on the network")
+        if not force:
+            await self._zdo_request(device.zdo.leave(remove_children=True, rejoin=False), "the leave request")
+        device.cancel_initialization()
+        for unsubscribe in self._unsubscribes.pop(ieee, []):
+            unsubscribe()
+        self._app.devices.pop(device.ieee, None)
+        # zigpy's database listener deletes the device on this event.
+        self._app.listener_event("device_removed", device)
+
+    async def reinterview(self, ieee: str) -> None:
+        """Interview a device again (zigpy keeps the old data if it fails), with the same events as
+        a first interview; DeviceCommandError says why it failed."""
+        device = self._find(ieee)
+        if device is None:
+            raise DeviceCommandError(f"device {ieee} is not on the network")
+        if device.initializing or device.reinterviewing:
+            raise DeviceCommandError("an interview of the device is already running")
+        self.events.put_nowait(ev.DeviceInterviewStarted(ieee=ieee))
+        # zigpy logs a failure and keeps the old device object; on success it swaps in a new one.
+        await device.reinterview()
+        new = self._find(ieee)
+        if new is None or new is device:
+            reason = "the device did not answer the interview"
+            self.events.put_nowait(ev.DeviceInterviewFailed(ieee=ieee, reason=reason))
+            raise DeviceCommandError(reason)
+        self._subscribe(new)
+        self.events.put_nowait(
+            ev.DeviceInterviewed(ieee=ieee, model_id=new.model, manufacturer=new.manufacturer)
+        )
+
+    @staticmethod
+    async def _zdo_request(request: Any, what: str) -> None:
+        try:
+            async with asyncio.timeout(ZDO_TIMEOUT_S):
+                response = await request
+        except TimeoutError:
+            raise DeviceCommandError(f"{what} failed: the device did not answer") from None
+        except zigpy.exceptions.ZigbeeException as exc:
+            raise DeviceCommandError(f"{what} failed: {exc or type(exc).__name__}") from None
+        status = response[0] if isinstance(response, (list, tuple)) and response else None
+        if status is not None and int(status) != 0:
+            raise DeviceCommandError(f"{what} failed: the device answered {getattr(status, 'name', status)}")
+
     # --- listeners -> events ------------------------------------------------------------------
 
     def _subscribe(self, device: Any) -> None:
@@ -223,6 +361,58 @@ class Radio:
             )
 
         return callback
+
+
+def _basic_cluster(device: Any) -> Any | None:
+    for endpoint_id, endpoint in sorted(device.endpoints.items()):
+        if endpoint_id != 0 and BASIC_CLUSTER_ID in endpoint.in_clusters:
+            return endpoint.in_clusters[BASIC_CLUSTER_ID]
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip("\x00 ")
+    return text or None
+
+
+_LOGICAL_TYPES: dict[int, LogicalType] = {0: "Coordinator", 1: "Router", 2: "EndDevice"}
+
+
+def _details(device: Any, logical_type: LogicalType | None = None) -> DeviceDetails:
+    """A device's details from zigpy's objects (node descriptor, endpoints, Basic attribute cache)."""
+    if logical_type is None and device.node_desc is not None:
+        logical_type = _LOGICAL_TYPES.get(int(device.node_desc.logical_type))
+    basic = _basic_cluster(device)
+    cached: dict[str, Any] = {}
+    if basic is not None:
+        cached = {name: basic.get(name) for name in _BASIC_DETAILS}
+    power_source = cached.get("power_source")
+    endpoints = tuple(
+        EndpointDetails(
+            endpoint_id=int(endpoint_id),
+            profile_id=None if endpoint.profile_id is None else int(endpoint.profile_id),
+            device_type=None if endpoint.device_type is None else int(endpoint.device_type),
+            input_clusters=tuple(int(c) for c in endpoint.in_clusters),
+            output_clusters=tuple(int(c) for c in endpoint.out_clusters),
+        )
+        for endpoint_id, endpoint in sorted(device.endpoints.items())
+        if endpoint_id != 0
+    )
+    return DeviceDetails(
+        ieee=ieee_string(device.ieee),
+        nwk=int(device.nwk),
+        logical_type=logical_type,
+        manufacturer=_text(device.manufacturer),
+        model_id=_text(device.model),
+        power_source=None if power_source is None else int(power_source) & 0x7F,
+        date_code=_text(cached.get("date_code")),
+        software_build_id=_text(cached.get("sw_build_id")),
+        interviewed=bool(device.is_initialized),
+        interviewing=bool(getattr(device, "initializing", False) or getattr(device, "reinterviewing", False)),
+        endpoints=endpoints,
+    )
 
 
 class _ZigpyListener:
