@@ -134,7 +134,10 @@ class HomeAssistant(Extension):
             case ev.DeviceInterviewed():
                 self.context.mqtt.subscribe(self._scan_filter(event.ieee))
                 await self._sync(event.ieee)
-                self.context.bridge.spawn(self._read_sw_build_id(event.ieee), f"read swBuildId {event.ieee}")
+                if self._sw_build_id(event.ieee) is None:
+                    self.context.bridge.spawn(
+                        self._read_sw_build_id(event.ieee), f"read swBuildId {event.ieee}"
+                    )
             case ev.AttributeReceived(cluster_id=cluster, attribute_id=attribute) if (
                 cluster == BASIC_CLUSTER and attribute == ATTR_SW_BUILD_ID and isinstance(event.value, str)
             ):
@@ -174,9 +177,11 @@ class HomeAssistant(Extension):
     # --- discovery -------------------------------------------------------------------------------
 
     def _sw_build_id(self, ieee: str) -> str | None:
-        device = self.context.radio.device(ieee)
-        known = getattr(device, "software_build_id", None)  # if the radio layer ever reports it
-        return known if isinstance(known, str) and known else self._sw_build_ids.get(ieee)
+        """Basic swBuildId: zigpy's attribute cache (kept in its database), else what we saw pass."""
+        details = self.context.radio.details(ieee)
+        if details is not None and details.software_build_id:
+            return details.software_build_id
+        return self._sw_build_ids.get(ieee)
 
     async def _read_sw_build_id(self, ieee: str) -> None:
         """Ask the device for Basic swBuildId; the answer arrives as an attribute event."""
