@@ -25,7 +25,8 @@ from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
 from z2m_qbkg40lm.mqtt.client import MqttClient
 from z2m_qbkg40lm.sim.switch import MODEL_ID
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
-from z2m_qbkg40lm.sim.znp.firmware import Node, ZStackFirmware
+from z2m_qbkg40lm.sim.znp.chip import Node
+from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
 
 LOGGER = logging.getLogger(__name__)
 

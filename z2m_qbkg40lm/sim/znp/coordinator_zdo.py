@@ -19,7 +19,7 @@ import zigpy.zdo.types as zdo_t
 from z2m_qbkg40lm.sim.frames import ApsFrame
 
 if TYPE_CHECKING:
-    from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
+    from z2m_qbkg40lm.sim.znp.chip import ZStackChip
 
 LOGGER = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def channel_list(mask: int) -> list[int]:
     return [channel for channel in range(11, 27) if int(mask) & (1 << channel)]
 
 
-def answer(firmware: ZStackFirmware, frame: ApsFrame) -> bytes:
+def answer(firmware: ZStackChip, frame: ApsFrame) -> bytes:
     """The body (status first, TSN excluded) of the coordinator's answer to a ZDO request."""
     nwk = t.NWK(0x0000)
     success: bytes = zdo_t.Status.SUCCESS.serialize()
@@ -99,7 +99,7 @@ def answer(firmware: ZStackFirmware, frame: ApsFrame) -> bytes:
     return zdo_t.Status.NOT_SUPPORTED.serialize()
 
 
-def _neighbours(firmware: ZStackFirmware, start: int) -> bytes:
+def _neighbours(firmware: ZStackChip, start: int) -> bytes:
     """Mgmt_Lqi_rsp body after the status: the switches on the network, as router neighbours."""
     online = [node for node in firmware.nodes.values() if firmware.online(node)]
     entries = [
