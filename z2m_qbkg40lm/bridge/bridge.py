@@ -514,6 +514,20 @@ class Bridge:
             return int(now.timestamp() * 1000)
         return None
 
+    # --- rename and remove bookkeeping (bridge requests) --------------------------------------
+
+    def has_state(self, ieee: str) -> bool:
+        """True when a state is cached for the device (a renamed device's state moves with it)."""
+        return self._state.has(ieee)
+
+    def forget_device(self, ieee: str) -> None:
+        """Drop what is kept about a removed device: its settings, cached state and last message."""
+        self.settings.pop(ieee, None)
+        self._state.remove(ieee)
+        self._pending.pop(ieee, None)
+        self._last_published.pop(ieee, None)
+        self._publish_count.pop(ieee, None)
+
 
 class _ReadAnswers(Extension):
     """The values one command's reads brought back, for its `CommandResult`.

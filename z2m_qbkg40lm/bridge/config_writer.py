@@ -385,6 +385,31 @@ def update_text(text: str, edits: Sequence[Edit]) -> EditResult:
 # --- the file -------------------------------------------------------------------------------------
 
 
+def load_document(path: Path) -> dict[str, Any]:
+    """The configuration file as plain data (no validation); ConfigEditError when unreadable."""
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigEditError(f"cannot read {path} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigEditError(f"{path} is not valid YAML ({exc})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigEditError(f"{path} does not hold a mapping of sections")
+    return loaded
+
+
+def device_key(document: dict[str, Any], ieee: str) -> str:
+    """The key under `devices:` the file uses for a device (its own spelling of the address)."""
+    devices = document.get("devices")
+    if isinstance(devices, dict):
+        for key in devices:
+            if isinstance(key, str) and key.lower() == ieee.lower():
+                return key
+    return ieee
+
+
 def backup_path(path: Path) -> Path:
     """Where the previous file is kept when it had to be rewritten in full."""
     return path.with_name(path.name + ".bak")

@@ -1,5 +1,8 @@
 """`<base>/bridge/request/<path>` -> `<base>/bridge/response/<path>`, Zigbee2MQTT's request API.
 
+This module dispatches requests and serves `health_check` and the virtual adapter's `simulation/*`;
+the extensions register the rest (the bridge API: `permit_join`, `options`, `device/...`).
+
 Responses are `{"data": {...}, "status": "ok"}` or `{"data": {}, "error": "...", "status": "error"}`,
 with the request's `transaction` echoed. An unknown path gets an error response that lists the known
 ones (Zigbee2MQTT stays silent; a script waiting for an answer is better served by an error).
@@ -17,9 +20,6 @@ from z2m_qbkg40lm.bridge.topics import PayloadError, request_payload
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_PERMIT_JOIN_S = 254
-
-
 Handler = RequestHandler
 
 
@@ -33,7 +33,6 @@ class Requests:
         self._radio = radio
         self._handlers: dict[str, Handler] = {
             "health_check": self._health_check,
-            "permit_join": self._permit_join,
             "simulation/switches": self._sim_switches,
             "simulation/press": self._sim_press,
             "simulation/heartbeat": self._sim_heartbeat,
@@ -71,16 +70,6 @@ class Requests:
 
     async def _health_check(self, message: Any) -> dict[str, Any]:
         return {"healthy": True}
-
-    async def _permit_join(self, message: Any) -> dict[str, Any]:
-        time = message.get("time") if isinstance(message, dict) else message
-        if isinstance(time, bool) or not isinstance(time, int):
-            raise RequestError('Invalid payload: expected {"time": 0..254} (seconds; 0 closes)')
-        if not 0 <= time <= MAX_PERMIT_JOIN_S:
-            raise RequestError(f"Cannot permit join for more than {MAX_PERMIT_JOIN_S} seconds.")
-        await self._radio.permit_join(time)
-        _LOGGER.info("Zigbee: %s joining", f"allowing new devices for {time} s" if time else "disabling")
-        return {"time": time}
 
     # --- the virtual adapter's simulated physical events -------------------------------------
 
