@@ -18,11 +18,11 @@ import pytest
 from tests.support import (
     DaemonProcess,
     Watcher,
-    clear_retained,
     random_base_topic,
     watching,
     write_config,
 )
+from tests.test_homeassistant import clear_tree
 from z2m_qbkg40lm.bridge.availability import PING, Availability, AvailabilityTracker
 from z2m_qbkg40lm.bridge.extension import Context
 from z2m_qbkg40lm.config import ActiveAvailabilityConfig, Config, DeviceConfig
@@ -294,7 +294,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     state = Running(_start(config, data_dir), base, "", config, data_dir)
     yield state
     code = state.daemon.stop()
-    clear_retained(base, ["bridge/state", f"{state.ieee}/availability"])
+    asyncio.run(clear_tree(base))
     assert code == 0, state.daemon.log()
 
 
