@@ -52,6 +52,14 @@ _LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.I
 # The command line quiets these below debug; a live change of the log level does the same.
 _CHATTY_LOGGERS = ("zigpy", "zigpy_znp", "bellows", "zigpy_deconz", "aiosqlite")
 _LIVE_OPTIONS = {("advanced", "log_level")}
+# A new key, PAN id or channel forms a new network that every device has to join again: not a
+# setting to change from a dashboard by accident.
+_NETWORK_OPTIONS = {
+    ("advanced", "network_key"),
+    ("advanced", "pan_id"),
+    ("advanced", "ext_pan_id"),
+    ("advanced", "channel"),
+}
 
 _OPTIONS_EXPECTED = (
     'expected {"options": {...}} with the settings to change, '
@@ -319,6 +327,11 @@ class BridgeApi(Extension):
                 )
             if path[0] not in Config.model_fields:
                 raise RequestError(f"Invalid options: '{path[0]}' is not supported by this daemon")
+            if path[:2] in _NETWORK_OPTIONS:
+                raise RequestError(
+                    f"Invalid options: '{'.'.join(path[:2])}' is not changed over MQTT: a new value forms "
+                    "a new network and every device has to be paired again; edit the configuration file"
+                )
             secret = next((key for key in path if is_secret_key(key)), None)
             if secret is not None:
                 raise RequestError(
