@@ -79,12 +79,13 @@ def build_options(
         except ConfigError as exc:
             raise OptionsError("; ".join(exc.problems)) from None
         mqtt_config = loaded.config.mqtt
+    base = base_topic or (mqtt_config.base_topic if mqtt_config is not None else "zigbee2mqtt")
     if mqtt is not None:
         try:
-            mqtt_config = MqttConfig(server=mqtt, base_topic=base_topic or "zigbee2mqtt")
+            mqtt_config = MqttConfig(server=mqtt, base_topic=base)
         except ValueError as exc:
             raise OptionsError(f"--mqtt {mqtt!r}: {exc}") from None
-    return EmulatorOptions(listen, nvram, switches, mqtt_config, base_topic, config, linkquality)
+    return EmulatorOptions(listen, nvram, switches, mqtt_config, base, config, linkquality)
 
 
 class ZnpEmulator:

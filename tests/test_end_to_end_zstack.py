@@ -1,0 +1,342 @@
+"""End to end over the real zigpy-znp code path: the Z-Stack emulator as a process, `z2m-qbkg40lm run`
+with `adapter: zstack` over `socket://`, and the real Mosquitto broker.
+
+The network is formed from an empty NVRAM, permit join is opened through the daemon, the switch
+waiting in pairing mode joins and is interviewed; then every expose is driven through `/set`,
+`/get`, presses and heartbeats by the very tests of `test_end_to_end.py` (imported below, so both
+paths are held to one behaviour); the emulator serves the `simulation/…` requests itself. The last
+test restarts the emulator and the daemon and shows the network and the switch resumed, not formed
+and joined again.
+
+The adapter is one fixture (`adapter`): a path is a way to start the radio and to get the first
+switch paired. `VirtualAdapter` is here so this file can also run against the in-process virtual
+adapter; only `zstack` is enabled (test_end_to_end.py covers the virtual path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from tests import test_end_to_end as shared
+from tests.support import (
+    BROKER_HOST,
+    BROKER_PORT,
+    DaemonProcess,
+    Watcher,
+    clear_retained,
+    random_base_topic,
+    watching,
+    write_config,
+)
+from tests.test_end_to_end import CALIBRATION, NAME, PRECISION, Running, _ready, _set
+
+# The shared tests, collected here too and run against this module's `running` fixture, in the
+# shared module's order: they share one daemon and its retained state (which keeps the last action).
+test_startup_publishes_online_and_the_full_state = shared.test_startup_publishes_online_and_the_full_state
+test_device_topics_answer_to_the_ieee_address_too = shared.test_device_topics_answer_to_the_ieee_address_too
+test_set_state_on_off_toggle = shared.test_set_state_on_off_toggle
+test_get_state_reads_the_relay = shared.test_get_state_reads_the_relay
+test_set_and_get_each_setting = shared.test_set_and_get_each_setting
+test_presses_publish_action_once_and_do_not_cache_it = (
+    shared.test_presses_publish_action_once_and_do_not_cache_it
+)
+test_press_in_control_relay_mode_toggles_the_relay = shared.test_press_in_control_relay_mode_toggles_the_relay
+test_heartbeat_gives_calibrated_device_temperature = shared.test_heartbeat_gives_calibrated_device_temperature
+test_power_cycle_restores_the_relay_with_outage_memory = (
+    shared.test_power_cycle_restores_the_relay_with_outage_memory
+)
+test_bad_input_is_logged_and_changes_nothing = shared.test_bad_input_is_logged_and_changes_nothing
+test_unknown_request_gets_an_error_response = shared.test_unknown_request_gets_an_error_response
+test_a_switch_that_does_not_answer_gives_an_error_and_keeps_the_state = (
+    shared.test_a_switch_that_does_not_answer_gives_an_error_and_keeps_the_state
+)
+test_a_new_switch_joins_only_while_permit_join_is_open = (
+    shared.test_a_new_switch_joins_only_while_permit_join_is_open
+)
+test_restart_resumes_network_device_and_state = shared.test_restart_resumes_network_device_and_state
+
+START_S = 20.0
+PAN_ID = re.compile(r"Zigbee network up: channel (\d+), PAN id (0x[0-9a-f]{4})")
+
+
+class EmulatorProcess:
+    """`python -m z2m_qbkg40lm emulate` as a child process; its address is its first stdout line."""
+
+    def __init__(self, folder: Path, config: Path) -> None:
+        self.nvram = folder / "znp.json"
+        self.config = config
+        self.log_path = folder / f"emulator-{uuid.uuid4().hex[:6]}.log"
+        self.address = ""
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start it and wait until it listens; returns `tcp://127.0.0.1:PORT`."""
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "z2m_qbkg40lm",
+                    "emulate",
+                    "--listen",
+                    f"tcp://127.0.0.1:{self._port()}",
+                    "--nvram",
+                    str(self.nvram),
+                    "--switches",
+                    "1",
+                    "--mqtt",
+                    f"mqtt://{BROKER_HOST}:{BROKER_PORT}",
+                    "--config",
+                    str(self.config),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], START_S)
+        line = self._process.stdout.readline().decode().strip() if ready else ""
+        if not line.startswith("tcp://"):
+            self.stop()
+            raise AssertionError(f"the emulator did not start; log:\n{self.log()}")
+        self.address = line
+        return line
+
+    def _port(self) -> int:
+        # The same port across restarts, as a real stick keeps its address: the daemon's config names it.
+        return int(self.address.rsplit(":", 1)[1]) if self.address else 0
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then wait; returns the exit code."""
+        assert self._process is not None
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+        try:
+            return self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+            raise AssertionError(f"emulator did not stop within {timeout} s; log:\n{self.log()}") from None
+        finally:
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+
+    def log(self) -> str:
+        """Everything the emulator logged so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+
+class Adapter(Protocol):
+    """One way to run the radio under the daemon."""
+
+    name: str
+
+    def serial(self) -> dict[str, Any]:
+        """The configuration's `serial:` section."""
+
+    def start(self, folder: Path, config: Path) -> None:
+        """Start whatever the daemon connects to (before the daemon)."""
+
+    def stop(self) -> None:
+        """Stop it (after the daemon)."""
+
+    async def pair_first_switch(self, watcher: Watcher) -> str:
+        """With the daemon online: get the first switch on the network; returns its IEEE address."""
+
+
+class ZStackAdapter:
+    """The Z-Stack emulator as a process; the switch joins when permit join opens."""
+
+    name = "zstack"
+
+    def __init__(self) -> None:
+        self.emulator: EmulatorProcess | None = None
+
+    def serial(self) -> dict[str, Any]:
+        assert self.emulator is not None
+        # socket:// is what zigpy's serial layer opens; tcp:// (Zigbee2MQTT's spelling) maps to it.
+        return {"adapter": "zstack", "port": "socket://" + self.emulator.address.removeprefix("tcp://")}
+
+    def start(self, folder: Path, config: Path) -> None:
+        if self.emulator is None:
+            self.emulator = EmulatorProcess(folder, config)
+        self.emulator.start()
+
+    def stop(self) -> None:
+        assert self.emulator is not None
+        assert self.emulator.stop() == 0, self.emulator.log()
+
+    async def pair_first_switch(self, watcher: Watcher) -> str:
+        await watcher.wait_for("bridge/emulator", lambda m: m.json() == {"state": "online"})
+        position = watcher.mark()
+        opened = await watcher.request("permit_join", {"time": 60})
+        assert opened["status"] == "ok", opened
+        joined = await watcher.wait_for(
+            "bridge/event", lambda m: m.json()["type"] == "device_joined", after=position
+        )
+        ieee: str = joined.json()["data"]["ieee_address"]
+        await watcher.wait_state(ieee, lambda s: "operation_mode" in s, after=position)
+        closed = await watcher.request("permit_join", {"time": 0})
+        assert closed["status"] == "ok", closed
+        return ieee
+
+
+class VirtualAdapter:
+    """The in-process virtual adapter: its switch is pre-paired."""
+
+    name = "virtual"
+
+    def serial(self) -> dict[str, Any]:
+        return {"adapter": "virtual"}
+
+    def start(self, folder: Path, config: Path) -> None:
+        """Nothing to start: the radio lives in the daemon."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    async def pair_first_switch(self, watcher: Watcher) -> str:
+        response = await watcher.request("simulation/switches", {})
+        assert response["status"] == "ok", response
+        ieee: str = response["data"]["switches"][0]["ieee"]
+        await watcher.wait_for(ieee, lambda m: "state" in m.json())
+        return ieee
+
+
+ADAPTERS = {"zstack": ZStackAdapter, "virtual": VirtualAdapter}
+
+
+@pytest.fixture(scope="module", params=["zstack"])
+def adapter(request: pytest.FixtureRequest) -> Adapter:
+    """The radio path under test (add "virtual" to params to hold it to the same tests)."""
+    chosen: Adapter = ADAPTERS[request.param]()
+    return chosen
+
+
+async def _first_start(base: str, adapter: Adapter) -> str:
+    async with watching(base) as watcher:
+        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"}, timeout=START_S)
+        return await adapter.pair_first_switch(watcher)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, adapter: Adapter) -> Iterator[Running]:
+    """The daemon on the chosen adapter, its switch named `NAME` with temperature options set.
+
+    As in test_end_to_end.py: the first run pairs the switch, then the configuration gets the
+    device settings and the daemon restarts, which also exercises resuming.
+    """
+    base = random_base_topic()
+    folder = tmp_path_factory.mktemp(f"e2e-{adapter.name}")
+    config = folder / "configuration.yaml"
+    data_dir = folder / "data"
+    write_config(config, base)
+    adapter.start(folder, config)
+    advanced = {"log_level": "info", "channel": 15}
+    write_config(config, base, serial=adapter.serial(), advanced=advanced)
+    first = DaemonProcess(config, data_dir)
+    first.start()
+    try:
+        ieee = asyncio.run(_first_start(base, adapter))
+    except BaseException:
+        first.stop()
+        adapter.stop()
+        raise
+    assert first.stop() == 0, first.log()
+    devices = {
+        ieee: {
+            "friendly_name": NAME,
+            "device_temperature_calibration": CALIBRATION,
+            "device_temperature_precision": PRECISION,
+            "retain": True,
+        }
+    }
+    advanced = {**advanced, "last_seen": "ISO_8601"}
+    write_config(config, base, serial=adapter.serial(), devices=devices, advanced=advanced)
+    daemon = DaemonProcess(config, data_dir)
+    daemon.start()
+    state = Running(daemon, base, ieee, config, data_dir)
+    try:
+        yield state
+    finally:
+        code = state.daemon.stop()
+        adapter.stop()
+        clear_retained(base, ["bridge/state", "bridge/emulator", "bridge/info", "bridge/devices", NAME, ieee])
+    assert code == 0, state.daemon.log()
+
+
+def _pan_id(log: str) -> str:
+    found = PAN_ID.findall(log)
+    assert found, log
+    return str(found[-1][1])
+
+
+async def test_restarting_emulator_and_daemon_resumes_network_and_switch(
+    running: Running, adapter: Adapter
+) -> None:
+    if not isinstance(adapter, ZStackAdapter) or adapter.emulator is None:
+        pytest.skip("only the emulator can be restarted apart from the daemon")
+    emulator = adapter.emulator
+    pan_before = _pan_id(running.daemon.log())
+    async with watching(running.base) as watcher:
+        await _ready(running, watcher)
+        position = await _set(watcher, {"state": "ON", "operation_mode": "control_relay"})
+        await watcher.wait_state(
+            NAME, lambda s: s["state"] == "ON" and s["operation_mode"] == "control_relay", after=position
+        )
+        assert running.daemon.stop() == 0
+        first_log = emulator.log()
+        adapter.stop()
+        assert "Network formed" in first_log  # the very first start formed it
+        position = watcher.mark()
+        adapter.start(running.data_dir.parent, running.config)
+        running.daemon = DaemonProcess(running.config, running.data_dir)
+        running.daemon.start()
+        await watcher.wait_for(
+            "bridge/state", lambda m: m.json() == {"state": "online"}, after=position, timeout=START_S
+        )
+        await watcher.wait_for("bridge/emulator", lambda m: m.json() == {"state": "online"}, after=position)
+        state = await watcher.wait_state(NAME, lambda s: "state" in s, after=position)
+        assert state["state"] == "ON"
+        # The switch answers through the resumed network, and still reports on its own.
+        position = await _set(watcher, {"state": "OFF"})
+        await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
+        position = watcher.mark()
+        response = await watcher.request("simulation/press", {"id": NAME, "kind": "single"})
+        assert response["status"] == "ok", response
+        await watcher.wait_state(NAME, lambda s: s.get("action") == "single", after=position)
+        await watcher.wait_state(NAME, lambda s: s["state"] == "ON", after=position)
+    daemon_log = running.daemon.log()
+    emulator_log = emulator.log()
+    assert _pan_id(daemon_log) == pan_before
+    assert "joined" not in daemon_log, "a resumed device must not join again"
+    assert "interview" not in daemon_log.lower()
+    assert "Network resumed" in emulator_log
+    assert "Network formed" not in emulator_log and "Start-up options" not in emulator_log
+    nvram = json.loads(emulator.nvram.read_text(encoding="utf-8"))
+    assert [switch["network"] is not None for switch in nvram["switches"]].count(True) >= 1
+
+
+def test_emulator_cli_rejects_bad_options(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "z2m_qbkg40lm", "emulate", "--listen", "udp://1.2.3.4:5"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "--listen" in result.stderr and "tcp://HOST:PORT" in result.stderr
+    assert time.monotonic() - started < START_S
