@@ -162,6 +162,14 @@ class EmulatorControl:
         self._firmware.emit(node, node.switch.power_cycle())
         return node.ieee_text
 
+    def revert_settings(self, name: str) -> str:
+        """The switch's firmware silently forgets its settings (factory defaults, no report)."""
+        node = self.node(name)
+        node.switch.forget_settings()
+        LOGGER.info("Switch %s silently reverted its settings to the factory defaults", node.ieee_text)
+        self._firmware.save()
+        return node.ieee_text
+
     def set_responsive(self, name: str, responsive: bool) -> str:
         """Make a switch silent (it answers and reports nothing) or bring it back."""
         node = self.node(name)
@@ -266,6 +274,7 @@ class MqttControl:
             "heartbeat": self._heartbeat,
             "power_cycle": lambda message: {"id": control.power_cycle(_switch(message))},
             "responsive": self._responsive,
+            "revert_settings": lambda message: {"id": control.revert_settings(_switch(message))},
             "join": self._join,
             "leave": lambda message: {"id": control.leave(_switch(message))},
             "fault/drop_link": lambda _message: {"dropped": control.drop_link()},
