@@ -289,6 +289,7 @@ class Running:
     prefix: str
     status: str
     ieee: str = ""
+    name: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -322,16 +323,21 @@ async def _clear_everything(running: Running) -> None:
     await clear_tree(running.prefix)
 
 
-async def clear_tree(root: str) -> None:
-    """Empty every retained message under `root` (a test module's own base topic or prefix)."""
+async def retained_topics(root: str) -> list[str]:
+    """The topics under `root` (relative to it) that hold a retained message now."""
     async with watching(root) as watcher:
         # Retained messages come right after the subscription, before anything published later:
         # once our own marker is back, all of them are in.
         marker = f"end-of-retained-{uuid.uuid4().hex[:8]}"
         await watcher.publish(marker, "")
         await watcher.wait_for(marker)
-        topics = sorted({m.topic for m in watcher.messages if m.retain and m.payload})
-    clear_retained(root, [topic.removeprefix(f"{root}/") for topic in topics])
+        topics = {m.topic for m in watcher.messages if m.retain and m.payload}
+    return sorted(topic.removeprefix(f"{root}/") for topic in topics)
+
+
+async def clear_tree(root: str) -> None:
+    """Empty every retained message under `root` (a test module's own base topic or prefix)."""
+    clear_retained(root, await retained_topics(root))
 
 
 @asynccontextmanager
@@ -457,3 +463,98 @@ async def test_birth_message_republishes_state_availability_and_discovery(runnin
         await base.wait_for(ieee, lambda m: "state" in m.json(), after=position)
         for component, config_id in ENTITIES:
             await discovery.wait_for(f"{component}/{ieee}/{config_id}/config", after=seen)
+
+
+def _empty(message: Message) -> bool:
+    return message.payload == b""
+
+
+def _online(message: Message) -> bool:
+    return bool(message.payload) and message.json() == {"state": "online"}
+
+
+async def test_bridge_entities_send_requests_the_daemon_serves(running: Running) -> None:
+    async with both(running) as (base, discovery):
+        ieee = await _ieee(running, base)
+        switch = await discovery.wait_for(f"switch/{ieee}/switch/config")
+        coordinator = switch.json()["device"]["via_device"].removeprefix("zigbee2mqtt_bridge_")
+        node = bridge_node_id(running.base, coordinator)
+        entities = {}
+        for component, name in (
+            ("switch", "permit_join"),
+            ("select", "log_level"),
+            ("sensor", "version"),
+            ("button", "restart"),
+        ):
+            entities[name] = (await discovery.wait_for(f"{component}/{node}/{name}/config")).json()
+            _check_keys(component, entities[name])
+            assert entities[name]["device"]["name"] == "Zigbee2MQTT Bridge"
+        assert entities["restart"]["command_topic"] == f"{running.base}/bridge/request/restart"
+        assert entities["version"]["state_topic"] == f"{running.base}/bridge/info"
+        permit = entities["permit_join"]
+        for payload, seconds in ((permit["payload_on"], 254), (permit["payload_off"], 0)):
+            position = base.mark()
+            await base.client.publish(permit["command_topic"], payload)
+            response = await base.wait_for("bridge/response/permit_join", after=position)
+            assert response.json() == {"data": {"time": seconds}, "status": "ok"}
+            open_now = bool(seconds)
+            await base.wait_for(
+                "bridge/info", lambda m, want=open_now: m.json()["permit_join"] is want, after=position
+            )
+        level = entities["log_level"]
+        assert level["options"] == ["error", "warning", "info", "debug"]
+        position = base.mark()
+        # What Home Assistant's command template renders for the option "info".
+        await base.client.publish(
+            level["command_topic"], level["command_template"].replace("{{ value }}", "info")
+        )
+        response = await base.wait_for("bridge/response/options", after=position)
+        assert response.json()["status"] == "ok", response.json()
+
+
+async def test_rename_moves_discovery_availability_and_triggers(running: Running) -> None:
+    new = "ha_renamed_switch"
+    async with both(running) as (base, discovery):
+        ieee = await _ieee(running, base)
+        await base.request("simulation/press", {"id": ieee, "kind": "single"})
+        await discovery.wait_for(f"device_automation/{ieee}/action_single/config")
+        await base.wait_for(f"{ieee}/availability", _online)
+        position, seen = base.mark(), discovery.mark()
+        response = await base.request("device/rename", {"from": ieee, "to": new})
+        assert response["status"] == "ok", response
+        running.name = new
+        switch = await discovery.wait_for(
+            f"switch/{ieee}/switch/config",
+            lambda m: bool(m.payload) and m.json()["state_topic"] == f"{running.base}/{new}",
+            after=seen,
+        )
+        payload = switch.json()
+        assert payload["command_topic"] == f"{running.base}/{new}/set"
+        assert (payload["device"]["name"], payload["default_entity_id"]) == (new, f"switch.{new}")
+        assert f"{running.base}/{new}/availability" in [a["topic"] for a in payload["availability"]]
+        trigger = await discovery.wait_for(f"device_automation/{ieee}/action_single/config", after=seen)
+        assert trigger.json()["topic"] == f"{running.base}/{new}/action"
+        await base.wait_for(f"{ieee}/availability", _empty, after=position)
+        await base.wait_for(f"{new}/availability", _online, after=position)
+    assert f"{ieee}/availability" not in await retained_topics(running.base)
+
+
+async def test_remove_clears_discovery_availability_and_triggers(running: Running) -> None:
+    """Last in this module: the switch leaves the network."""
+    async with both(running) as (base, discovery):
+        ieee = await _ieee(running, base)
+        name = running.name or ieee
+        await base.request("simulation/press", {"id": ieee, "kind": "double"})
+        await discovery.wait_for(f"device_automation/{ieee}/action_double/config")
+        await base.wait_for(f"{name}/availability", _online)
+    ours = [topic for topic in await retained_topics(running.prefix) if f"/{ieee}/" in topic]
+    assert len(ours) >= len(ENTITIES) + 1, ours
+    async with both(running) as (base, discovery):
+        position, seen = base.mark(), discovery.mark()
+        response = await base.request("device/remove", {"id": name})
+        assert response["status"] == "ok", response
+        for topic in ours:
+            await discovery.wait_for(topic, _empty, after=seen)
+        await base.wait_for(f"{name}/availability", _empty, after=position)
+    assert [topic for topic in await retained_topics(running.prefix) if f"/{ieee}/" in topic] == []
+    assert f"{name}/availability" not in await retained_topics(running.base)

@@ -37,9 +37,6 @@ _LOGGER = logging.getLogger(__name__)
 
 BASIC_CLUSTER = 0x0000
 ATTR_SW_BUILD_ID = 0x4000
-BRIDGE_INFO_PUBLISHED = False
-"""Whether `<base>/bridge/info` (permit_join, log_level, version) is published; the bridge
-entities that read it are left out until it is."""
 READ_SW_BUILD_ID = (ReadAttributes(endpoint=1, cluster_id=BASIC_CLUSTER, attribute_ids=(ATTR_SW_BUILD_ID,)),)
 
 
@@ -320,17 +317,20 @@ class HomeAssistant(Extension):
                 self._published[topic] = text
 
     def _bridge_entities(self) -> frozenset[str]:
-        """The bridge entities whose topics the daemon serves (the others would never work)."""
+        """The bridge entities whose requests the daemon serves (the others could never work).
+
+        `bridge/state` is the core's; `bridge/info` (version, permit_join, log_level) comes with
+        the bridge API, which also serves the requests behind the switch, button and select.
+        """
         served: set[str] = set()
         for extension in self.context.bridge.extensions:
             served.update(extension.request_handlers())
         entities = {"connection_state"}
-        if "restart" in served:
-            entities.add("restart")
-        if BRIDGE_INFO_PUBLISHED:
-            entities.update({"permit_join", "version"})
-            if "options" in served:
-                entities.add("log_level")
+        if served & {"permit_join", "restart", "options"}:
+            entities.add("version")
+        entities.update(name for name in ("permit_join", "restart") if name in served)
+        if "options" in served:
+            entities.add("log_level")
         return frozenset(entities)
 
     # --- Home Assistant's birth message ----------------------------------------------------------
