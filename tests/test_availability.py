@@ -218,6 +218,20 @@ async def test_checked_at_start_offline_after_two_unanswered_pings_online_on_a_f
         await s.extension.stop()
 
 
+async def test_a_device_first_heard_later_gets_its_checks_too() -> None:
+    s = scripted(FAST | {"enabled": False})
+    await s.extension.start()
+    try:
+        for _ in range(3):  # let the check loop run up to its wait: nothing tracked, no deadline
+            await asyncio.sleep(0)
+        s.bridge.settings[IEEE] = DeviceConfig(friendly_name="hall", availability=True)
+        s.radio.answering = False
+        await s.extension.on_radio_event(ev.FrameReceived(IEEE, 150))
+        await s.mqtt.wait("z/hall/availability", OFFLINE)
+    finally:
+        await s.extension.stop()
+
+
 async def test_an_answered_ping_keeps_it_online_without_republishing() -> None:
     s = scripted(FAST)
     await s.extension.start()

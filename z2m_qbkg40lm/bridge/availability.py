@@ -272,9 +272,13 @@ class Availability(Extension):
             await self._publish(ieee, "offline")
 
     async def _alive(self, ieee: str) -> None:
-        if ieee not in self._tracker and not self.enabled_for(ieee):
+        new = ieee not in self._tracker
+        if new and not self.enabled_for(ieee):
             return
-        if self._tracker.alive(ieee, asyncio.get_running_loop().time()):
+        changed = self._tracker.alive(ieee, asyncio.get_running_loop().time())
+        if new:
+            self._wake.set()  # the check loop may be waiting with no deadline at all
+        if changed:
             _LOGGER.info("Device '%s' is online", self._name(ieee))
             await self._publish(ieee, "online")
 
