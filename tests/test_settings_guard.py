@@ -28,6 +28,10 @@ from tests.support import (
     write_config,
 )
 from tests.test_command_feedback import seed_virtual_switch
+from z2m_qbkg40lm.bridge.settings_guard import RememberedSettings, merged_reads, written_value
+from z2m_qbkg40lm.devices.definition import ReadAttributes
+from z2m_qbkg40lm.devices.qbkg40lm import QBKG40LM
+from z2m_qbkg40lm.devices.registry import plan_get
 
 NAME = "upstairs/guarded_switch"
 REAPPLIED = "device_setting_reapplied"
@@ -115,6 +119,57 @@ async def _firmware(watcher: Watcher) -> dict[str, Any]:
     response = await watcher.request("simulation/switches", {})
     switch: dict[str, Any] = response["data"]["switches"][0]
     return switch
+
+
+# --- pure parts --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prop", "value", "remembered"),
+    [
+        ("operation_mode", "DECOUPLED", "decoupled"),
+        ("operation_mode", {"state": "control_relay"}, "control_relay"),
+        ("flip_indicator_light", "on", "ON"),
+        ("power_outage_memory", "true", True),
+        ("power_outage_memory", False, False),
+        ("operation_mode", "sideways", None),
+    ],
+)
+def test_a_set_value_is_remembered_as_the_device_reports_it(prop: str, value: Any, remembered: Any) -> None:
+    assert written_value(QBKG40LM, prop, value, {}) == remembered
+
+
+def test_the_three_settings_are_read_in_one_request() -> None:
+    settings = ("operation_mode", "flip_indicator_light", "power_outage_memory")
+    reads = merged_reads(op for prop in settings for op in plan_get(QBKG40LM, prop))
+    assert len(reads) == 1, reads
+    assert isinstance(reads[0], ReadAttributes)
+    assert reads[0].attribute_ids == (0x0200, 0x00F0, 0x0201)
+    assert reads[0].manufacturer == 0x115F
+
+
+def test_remembered_settings_survive_a_new_instance_and_a_corrupt_file_is_kept_aside(tmp_path: Path) -> None:
+    path = tmp_path / "settings_guard.json"
+    store = RememberedSettings(path)
+    store.load()
+    store.remember("0x54ef441000000001", {"operation_mode": "decoupled"})
+    store.remember("0x54ef441000000001", {"flip_indicator_light": "ON"})
+    again = RememberedSettings(path)
+    again.load()
+    assert again.get("0x54ef441000000001") == {"operation_mode": "decoupled", "flip_indicator_light": "ON"}
+    assert again.devices() == ["0x54ef441000000001"]
+    again.forget("0x54ef441000000001")
+    assert RememberedSettings(path).devices() == []
+
+    path.write_text("{not json", encoding="utf-8")
+    broken = RememberedSettings(path)
+    broken.load()
+    assert broken.devices() == []
+    assert path.with_suffix(".corrupt").read_text(encoding="utf-8") == "{not json"
+    assert list(tmp_path.glob(".settings_guard.json.*")) == [], "no temporary file left behind"
+
+
+# --- end to end -----------------------------------------------------------------------------------
 
 
 async def test_a_power_cycle_puts_back_only_what_the_user_set(guarded: Running) -> None:

@@ -253,7 +253,10 @@ class SettingsGuard(Extension):
         settings = {}
         for prop, value in guarded.items():
             wanted = written_value(definition, prop, value, options)
-            settings[prop] = result.state.get(prop) if wanted is None else wanted
+            if wanted is None:
+                wanted = result.state.get(prop)
+            if wanted is not None:
+                settings[prop] = wanted
         _LOGGER.debug("Settings guard: remembering %s for %s", settings, ieee)
         self._store.remember(ieee, settings)
 
