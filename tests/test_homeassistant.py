@@ -33,7 +33,7 @@ from tests.test_ha_entities import ACCEPTED, AVAILABILITY_ENTRY_KEYS, DEVICE_KEY
 from z2m_qbkg40lm.bridge.extension import Context
 from z2m_qbkg40lm.bridge.ha_entities import bridge_node_id
 from z2m_qbkg40lm.bridge.homeassistant import HomeAssistant
-from z2m_qbkg40lm.config import Config, DeviceConfig
+from z2m_qbkg40lm.config import Config, ConfigError, DeviceConfig, parse_config
 from z2m_qbkg40lm.devices.definition import DeviceDefinition, ZclOperation
 from z2m_qbkg40lm.devices.registry import find_definition
 from z2m_qbkg40lm.zigbee import events as ev
@@ -253,10 +253,14 @@ async def test_birth_republishes_discovery_at_once_and_the_rest_after_the_delay(
     await s.extension.on_message("homeassistant/status", b"offline", False)
     assert s.mqtt.take() == []
     await s.extension.on_message("homeassistant/status", b" Online\n", False)
-    assert f"ha/switch/{IEEE}/switch/config" in configs(s.mqtt.take())
     assert s.extension._birth_task is not None
     await s.extension._birth_task
-    assert s.mqtt.take() == [("z/bridge/state", '{"state":"online"}', True, 1)]
+    sent = s.mqtt.take()
+    assert f"ha/switch/{IEEE}/switch/config" in configs(sent)
+    assert [m for m in sent if not m[0].startswith("ha/")] == [
+        ("z/bridge/state", '{"state":"online"}', True, 1)
+    ]
+    assert sent[-1][0] == "z/bridge/state"  # discovery first
     assert s.bridge.states == [IEEE, IEEE]
     await s.extension.stop()
 
@@ -558,3 +562,31 @@ async def test_remove_clears_discovery_availability_and_triggers(running: Runnin
         await base.wait_for(f"{name}/availability", _empty, after=position)
     assert [topic for topic in await retained_topics(running.prefix) if f"/{ieee}/" in topic] == []
     assert f"{name}/availability" not in await retained_topics(running.base)
+
+
+# --- configuration ----------------------------------------------------------------------------------
+
+
+def _parse(**sections: Any) -> Config:
+    raw = {"mqtt": {"server": "mqtt://x"}, "serial": {"adapter": "virtual"}} | sections
+    return parse_config(raw, Path("configuration.yaml")).config
+
+
+def test_configuration_keys_and_their_checks() -> None:
+    config = _parse(
+        homeassistant={"enabled": True, "birth_republish_delay": 0.5},
+        availability={"enabled": True, "active": {"timeout": 0.05, "retry_delay": 0}},
+    )
+    assert config.homeassistant.birth_republish_delay == 0.5
+    assert config.availability.active.timeout == 0.05
+    assert _parse(homeassistant=True).homeassistant.enabled  # Zigbee2MQTT 1.x shorthand
+    for bad, key in (
+        ({"homeassistant": {"discovery_topic": "home/#"}}, "homeassistant.discovery_topic"),
+        ({"homeassistant": {"status_topic": "/status"}}, "homeassistant.status_topic"),
+        ({"homeassistant": {"birth_republish_delay": -1}}, "homeassistant.birth_republish_delay"),
+        ({"availability": {"active": {"timeout": 0}}}, "availability.active.timeout"),
+        ({"availability": {"active": {"max_jitter": -5}}}, "availability.active.max_jitter"),
+    ):
+        with pytest.raises(ConfigError) as raised:
+            _parse(**bad)
+        assert any(problem.startswith(f"{key}:") for problem in raised.value.problems), raised.value.problems

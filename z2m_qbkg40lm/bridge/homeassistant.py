@@ -336,13 +336,13 @@ class HomeAssistant(Extension):
     # --- Home Assistant's birth message ----------------------------------------------------------
 
     async def _on_birth(self) -> None:
-        """Discovery at once; bridge state, availability and states after the configured delay."""
+        """Discovery at once; bridge state, availability and states after the configured delay.
+
+        In a task of its own: MQTT messages are handled one at a time and this is many publishes.
+        """
         _LOGGER.info("Home Assistant is online: publishing discovery, states in %g s", self._birth_delay)
-        await self._publish_bridge()
-        for device in self.context.radio.devices():
-            await self._sync(device.ieee, force=True)
         await self._cancel_birth()
-        self._birth_task = asyncio.get_running_loop().create_task(self._republish_later(), name="HA birth")
+        self._birth_task = asyncio.get_running_loop().create_task(self._republish(), name="HA birth")
 
     async def _cancel_birth(self) -> None:
         task, self._birth_task = self._birth_task, None
@@ -351,7 +351,10 @@ class HomeAssistant(Extension):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _republish_later(self) -> None:
+    async def _republish(self) -> None:
+        await self._publish_bridge()
+        for device in self.context.radio.devices():
+            await self._sync(device.ieee, force=True)
         await asyncio.sleep(self._birth_delay)
         mqtt = self.context.mqtt
         if not mqtt.can_publish:
