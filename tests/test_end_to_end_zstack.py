@@ -38,6 +38,7 @@ from tests.support import (
     Watcher,
     clear_retained,
     random_base_topic,
+    wait_until,
     watching,
     write_config,
 )
@@ -340,3 +341,35 @@ def test_emulator_cli_rejects_bad_options(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "--listen" in result.stderr and "tcp://HOST:PORT" in result.stderr
     assert time.monotonic() - started < START_S
+
+
+async def test_faults_on_mqtt_reach_the_daemon(running: Running, adapter: Adapter) -> None:
+    if not isinstance(adapter, ZStackAdapter):
+        pytest.skip("faults are the emulator's")
+    async with watching(running.base) as watcher:
+        before = await _ready(running, watcher)
+        target = "OFF" if before["state"] == "ON" else "ON"
+        failing = await watcher.request("simulation/fault/fail_confirms", {"status": "MAC_NO_ACK"})
+        assert failing["data"] == {"status": "MAC_NO_ACK"}, failing
+        position = await _set(watcher, {"state": target})
+        record = await watcher.wait_log(lambda r: r["level"] == "error", after=position)
+        assert NAME in record["message"] and "'state'" in record["message"], record
+        assert (await watcher.request("simulation/fault/clear", {}))["status"] == "ok"
+        delayed = await watcher.request("simulation/fault/delay_confirms", {"ms": 1000})
+        assert delayed["data"] == {"ms": 1000}, delayed
+        position = await _set(watcher, {"state": target})
+        await watcher.wait_state(NAME, lambda s: s["state"] == target, after=position)
+        await watcher.request("simulation/fault/clear", {})
+        unknown = await watcher.request("simulation/fault/fail_confirms", {"status": "LOST_IN_SPACE"})
+        assert unknown["status"] == "error" and "LOST_IN_SPACE" in unknown["error"], unknown
+        # A cut serial line is a lost adapter: the daemon stops with exit code 2 (systemd restarts it).
+        dropped = await watcher.request("simulation/fault/drop_link", {})
+        assert dropped["data"] == {"dropped": True}, dropped
+        await asyncio.to_thread(wait_until, lambda: not running.daemon.running)
+        assert running.daemon.stop() == 2, running.daemon.log()
+        position = watcher.mark()
+        running.daemon = DaemonProcess(running.config, running.data_dir)
+        running.daemon.start()
+        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"}, after=position)
+        position = await _set(watcher, {"state": before["state"]})
+        await watcher.wait_state(NAME, lambda s: s["state"] == before["state"], after=position)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,14 @@ import zigpy.types as t
 import zigpy_znp.commands as c
 import zigpy_znp.types as znp_t
 from zigpy.zcl import Cluster, foundation
+from zigpy_znp.exceptions import CommandNotRecognized
 from zigpy_znp.types.nvids import OsalNvIds
 from zigpy_znp.zigbee.application import ControllerApplication
 
 from z2m_qbkg40lm.devices.qbkg40lm import ENDPOINT_PATCHES, LUMI_CLUSTER
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
+from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
+from z2m_qbkg40lm.sim.znp.nvram import Nvram
 from z2m_qbkg40lm.sim.znp_emulator import EmulatorOptions, ZnpEmulator
 from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver, register_manufacturer_clusters
 
@@ -297,3 +302,49 @@ async def test_a_coordinator_reset_is_announced_and_forgets_the_registrations(ru
         )
         running.emulator.control.press(ieee_text(device), "single")
         assert (await next_event(reports)).attribute_id == 0x0000
+
+
+# --- the emulator's own parts ---------------------------------------------------------------------------
+
+
+async def test_a_pseudo_terminal_serves_zigpy_znp_like_a_usb_stick(tmp_path: Path) -> None:
+    symlink = tmp_path / "ttyZNP"
+    options = EmulatorOptions(listen=f"pty:{symlink}", nvram=None, switches=0)
+    async with ZnpEmulator(options) as emulator:
+        assert emulator.address == str(symlink) and symlink.resolve().as_posix().startswith("/dev/pts/")
+        config = zigpy_config(tmp_path, "0")
+        config["device"]["path"] = str(symlink)
+        app = await ControllerApplication.new(config, auto_form=True, start_radio=False)
+        listener = Listener(app)
+        app.add_listener(listener)
+        try:
+            await app.startup(auto_form=True)
+            assert emulator.firmware.network_up
+            assert emulator.control.drop_link() is True
+            await asyncio.wait_for(listener.lost, TIMEOUT)
+            assert symlink.resolve().as_posix().startswith("/dev/pts/"), "the unplugged stick is back"
+        finally:
+            await app.shutdown()
+    assert not symlink.exists()
+
+
+async def test_an_unknown_request_is_not_recognized(running: Running) -> None:
+    with pytest.raises(CommandNotRecognized):
+        await running.app._znp.request(c.SYS.GetTime.Req())
+
+
+def test_the_nvram_survives_its_json_form(tmp_path: Path) -> None:
+    rng = random.Random(4)
+    nvram = Nvram.factory(t.EUI64.convert("00:12:4b:00:00:00:00:01"), rng)
+    nvram.store(OsalNvIds.NIB, nvram.read(OsalNvIds.NIB, znp_t.NIB).replace(nwkLogicalChannel=20))
+    assert nvram.create((7, 0x0100, 3), 4, b"\x01") is True
+    copy = Nvram.from_json(json.loads(json.dumps(nvram.to_json())))
+    assert copy.to_json() == nvram.to_json()
+    assert copy.read(OsalNvIds.NIB, znp_t.NIB).nwkLogicalChannel == 20
+    assert copy.get((7, 0x0100, 3)) == b"\x01\x00\x00\x00"
+    path = tmp_path / "znp.json"
+    path.write_text('{"version": 99}', encoding="utf-8")
+    with pytest.raises(ValueError, match="version 1"):
+        ZStackFirmware(path)
+    path.write_text("", encoding="utf-8")
+    assert ZStackFirmware(path, switches=2).formed is False, "an empty file is a factory-new chip"

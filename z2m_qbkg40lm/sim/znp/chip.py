@@ -204,7 +204,12 @@ class ZStackChip:
         """Save soon: zigpy-znp writes hundreds of NV items in a row at start-up."""
         if self._state_file is None or self._save_handle is not None:
             return
-        self._save_handle = asyncio.get_running_loop().call_later(SAVE_DELAY, self.save)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # set up before the loop runs
+            self.save()
+            return
+        self._save_handle = loop.call_later(SAVE_DELAY, self.save)
 
     def close(self) -> None:
         """Stop timers and save; the link is the caller's."""
@@ -275,7 +280,7 @@ class ZStackChip:
             request = command_type.from_frame(frame, align=nv.ALIGNED)
         except ValueError as exc:
             LOGGER.warning("Malformed %s from the host: %s", command_type.__qualname__, exc)
-            self._not_recognized(frame, t.ErrorCode.INVALID_LENGTH)
+            self._not_recognized(frame, c.rpc_error.ErrorCode.InvalidLength)
             return
         LOGGER.debug("<- %s", request)
         handler = self._handlers.get(command_type)
@@ -283,13 +288,20 @@ class ZStackChip:
             LOGGER.info("Z-Stack does not implement %s here: CommandNotRecognized", command_type.__qualname__)
             self._not_recognized(frame)
             return
-        for reply in handler(request):
+        try:
+            replies = handler(request)
+        except Exception:
+            # A bug here must not take the serial line down: answer as Z-Stack does to the unknown.
+            LOGGER.exception("Emulating %s failed", request)
+            replies = []
+            self._not_recognized(frame)
+        for reply in replies:
             self._send(reply)
         if self.nvram.changes != self._saved_changes:
             self._changed()
 
     def _not_recognized(
-        self, frame: GeneralFrame, code: t.ErrorCode = t.ErrorCode.INVALID_COMMAND_ID
+        self, frame: GeneralFrame, code: Any = c.rpc_error.ErrorCode.InvalidCommandId
     ) -> None:
         if frame.header.type != t.CommandType.SREQ:
             return  # only synchronous requests get an error answer

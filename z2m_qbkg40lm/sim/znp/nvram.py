@@ -305,7 +305,7 @@ class Nvram:
     # --- JSON ------------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        """Items by name: legacy items under "legacy", extended ones under "extended"."""
+        """Items by name: legacy items under "legacy", extended tables (by sub id) under "extended"."""
         legacy_items: dict[str, str] = {}
         extended: dict[str, dict[str, str]] = {}
         for (sys_id, item_id, sub_id), value in sorted(self._items.items()):
@@ -365,7 +365,7 @@ def read_state_file(path: Path) -> dict[str, Any] | None:
 
 def write_state_file(path: Path, data: Mapping[str, Any]) -> None:
     """Write the state file atomically: a temporary file in the same folder, fsync, rename."""
-    text = json.dumps({"version": FILE_VERSION, **data}, indent=1, sort_keys=True)
+    text = json.dumps({"version": FILE_VERSION, **data}, indent=1)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
