@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -222,24 +223,35 @@ async def watching(base_topic: str) -> AsyncIterator[Watcher]:
                 await pump
 
 
-def clear_retained(base_topic: str, topics: list[str]) -> None:
-    """Remove retained messages a test left on the shared broker."""
-    for topic in topics:
-        subprocess.run(
-            [
-                "mosquitto_pub",
-                "-h",
-                BROKER_HOST,
-                "-p",
-                str(BROKER_PORT),
-                "-t",
-                f"{base_topic}/{topic}",
-                "-r",
-                "-n",
-            ],
-            check=False,
-            capture_output=True,
-        )
+def clear_retained(base_topic: str, topics: list[str] | None = None) -> None:
+    """Remove retained messages a test left on the shared broker: the named ones (relative to the
+    base topic), or with no names every retained message under the base topic (for a teardown,
+    once the daemon has stopped)."""
+
+    async def clear() -> None:
+        identifier = f"test-clean-{uuid.uuid4().hex[:8]}"
+        async with aiomqtt.Client(BROKER_HOST, BROKER_PORT, identifier=identifier) as client:
+            found = {f"{base_topic}/{topic}" for topic in topics or ()}
+            if topics is not None:
+                for topic in sorted(found):
+                    await client.publish(topic, b"", retain=True, qos=1)
+                return
+            fence = f"{base_topic}/__fence_{uuid.uuid4().hex[:8]}"
+            await client.subscribe(f"{base_topic}/#")
+            # Retained messages are delivered on subscription, before anything published later.
+            await client.publish(fence, b"x")
+            async with asyncio.timeout(WAIT_S):
+                async for message in client.messages:
+                    if str(message.topic) == fence:
+                        break
+                    if message.retain and message.payload:
+                        found.add(str(message.topic))
+            for topic in sorted(found):
+                await client.publish(topic, b"", retain=True, qos=1)
+
+    # Callable from sync fixtures and from inside running event loops alike.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, clear()).result()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT_S) -> None:

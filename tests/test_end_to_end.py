@@ -89,7 +89,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     daemon.start()
     yield Running(daemon, base, ieee, config, data_dir)
     code = daemon.stop()
-    clear_retained(base, ["bridge/state", NAME, ieee])
+    clear_retained(base)
     assert code == 0, daemon.log()
 
 
