@@ -76,7 +76,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     daemon.start()
     yield Running(daemon, base, ieee)
     code = daemon.stop()
-    clear_retained(base, ["bridge/state"])
+    clear_retained(base)
     assert code == 0, daemon.log()
 
 

@@ -65,7 +65,7 @@ def _start(folder: Path, **settings_guard: Any) -> Running:
 
 def _stop(running: Running) -> None:
     code = running.daemon.stop()
-    clear_retained(running.base, ["bridge/state"])
+    clear_retained(running.base)
     assert code == 0, running.daemon.log()
 
 
@@ -264,5 +264,5 @@ async def test_a_periodic_check_finds_a_drift_and_the_settings_survive_a_restart
             assert event.json()["data"]["found"] == "control_relay", event.json()
     finally:
         code = restarted.stop()
-        clear_retained(running.base, ["bridge/state"])
+        clear_retained(running.base)
         assert code == 0, restarted.log()
