@@ -48,6 +48,7 @@ class Listener:
     def __init__(self, app: ControllerApplication) -> None:
         self._app = app
         self._initialized: dict[t.EUI64, asyncio.Future[zigpy.device.Device]] = {}
+        self.left: asyncio.Queue[t.EUI64] = asyncio.Queue()
         self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
         self.joined: list[t.EUI64] = []
 
@@ -60,6 +61,9 @@ class Listener:
     def device_initialized(self, device: zigpy.device.Device) -> None:
         if device.ieee != self._app.state.node_info.ieee and not self.initialized(device.ieee).done():
             self.initialized(device.ieee).set_result(device)
+
+    def device_left(self, device: zigpy.device.Device) -> None:
+        self.left.put_nowait(device.ieee)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
@@ -74,10 +78,10 @@ class Running:
         self.app = app
         self.listener = listener
 
-    async def join_switch(self) -> zigpy.device.Device:
-        """Open permit join through zigpy, let a new switch join, wait for its interview."""
+    async def join_switch(self, name: str | None = None) -> zigpy.device.Device:
+        """Open permit join through zigpy, let a (new) switch join, wait for its interview."""
         await self.app.permit(60)
-        ieee_text = self.emulator.control.join()
+        ieee_text = self.emulator.control.join(name)
         ieee = t.EUI64.convert(":".join(ieee_text[i : i + 2] for i in range(2, 18, 2)))
         return await asyncio.wait_for(self.listener.initialized(ieee), TIMEOUT)
 
@@ -201,6 +205,23 @@ async def test_a_switch_joins_only_while_permit_join_is_open(running: Running) -
     # Z-Stack recorded the switch in its address manager table, where zigpy-znp's backups read it.
     backup = await running.app.backups.create_backup(load_devices=True)
     assert backup.network_info.nwk_addresses.get(device.ieee) == device.nwk
+
+
+async def test_a_removed_switch_leaves_and_can_join_again(running: Running) -> None:
+    device = await running.join_switch()
+    node = running.emulator.firmware.nodes[device.ieee]
+    leave = running.app._znp.wait_for_response(c.ZDO.LeaveInd.Callback(partial=True, IEEE=device.ieee))
+    await running.app.remove(device.ieee)  # zigpy sends Mgmt_Leave_req; the switch leaves
+    await asyncio.wait_for(leave, TIMEOUT)
+    assert not running.emulator.firmware.online(node)
+    assert running.emulator.control.switches()[0]["joined"] is False
+    with pytest.raises(zigpy.exceptions.DeliveryError, match="NWK_NO_ROUTE"):
+        await device.endpoints[1].on_off.on()
+    again = await running.join_switch(ieee_text(device))
+    assert again.ieee == device.ieee and again.is_initialized
+    # Leaving on its own (a factory reset on the device) is a ZDO leave indication for zigpy.
+    running.emulator.control.leave(ieee_text(again))
+    assert await asyncio.wait_for(running.listener.left.get(), TIMEOUT) == device.ieee
 
 
 async def test_on_off_is_confirmed_and_reported(running: Running) -> None:

@@ -105,7 +105,7 @@ class Faults:
 
 
 @dataclass
-class _Endpoint:
+class RegisteredEndpoint:
     profile: int
     device_type: int
     version: int
@@ -134,7 +134,7 @@ class ZStackChip:
         self._save_handle: asyncio.TimerHandle | None = None
         self._saved_changes = -1
         # Volatile state: lost on every reset.
-        self._endpoints: dict[int, _Endpoint] = {}
+        self._endpoints: dict[int, RegisteredEndpoint] = {}
         self._zdo_callbacks = False
         self._network_up = False
         self._permit_until: dict[int, float] = {}
@@ -591,7 +591,7 @@ class ZStackChip:
     def _af_register(self, request: Any) -> list[Any]:
         if request.Endpoint in self._endpoints:
             return [c.AF.Register.Rsp(Status=t.Status.APS_DUPLICATE_ENTRY)]
-        self._endpoints[int(request.Endpoint)] = _Endpoint(
+        self._endpoints[int(request.Endpoint)] = RegisteredEndpoint(
             int(request.ProfileId),
             int(request.DeviceId),
             int(request.DeviceVersion),
@@ -605,7 +605,7 @@ class ZStackChip:
         self._zdo_callbacks = True
         return [c.ZDO.MsgCallbackRegister.Rsp(Status=t.Status.SUCCESS)]
 
-    def registered_endpoint(self, endpoint: int) -> _Endpoint | None:
+    def registered_endpoint(self, endpoint: int) -> RegisteredEndpoint | None:
         """What the host registered on an endpoint."""
         return self._endpoints.get(endpoint)
 

@@ -30,6 +30,7 @@ import zigpy_znp.types as t
 from zigpy_znp.types.nvids import ExNvIds
 
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
+from z2m_qbkg40lm.sim.switch import random_nwk
 from z2m_qbkg40lm.sim.znp import nvram as nv
 from z2m_qbkg40lm.sim.znp.chip import COORDINATOR_NWK, DEFAULT_LINKQUALITY, Faults, Link, Node, ZStackChip
 from z2m_qbkg40lm.sim.znp.coordinator_zdo import answer
@@ -84,9 +85,7 @@ class ZStackFirmware(ZStackChip):
         switch = node.switch
         taken = {n.switch.nwk for n in self.nodes.values() if n is not node and n.network is not None}
         if switch.nwk in taken:
-            switch.nwk = next(
-                nwk for nwk in iter(lambda: self._rng.randint(1, 0xFFF7), None) if nwk not in taken
-            )
+            switch.nwk = random_nwk(self._rng, taken)
         node.network = self.nib.extendedPANID
         node.pairing = False
         switch.left = False
