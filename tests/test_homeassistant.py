@@ -186,6 +186,30 @@ async def test_rename_republishes_under_the_same_topics_with_the_new_name() -> N
     assert trigger["topic"] == "z/kitchen/action"
 
 
+async def test_homeassistant_rename_clears_the_configs_before_publishing_them_again() -> None:
+    s = await scripted()
+    s.mqtt.take()
+    s.bridge.settings[IEEE] = DeviceConfig(friendly_name="kitchen")
+    await s.extension.on_device_renamed(IEEE, "hall", "kitchen", True)
+    sent = [(topic, payload) for topic, payload, _, _ in s.mqtt.take() if topic.startswith("ha/")]
+    switch_topic = f"ha/switch/{IEEE}/switch/config"
+    payloads = [payload for topic, payload in sent if topic == switch_topic]
+    # Cleared (Home Assistant drops the entity), then published with the new name (a new entity id).
+    assert payloads[0] == ""
+    assert json.loads(payloads[-1])["default_entity_id"] == "switch.kitchen"
+
+
+async def test_options_changed_hook_republishes_discovery_at_once() -> None:
+    s = await scripted()
+    s.mqtt.take()
+    s.bridge.settings[IEEE] = DeviceConfig(
+        friendly_name="hall", homeassistant={"switch": {"icon": "mdi:power"}}
+    )
+    await s.extension.on_device_options_changed(IEEE)
+    published = configs(s.mqtt.take())
+    assert published[f"ha/switch/{IEEE}/switch/config"]["icon"] == "mdi:power"
+
+
 async def test_remove_clears_every_config_of_the_device() -> None:
     s = await scripted()
     await s.extension.on_state_published(IEEE, {"action": "double"})

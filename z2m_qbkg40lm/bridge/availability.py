@@ -211,7 +211,18 @@ class Availability(Extension):
         elif isinstance(event, ev.DeviceLeft):
             await self._drop(event.ieee)
 
-    async def on_device_renamed(self, ieee: str, old_name: str, new_name: str) -> None:
+    async def on_device_options_changed(self, ieee: str) -> None:
+        """Availability turned on or off for this device: publish or clear its message now."""
+        state = self._tracker.state(ieee)
+        if self.enabled_for(ieee):
+            if state is not None:
+                await self._publish(ieee, state)
+        elif ieee in self._retained:
+            await self._send(availability_topic(self._base, self._retained.pop(ieee)), "")
+
+    async def on_device_renamed(
+        self, ieee: str, old_name: str, new_name: str, homeassistant_rename: bool = False
+    ) -> None:
         """Move the retained message: empty on the old topic, the state on the new one."""
         old = self._retained.get(ieee, old_name)
         if old != new_name and ieee in self._retained:

@@ -30,7 +30,6 @@ RESERVED_NAMES = ("bridge",)
 """`<base>/bridge/...` is the bridge's own: a device named so would collide with it."""
 
 # Options the daemon applies as soon as they are set; others wait for a restart.
-_NEEDS_RESTART = frozenset({"availability", "homeassistant"})
 
 _RENAME_EXPECTED = (
     'expected {"from": "<name or IEEE address>", "to": "<new name>"} or {"last": true, "to": …}'
@@ -123,7 +122,7 @@ class DeviceRequests:
             await self._api.clear_retained(f"{old}/availability")
         await self._api.publish_devices()
         await self._api.publish_info()
-        await self._bridge.notify("on_device_renamed", ieee, old, new)
+        await self._bridge.notify("on_device_renamed", ieee, old, new, homeassistant_rename)
         if self._bridge.has_state(ieee):
             await self._bridge.publish_state(ieee, {}, force=True)
         _LOGGER.info("Successfully renamed - %s to %s", old, new)
@@ -224,11 +223,11 @@ class DeviceRequests:
             written = {key: after.get(key) for key in changes}
             await self._api.persist(lambda doc: self._device_edits(doc, ieee, settings, written))
             self._bridge.settings[ieee] = settings
-        restart_required = not _NEEDS_RESTART.isdisjoint(changes)
-        if restart_required:
-            self._api.restart_required = True
+        # Every device setting applies at once: the extensions follow on_device_options_changed.
+        restart_required = False
         await self._api.publish_devices()
         await self._api.publish_info()
+        await self._bridge.notify("on_device_options_changed", ieee)
         _LOGGER.info("Changed options of '%s': %s", name, ", ".join(sorted(changes)))
         return {"from": before, "id": given, "restart_required": restart_required, "to": after}
 

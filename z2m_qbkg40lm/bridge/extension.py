@@ -94,8 +94,14 @@ class Extension:
     async def on_command_result(self, result: CommandResult) -> None:
         """A `/set` or `/get` message has been carried out or refused."""
 
-    async def on_device_renamed(self, ieee: str, old_name: str, new_name: str) -> None:
-        """A device got a new friendly name (its topics move)."""
+    async def on_device_renamed(
+        self, ieee: str, old_name: str, new_name: str, homeassistant_rename: bool = False
+    ) -> None:
+        """A device got a new friendly name (its topics move); `homeassistant_rename` asks for new
+        Home Assistant entity ids too."""
+
+    async def on_device_options_changed(self, ieee: str) -> None:
+        """A device's settings changed at run time (`bridge.settings` already holds the new ones)."""
 
     async def on_device_removed(self, ieee: str, name: str) -> None:
         """A device was removed from the network and the configuration."""

@@ -161,8 +161,22 @@ class HomeAssistant(Extension):
             name = self.context.bridge.friendly_name(ieee)
             await self.context.mqtt.publish(f"{self._base}/{name}/{ACTION_PROPERTY}", action)
 
-    async def on_device_renamed(self, ieee: str, old_name: str, new_name: str) -> None:
-        """Same discovery topics (they use the IEEE address), new names and state topics."""
+    async def on_device_renamed(
+        self, ieee: str, old_name: str, new_name: str, homeassistant_rename: bool = False
+    ) -> None:
+        """Same discovery topics (they use the IEEE address), new names and state topics.
+
+        With `homeassistant_rename` the configs are cleared first, so Home Assistant drops the
+        entities and creates them again with ids from the new name (as Zigbee2MQTT does).
+        """
+        if not self._enabled:
+            return
+        if homeassistant_rename:
+            await self._clear_device(ieee)
+        await self._sync(ieee)
+
+    async def on_device_options_changed(self, ieee: str) -> None:
+        """Overrides or availability changed: discovery follows at once."""
         if self._enabled:
             await self._sync(ieee)
 
