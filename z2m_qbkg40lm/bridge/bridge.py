@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from z2m_qbkg40lm.bridge.extension import CommandResult, Extension
+from z2m_qbkg40lm.bridge.read_answers import ReadAnswers
 from z2m_qbkg40lm.bridge.state import UNCACHED_KEYS, StateStore
 from z2m_qbkg40lm.bridge.topics import (
     BridgeRequest,
@@ -27,7 +28,6 @@ from z2m_qbkg40lm.devices.definition import (
     AttributeMessage,
     ConversionError,
     DeviceDefinition,
-    ReadAttributes,
     SetPlan,
     ZclOperation,
 )
@@ -98,6 +98,7 @@ class Bridge:
         self.request_handler: RequestHandler | None = None
         self.on_radio_lost: Callable[[str], None] | None = None
         self.extensions: list[Extension] = []
+        self.read_watchers: set[ReadAnswers] = set()
         # Friendly names and options, changed at run time by requests (rename, device options).
         self.settings: dict[str, DeviceConfig] = dict(config.devices)
 
@@ -285,7 +286,7 @@ class Bridge:
         name = self.friendly_name(ieee)
         errors: list[str] = []
         applied: dict[str, Any] = {}
-        async with self._device_lock(ieee), _ReadAnswers(self, ieee) as answers:
+        async with self._device_lock(ieee), ReadAnswers(self, ieee) as answers:
             for prop, plan in plans:
                 published_before = self._publish_count.get(ieee, 0)
                 expected = answers.expect(plan.operations)
@@ -320,7 +321,7 @@ class Bridge:
         """Carry out a planned `/get`; its result's state holds the values read."""
         name = self.friendly_name(ieee)
         errors: list[str] = []
-        async with self._device_lock(ieee), _ReadAnswers(self, ieee) as answers:
+        async with self._device_lock(ieee), ReadAnswers(self, ieee) as answers:
             for prop, operations in reads:
                 expected = answers.expect(operations)
                 try:
@@ -352,6 +353,8 @@ class Bridge:
             except Exception:
                 _LOGGER.exception("Handling %s failed", event)
             await self.notify("on_radio_event", event)
+            for watcher in list(self.read_watchers):
+                await watcher.on_radio_event(event)
             if self._radio.events.empty():
                 await self.flush_pending_states()
 
@@ -527,80 +530,3 @@ class Bridge:
         self._pending.pop(ieee, None)
         self._last_published.pop(ieee, None)
         self._publish_count.pop(ieee, None)
-
-
-class _ReadAnswers(Extension):
-    """The values one command's reads brought back, for its `CommandResult`.
-
-    zigpy puts a read's answer on the radio event queue before `execute()` returns, and
-    `run_radio_events` applies it a moment later. To report the values read, a command watches
-    those events: for as long as it runs, this object sits among the bridge's extensions (whose
-    `on_radio_event` is called once an event has been applied) and collects the answers it
-    expects, converted like any attribute. `wait()` returns once all arrived, or after
-    `TIMEOUT_S` with what did.
-    """
-
-    TIMEOUT_S = 5.0
-
-    def __init__(self, bridge: Bridge, ieee: str) -> None:
-        # Deliberately no Context: this only listens to radio events, during one command.
-        self._bridge = bridge
-        self._ieee = ieee
-        device = bridge._radio.device(ieee)
-        self._definition = None if device is None else bridge.definition_of(device)
-        self._options = bridge.device_config(ieee).converter_options()
-        self._missing: set[tuple[int, int, int]] = set()
-        self._complete = asyncio.Event()
-        self._values: dict[str, Any] = {}
-
-    async def __aenter__(self) -> _ReadAnswers:
-        # A new list, never changed in place: a notify() iterating the old one is undisturbed.
-        self._bridge.extensions = [*self._bridge.extensions, self]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._bridge.extensions = [e for e in self._bridge.extensions if e is not self]
-
-    def expect(self, operations: tuple[ZclOperation, ...]) -> set[tuple[int, int, int]]:
-        """Note the answers that these operations' reads will bring; returns their keys."""
-        if self._definition is None:
-            return set()
-        keys = {
-            (operation.endpoint, operation.cluster_id, attribute_id)
-            for operation in operations
-            if isinstance(operation, ReadAttributes)
-            for attribute_id in operation.attribute_ids
-        }
-        self._missing |= keys
-        return keys
-
-    def forget(self, keys: set[tuple[int, int, int]]) -> None:
-        """Stop expecting answers (their read failed)."""
-        self._missing -= keys
-
-    async def on_radio_event(self, event: ev.RadioEvent) -> None:
-        """Collect an expected read answer."""
-        if not isinstance(event, ev.AttributeReceived) or event.ieee != self._ieee or event.kind != "read":
-            return
-        key = (event.endpoint, event.cluster_id, event.attribute_id)
-        if key not in self._missing or self._definition is None:
-            return
-        message = AttributeMessage(event.endpoint, event.cluster_id, event.attribute_id, event.value, "read")
-        self._values.update(convert_inbound(self._definition, message, self._options))
-        self._missing.discard(key)
-        if not self._missing:
-            self._complete.set()
-
-    async def wait(self) -> dict[str, Any]:
-        """The converted values read, once every expected answer was applied (or the time is up)."""
-        if self._missing:
-            self._complete.clear()
-            try:
-                await asyncio.wait_for(self._complete.wait(), self.TIMEOUT_S)
-            except TimeoutError:
-                _LOGGER.warning(
-                    "Read answers from '%s' were not applied within %s s",
-                    self._bridge.friendly_name(self._ieee),
-                    self.TIMEOUT_S,
-                )
-        return dict(self._values)
