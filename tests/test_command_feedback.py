@@ -13,7 +13,6 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -24,6 +23,7 @@ from tests.support import (
     Watcher,
     clear_retained,
     random_base_topic,
+    seed_virtual_switch,
     watching,
     write_config,
 )
@@ -31,23 +31,6 @@ from z2m_qbkg40lm.bridge.command_feedback import response_topic
 from z2m_qbkg40lm.bridge.topics import command_filters
 
 NAME = "ground_floor/feedback_switch"
-
-
-def seed_virtual_switch(data_dir: Path, **firmware: Any) -> str:
-    """A virtual adapter state file with one switch of a random Lumi address and no network yet.
-
-    The daemon forms the network on its first start and the switch announces itself, exactly as
-    with the adapter's own random switches; knowing the address up front lets the configuration
-    name the switch. `firmware` sets fields of the switch record (e.g. power_outage_memory=True).
-    """
-    octets = [0x54, 0xEF, 0x44, *(random.randrange(256) for _ in range(5))]
-    record = {"ieee": ":".join(f"{o:02x}" for o in octets), "nwk": f"0x{random.randint(1, 0xFFF7):04x}"}
-    record.update(firmware)
-    coordinator = ":".join(f"{o:02x}" for o in [0x02, *(random.randrange(256) for _ in range(7))])
-    data_dir.mkdir(parents=True, exist_ok=True)
-    state = {"version": 1, "coordinator_ieee": coordinator, "network": None, "switches": [record]}
-    (data_dir / "virtual_adapter.json").write_text(json.dumps(state), encoding="utf-8")
-    return "0x" + "".join(f"{o:02x}" for o in octets)
 
 
 @dataclass

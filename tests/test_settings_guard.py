@@ -24,10 +24,10 @@ from tests.support import (
     Watcher,
     clear_retained,
     random_base_topic,
+    seed_virtual_switch,
     watching,
     write_config,
 )
-from tests.test_command_feedback import seed_virtual_switch
 from z2m_qbkg40lm.bridge.settings_guard import RememberedSettings, merged_reads, written_value
 from z2m_qbkg40lm.devices.definition import ReadAttributes
 from z2m_qbkg40lm.devices.qbkg40lm import QBKG40LM
