@@ -24,12 +24,14 @@ import zigpy_znp.commands as c
 import zigpy_znp.types as znp_t
 from zigpy.zcl import Cluster, foundation
 from zigpy_znp.exceptions import CommandNotRecognized
+from zigpy_znp.frames import TransportFrame
 from zigpy_znp.types.nvids import OsalNvIds
 from zigpy_znp.zigbee.application import ControllerApplication
 
 from z2m_qbkg40lm.devices.qbkg40lm import ENDPOINT_PATCHES, LUMI_CLUSTER
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
 from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
+from z2m_qbkg40lm.sim.znp.link import MtFramer
 from z2m_qbkg40lm.sim.znp.nvram import Nvram
 from z2m_qbkg40lm.sim.znp_emulator import EmulatorOptions, ZnpEmulator
 from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver, register_manufacturer_clusters
@@ -369,3 +371,13 @@ def test_the_nvram_survives_its_json_form(tmp_path: Path) -> None:
         ZStackFirmware(path)
     path.write_text("", encoding="utf-8")
     assert ZStackFirmware(path, switches=2).formed is False, "an empty file is a factory-new chip"
+
+
+def test_the_framer_finds_frames_in_noise_and_pieces() -> None:
+    ping = TransportFrame(c.SYS.Ping.Req().to_frame()).serialize()
+    version = TransportFrame(c.SYS.Version.Req().to_frame()).serialize()
+    corrupt = ping[:-1] + bytes([ping[-1] ^ 0xFF])
+    framer = MtFramer()
+    # Bootloader-skip bytes and a corrupt frame before the good ones, the second split in two.
+    assert framer.feed(b"\xef" * 8 + corrupt + ping + version[:3]) == [c.SYS.Ping.Req().to_frame()]
+    assert framer.feed(version[3:]) == [c.SYS.Version.Req().to_frame()]

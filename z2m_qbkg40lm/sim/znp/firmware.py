@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final
 
 import zigpy.zdo.types as zdo_t
@@ -151,7 +151,7 @@ class ZStackFirmware(ZStackChip):
             if key_entry.extAddr == ieee:
                 self.nvram.store_entry(int(ExNvIds.TCLK_TABLE), sub_id, nv.EMPTY_TCLK_ENTRY)
 
-    def emit(self, node: Node, frames: Iterable[ApsFrame]) -> None:
+    def emit(self, node: Node, frames: list[ApsFrame]) -> None:
         """Frames a switch sends on its own or in reply: to the host as MT callbacks."""
         switch = node.switch
         if not self.online(node):
