@@ -67,7 +67,9 @@ def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--mqtt", default=None, help="broker for the simulation requests, e.g. mqtt://127.0.0.1:1883"
     )
     emulate.add_argument(
-        "--base-topic", default=None, help="base topic of the simulation requests (default: zigbee2mqtt)"
+        "--base-topic",
+        default=None,
+        help="base topic of the simulation requests (default: the --config file's, else zigbee2mqtt)",
     )
     emulate.add_argument(
         "--config",
