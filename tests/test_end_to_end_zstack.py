@@ -10,13 +10,15 @@ and joined again.
 
 The adapter is one fixture (`adapter`): a path is a way to start the radio and to get the first
 switch paired. `VirtualAdapter` is here so this file can also run against the in-process virtual
-adapter; only `zstack` is enabled (test_end_to_end.py covers the virtual path).
+adapter; only `zstack` runs unless `Z2M_E2E_ADAPTERS=zstack,virtual` (test_end_to_end.py covers
+the virtual path already).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import select
 import signal
@@ -219,9 +221,13 @@ class VirtualAdapter:
 ADAPTERS = {"zstack": ZStackAdapter, "virtual": VirtualAdapter}
 
 
-@pytest.fixture(scope="module", params=["zstack"])
+# Z2M_E2E_ADAPTERS=zstack,virtual holds the virtual adapter to these tests too.
+SELECTED = os.environ.get("Z2M_E2E_ADAPTERS", "zstack").split(",")
+
+
+@pytest.fixture(scope="module", params=SELECTED)
 def adapter(request: pytest.FixtureRequest) -> Adapter:
-    """The radio path under test (add "virtual" to params to hold it to the same tests)."""
+    """The radio path under test."""
     chosen: Adapter = ADAPTERS[request.param]()
     return chosen
 
