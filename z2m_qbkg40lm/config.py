@@ -7,10 +7,8 @@ reported as warnings; any other unknown key is an error, so a typo never passes 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +24,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from z2m_qbkg40lm.atomic_file import write_atomically
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -461,7 +461,7 @@ def resolve_network(advanced: AdvancedConfig, data_dir: Path) -> NetworkSettings
     pan_id = pick("pan_id", advanced.pan_id, lambda: secrets.randbelow(0xFFFE) + 1)
     ext_pan_id = pick("ext_pan_id", advanced.ext_pan_id, lambda: list(secrets.token_bytes(8)))
     if changed:
-        _write_private(secrets_path, yaml.safe_dump(stored, default_flow_style=None))
+        write_atomically(secrets_path, yaml.safe_dump(stored, default_flow_style=None), mode=0o600)
     return NetworkSettings(
         network_key=bytes(key),
         pan_id=int(pan_id),
@@ -489,19 +489,3 @@ def _read_secrets(path: Path) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems)
     return loaded
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Atomically write a file readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

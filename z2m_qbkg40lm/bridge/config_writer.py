@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from z2m_qbkg40lm.atomic_file import write_atomically
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -427,7 +427,7 @@ def save_edits(path: Path, edits: Sequence[Edit]) -> EditResult:
     try:
         if not result.preserved:
             shutil.copy2(path, backup_path(path))
-        _write_atomically(path, result.text)
+        write_atomically(path, result.text)
     except OSError as exc:
         raise ConfigEditError(f"cannot write {path} ({exc.strerror})") from None
     if not result.preserved:
@@ -438,19 +438,3 @@ def save_edits(path: Path, edits: Sequence[Edit]) -> EditResult:
             backup_path(path),
         )
     return result
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A temporary file beside the original, with its permissions, renamed over it."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

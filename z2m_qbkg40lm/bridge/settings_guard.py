@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from z2m_qbkg40lm.atomic_file import write_atomically
 from z2m_qbkg40lm.bridge.bridge import to_json
 from z2m_qbkg40lm.bridge.extension import CommandResult, Context, Extension, RequestError, RequestHandler
 from z2m_qbkg40lm.devices.definition import (
@@ -111,19 +110,8 @@ class RememberedSettings:
         """Write the file now, atomically."""
         text = json.dumps({"devices": self._devices, "version": STORE_VERSION}, sort_keys=True, indent=1)
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=f".{self._path.name}.")
+            write_atomically(self._path, text + "\n")
         except OSError:
-            _LOGGER.exception("Cannot save the remembered settings to %s", self._path)
-            return
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
             _LOGGER.exception("Cannot save the remembered settings to %s", self._path)
 
 

@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from z2m_qbkg40lm.atomic_file import write_atomically
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -81,16 +81,9 @@ class StateStore:
 
     def save(self) -> None:
         """Write the cache now, atomically."""
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=f".{self._path.name}.")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self._states, handle, sort_keys=True, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path)
+            write_atomically(self._path, json.dumps(self._states, sort_keys=True, indent=1))
         except OSError:
-            Path(tmp).unlink(missing_ok=True)
             _LOGGER.exception("Cannot save the state cache to %s", self._path)
 
     async def close(self) -> None:
