@@ -28,10 +28,10 @@ from tests.support import (
     watching,
     write_config,
 )
-from z2m_qbkg40lm.bridge.settings_guard import RememberedSettings, merged_reads, written_value
+from z2m_qbkg40lm.bridge.settings_guard import RememberedSettings, written_value
 from z2m_qbkg40lm.devices.definition import ReadAttributes
 from z2m_qbkg40lm.devices.qbkg40lm import QBKG40LM
-from z2m_qbkg40lm.devices.registry import plan_get
+from z2m_qbkg40lm.devices.registry import merged_reads, plan_get
 
 NAME = "upstairs/guarded_switch"
 REAPPLIED = "device_setting_reapplied"

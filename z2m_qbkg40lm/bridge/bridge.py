@@ -32,7 +32,13 @@ from z2m_qbkg40lm.devices.definition import (
     ZclOperation,
 )
 from z2m_qbkg40lm.devices.exposes import readable_properties
-from z2m_qbkg40lm.devices.registry import convert_inbound, find_definition, plan_get, plan_set
+from z2m_qbkg40lm.devices.registry import (
+    convert_inbound,
+    find_definition,
+    merged_reads,
+    plan_get,
+    plan_set,
+)
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
 from z2m_qbkg40lm.zigbee.radio import DeviceInfo
@@ -463,11 +469,12 @@ class Bridge:
         if definition is None:
             return
         wanted = properties if properties is not None else readable_properties(definition.exposes)
-        for prop in wanted:
-            try:
-                await self._radio.execute(ieee, plan_get(definition, prop))
-            except (ConversionError, DeviceCommandError) as exc:
-                _LOGGER.warning("Reading '%s' of '%s' failed: %s", prop, self.friendly_name(ieee), exc)
+        try:
+            # One request per cluster: the answers arrive together and make one state message.
+            reads = merged_reads(op for prop in wanted for op in plan_get(definition, prop))
+            await self._radio.execute(ieee, reads)
+        except (ConversionError, DeviceCommandError) as exc:
+            _LOGGER.warning("Reading %s of '%s' failed: %s", ", ".join(wanted), self.friendly_name(ieee), exc)
 
     async def publish_startup_states(self) -> None:
         """At start: publish every cached state, and read the devices nothing is cached for."""

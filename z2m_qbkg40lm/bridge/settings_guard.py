@@ -30,7 +30,7 @@ from z2m_qbkg40lm.devices.definition import (
     WriteAttribute,
     ZclOperation,
 )
-from z2m_qbkg40lm.devices.registry import convert_inbound, plan_get, plan_set
+from z2m_qbkg40lm.devices.registry import convert_inbound, merged_reads, plan_get, plan_set
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
 
@@ -113,20 +113,6 @@ class RememberedSettings:
             write_atomically(self._path, text + "\n")
         except OSError:
             _LOGGER.exception("Cannot save the remembered settings to %s", self._path)
-
-
-def merged_reads(operations: Iterable[ZclOperation]) -> tuple[ZclOperation, ...]:
-    """The same operations with reads of one cluster merged into one request (one frame a check)."""
-    groups: dict[tuple[int, int, int | None], list[int]] = {}
-    others: list[ZclOperation] = []
-    for operation in operations:
-        if isinstance(operation, ReadAttributes):
-            ids = groups.setdefault((operation.endpoint, operation.cluster_id, operation.manufacturer), [])
-            ids.extend(a for a in operation.attribute_ids if a not in ids)
-        else:
-            others.append(operation)
-    reads = [ReadAttributes(e, c, tuple(ids), m) for (e, c, m), ids in groups.items()]
-    return (*others, *reads)
 
 
 def written_value(definition: DeviceDefinition, prop: str, value: Any, options: Any) -> Any:

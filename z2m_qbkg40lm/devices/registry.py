@@ -8,6 +8,7 @@ and why, ready for the user.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from z2m_qbkg40lm.devices.definition import (
@@ -16,6 +17,7 @@ from z2m_qbkg40lm.devices.definition import (
     DeviceDefinition,
     Options,
     OutboundConvert,
+    ReadAttributes,
     SetPlan,
     State,
     ZclOperation,
@@ -130,3 +132,17 @@ def plan_get(definition: DeviceDefinition, prop: str) -> tuple[ZclOperation, ...
     if _is_known(definition, prop):
         raise ConversionError(f"{prop}: not readable on {definition.model}; readable: {readable}")
     raise ConversionError(f"no such property '{prop}' on {definition.model}; readable: {readable}")
+
+
+def merged_reads(operations: Iterable[ZclOperation]) -> tuple[ZclOperation, ...]:
+    """The same operations with reads of one cluster merged into one request (one frame a check)."""
+    groups: dict[tuple[int, int, int | None], list[int]] = {}
+    others: list[ZclOperation] = []
+    for operation in operations:
+        if isinstance(operation, ReadAttributes):
+            ids = groups.setdefault((operation.endpoint, operation.cluster_id, operation.manufacturer), [])
+            ids.extend(a for a in operation.attribute_ids if a not in ids)
+        else:
+            others.append(operation)
+    reads = [ReadAttributes(e, c, tuple(ids), m) for (e, c, m), ids in groups.items()]
+    return (*others, *reads)
