@@ -457,7 +457,11 @@ def test_hardware_adapter_settings_build_the_zigpy_configuration(
     assert bytes(validated["network"]["key"]) == network.network_key
     assert int(validated["network"]["pan_id"]) == network.pan_id
     assert validated["network"]["channel"] == 25
-    assert validated["ota"]["enabled"] is False
+    # Firmware updates from local files only: zigpy's downloading providers are not registered.
+    assert validated["ota"]["enabled"] is True
+    assert [p["type"] for p in zigpy_config(config, tmp_path, network)["ota"]["providers"]] == [
+        "z2m_qbkg40lm_local"
+    ]
 
 
 def test_only_the_configured_radio_library_is_imported() -> None:

@@ -40,7 +40,6 @@ _IGNORED_SECTIONS = (
     "frontend",
     "groups",
     "device_options",
-    "ota",
     "health",
     "blocklist",
     "passlist",
@@ -223,6 +222,44 @@ class SettingsGuardConfig(_Section):
     a device is also checked shortly after it announces itself or joins again."""
 
 
+class OtaConfig(_Section):
+    """`ota:` firmware updates from local files (never downloaded). Paths are relative to the data
+    directory, as in Zigbee2MQTT."""
+
+    zigbee_ota_override_index_location: str | None = None
+    """An index file in Zigbee2MQTT's OTA index format; each entry's `url` is a local path,
+    relative to the index (an `http(s)://` URL is looked for under its file name next to it)."""
+    image_folder: str | None = None
+    """A folder of `.ota` / `.zigbee` files, each offered by what its own header says (not a
+    Zigbee2MQTT key)."""
+    update_check_interval: Annotated[float, Field(gt=0)] = 1440
+    """Minutes: when a device asks for new firmware by itself, its update state is refreshed at
+    most this often."""
+    disable_automatic_update_check: bool = False
+    """Ignore the devices' own requests for new firmware; only `device/ota_update/check` checks."""
+    image_block_request_timeout: Annotated[int, Field(gt=0)] = 30000
+    """Milliseconds a device may stay silent during a check or an update (waiting for its Query
+    Next Image Request or its next Image Block Request) before it fails. zigpy gives up on its own
+    after 30 s without a block request, so larger values act as 30000."""
+    image_block_response_delay: Annotated[int, Field(ge=0)] | None = None
+    """Accepted for Zigbee2MQTT compatibility, not used: zigpy answers each block request at once."""
+    default_maximum_data_size: Annotated[int, Field(gt=0, le=255)] | None = None
+    """Accepted for Zigbee2MQTT compatibility, not used: zigpy sends at most 50 bytes per block to
+    Lumi devices."""
+
+    @field_validator("zigbee_ota_override_index_location", "image_folder")
+    @classmethod
+    def _check_local(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme in ("http", "https"):
+            raise ValueError(
+                "must be a local path: this daemon never downloads firmware (save the index and its "
+                "files in a folder and give that path)"
+            )
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
 NetworkKey = list[Annotated[int, Field(ge=0, le=255)]] | Literal["GENERATE"]
 
 
@@ -322,6 +359,7 @@ class Config(BaseModel):
     availability: AvailabilityConfig = AvailabilityConfig()
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     settings_guard: SettingsGuardConfig = SettingsGuardConfig()
+    ota: OtaConfig = OtaConfig()
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
 
     @field_validator("availability", "homeassistant", mode="before")

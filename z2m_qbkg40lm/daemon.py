@@ -21,6 +21,7 @@ from z2m_qbkg40lm.bridge.command_feedback import CommandFeedback
 from z2m_qbkg40lm.bridge.extension import Context, Extension
 from z2m_qbkg40lm.bridge.homeassistant import HomeAssistant
 from z2m_qbkg40lm.bridge.logging_topic import MqttLogHandler
+from z2m_qbkg40lm.bridge.ota import OtaUpdates
 from z2m_qbkg40lm.bridge.requests import Requests
 from z2m_qbkg40lm.bridge.settings_guard import SettingsGuard
 from z2m_qbkg40lm.bridge.state import STATE_FILE, StateStore
@@ -46,6 +47,7 @@ EXTENSIONS: tuple[type[Extension], ...] = (
     HomeAssistant,
     CommandFeedback,
     SettingsGuard,
+    OtaUpdates,
 )
 
 OFFLINE = to_json({"state": "offline"})

@@ -526,6 +526,10 @@ class Bridge:
 
     # --- rename and remove bookkeeping (bridge requests) --------------------------------------
 
+    def cached_state(self, ieee: str) -> dict[str, Any]:
+        """A copy of the device's cached state (empty when nothing is cached)."""
+        return self._state.get(ieee)
+
     def has_state(self, ieee: str) -> bool:
         """True when a state is cached for the device (a renamed device's state moves with it)."""
         return self._state.has(ieee)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from z2m_qbkg40lm.config import Config, NetworkSettings
+from z2m_qbkg40lm.ota.provider import zigpy_ota_config
 
 DATABASE_FILE = "zigbee.db"
 VIRTUAL_STATE_FILE = "virtual_adapter.json"
@@ -68,8 +69,8 @@ def zigpy_config(config: Config, data_dir: Path, network: NetworkSettings) -> di
             "extended_pan_id": ":".join(f"{b:02x}" for b in network.ext_pan_id),
             "key": list(network.network_key),
         },
-        # Firmware updates are a later feature; the default providers would also reach the internet.
-        "ota": {"enabled": False},
+        # Firmware from local files only: zigpy's default providers would download over HTTP.
+        "ota": zigpy_ota_config(config.ota, data_dir),
         # Zigbee2MQTT scans the topology only on request; a periodic scan only adds radio traffic.
         "topology_scan_enabled": False,
     }

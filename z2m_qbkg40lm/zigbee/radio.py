@@ -199,6 +199,10 @@ class Radio:
         found = self._find(ieee)
         return None if found is None else self._info(found)
 
+    def zigpy_device(self, ieee: str) -> Any | None:
+        """zigpy's own device object, for features that drive zigpy directly (firmware updates)."""
+        return self._find(ieee)
+
     def _find(self, ieee: str) -> Any | None:
         for device in self._devices():
             if ieee_string(device.ieee) == ieee:
