@@ -495,3 +495,67 @@ def test_a_query_command_matches_our_query_type() -> None:
         manufacturer = "LUMI"
 
     assert device_query(_Device(), command) == QUERY
+
+
+# --- Home Assistant's update entity ----------------------------------------------------------------
+
+
+def _ha_configs(firmware_updates: bool, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    from z2m_qbkg40lm.bridge.ha_entities import DiscoveryTarget, device_configs
+    from z2m_qbkg40lm.devices.qbkg40lm import QBKG40LM
+
+    target = DiscoveryTarget(
+        ieee=IEEE,
+        friendly_name="hall_switch",
+        definition=QBKG40LM,
+        base_topic="zigbee2mqtt",
+        discovery_prefix="homeassistant",
+        coordinator_ieee="0x00124b0012345678",
+        availability=False,
+        overrides=overrides or {},
+        firmware_updates=firmware_updates,
+    )
+    return device_configs(target)
+
+
+UPDATE_TOPIC = f"homeassistant/update/{IEEE}/update/config"
+
+
+def test_the_update_entity_installs_through_the_bridge_request() -> None:
+    config = _ha_configs(True)[UPDATE_TOPIC]
+    assert config["command_topic"] == "zigbee2mqtt/bridge/request/device/ota_update/update"
+    assert json.loads(config["payload_install"]) == {"id": IEEE}
+    assert (config["device_class"], config["entity_category"], config["name"]) == ("firmware", "config", None)
+    assert config["state_topic"] == "zigbee2mqtt/hall_switch"
+    assert config["default_entity_id"] == "update.hall_switch"
+    assert config["unique_id"] == f"{IEEE}_update_zigbee2mqtt"
+    # Without the OTA requests served, no entity that could never work; `update: null` drops it too.
+    assert UPDATE_TOPIC not in _ha_configs(False)
+    assert UPDATE_TOPIC not in _ha_configs(True, {"update": None})
+
+
+def test_the_update_template_renders_versions_and_progress() -> None:
+    jinja2 = pytest.importorskip("jinja2.sandbox", reason="jinja2 (Home Assistant's template engine)")
+    environment = jinja2.ImmutableSandboxedEnvironment()
+    environment.filters["to_json"] = json.dumps
+    template = environment.from_string(_ha_configs(True)[UPDATE_TOPIC]["value_template"])
+
+    def render(state: dict[str, Any]) -> Any:
+        text = template.render(value_json=state)
+        return json.loads(text) if text else None
+
+    assert render({"state": "ON"}) is None  # no check ran yet: nothing for Home Assistant
+    running = {"state": "updating", "installed_version": 24, "latest_version": 29, "progress": 12.5}
+    assert render({"update": running}) == {
+        "in_progress": True,
+        "installed_version": 24,
+        "latest_version": 29,
+        "update_percentage": 12.5,
+    }
+    idle = render({"update": {"state": "idle", "installed_version": 29, "latest_version": 29}})
+    assert idle == {
+        "in_progress": False,
+        "installed_version": 29,
+        "latest_version": 29,
+        "update_percentage": None,
+    }

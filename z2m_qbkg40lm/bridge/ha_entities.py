@@ -9,6 +9,7 @@ Zigbee2MQTT 2.x, so that Home Assistant keeps its entities (and their history) a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,9 @@ class DiscoveryTarget:
     sw_build_id: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """The device's `homeassistant:` option, merged last (`null` deletes a key or an entity)."""
+    firmware_updates: bool = False
+    """The daemon serves `device/ota_update/update`: devices whose definition supports OTA get an
+    `update` entity."""
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,38 @@ def entity_specs(exposes: Iterable[Expose], state_topic: str) -> list[EntitySpec
     return specs
 
 
+# --- firmware ---------------------------------------------------------------------------------
+
+OTA_UPDATE_REQUEST = "device/ota_update/update"
+
+# `value_json['update']`, not `value_json.update`: the latter is the dict's `update` method.
+UPDATE_TEMPLATE = (
+    "{% set u = value_json['update'] if value_json['update'] is defined else none %}"
+    "{% if u is mapping %}{{ {"
+    "'installed_version': u['installed_version'], "
+    "'latest_version': u['latest_version'], "
+    "'in_progress': u['state'] == 'updating', "
+    "'update_percentage': u['progress'] if u['progress'] is defined else none"
+    "} | to_json }}{% endif %}"
+)
+"""The state message's `update` object as Home Assistant's update entity reads it (JSON); nothing
+while a device has no `update` yet (no check ran), which Home Assistant ignores."""
+
+
+def update_entity(target: DiscoveryTarget, state_topic: str) -> EntitySpec:
+    """The firmware `update` entity: versions and progress from the state, install by request."""
+    fields: Payload = {
+        "command_topic": f"{target.base_topic}/bridge/request/{OTA_UPDATE_REQUEST}",
+        "device_class": "firmware",
+        "entity_category": "config",
+        "name": None,
+        "payload_install": json.dumps({"id": target.ieee}, separators=(",", ":")),
+        "state_topic": state_topic,
+        "value_template": UPDATE_TEMPLATE,
+    }
+    return EntitySpec("update", "update", fields)
+
+
 # --- whole payloads --------------------------------------------------------------------------
 
 
@@ -287,6 +323,8 @@ def device_configs(target: DiscoveryTarget) -> dict[str, Payload]:
     """Every entity config of one device, by discovery topic (overrides applied; `{}` if disabled)."""
     state_topic = f"{target.base_topic}/{target.friendly_name}"
     specs = entity_specs(target.definition.exposes, state_topic)
+    if target.firmware_updates and target.definition.supports_ota:
+        specs.append(update_entity(target, state_topic))
     config_ids = {spec.config_id for spec in specs}
     shared = {
         key: value for key, value in target.overrides.items() if key not in config_ids and key != "device"

@@ -22,6 +22,7 @@ from z2m_qbkg40lm.bridge.bridge import to_json
 from z2m_qbkg40lm.bridge.extension import Context, Extension
 from z2m_qbkg40lm.bridge.ha_entities import (
     ACTION_PROPERTY,
+    OTA_UPDATE_REQUEST,
     BridgeTarget,
     DiscoveryTarget,
     Payload,
@@ -235,6 +236,7 @@ class HomeAssistant(Extension):
             availability=availability_enabled(self.context.config, settings),
             sw_build_id=self._sw_build_id(ieee),
             overrides=settings.homeassistant or {},
+            firmware_updates=OTA_UPDATE_REQUEST in self._served(),
         )
 
     def _configs(self, ieee: str) -> dict[str, Payload]:
@@ -330,15 +332,20 @@ class HomeAssistant(Extension):
             if await self.context.mqtt.publish(topic, text, retain=True, qos=1):
                 self._published[topic] = text
 
+    def _served(self) -> set[str]:
+        """The bridge requests the daemon's extensions serve."""
+        served: set[str] = set()
+        for extension in self.context.bridge.extensions:
+            served.update(extension.request_handlers())
+        return served
+
     def _bridge_entities(self) -> frozenset[str]:
         """The bridge entities whose requests the daemon serves (the others could never work).
 
         `bridge/state` is the core's; `bridge/info` (version, permit_join, log_level) comes with
         the bridge API, which also serves the requests behind the switch, button and select.
         """
-        served: set[str] = set()
-        for extension in self.context.bridge.extensions:
-            served.update(extension.request_handlers())
+        served = self._served()
         entities = {"connection_state"}
         if served & {"permit_join", "restart", "options"}:
             entities.add("version")
