@@ -523,6 +523,9 @@ async def test_options_log_level_applies_at_once_and_persists(running: Running) 
         assert "not supported" in await _error(watcher, "options", {"options": {"frontend": {"port": 8080}}})
         network = await _error(watcher, "options", {"options": {"advanced": {"channel": 20}}})
         assert "new network" in network
+        # A whole section would take the network parameters with it.
+        assert "new network" in await _error(watcher, "options", {"options": {"advanced": None}})
+        assert "not supported" in await _error(watcher, "options", {"options": {"frontend": {}}})
         position = watcher.mark()
         data = await _ok(watcher, "options", {"options": {"advanced": {"log_level": "warning"}}})
         assert data == {"restart_required": False}

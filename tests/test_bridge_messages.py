@@ -150,3 +150,15 @@ async def test_identical_presses_are_separate_messages(tmp_path: Path) -> None:
     await bridge.flush_pending_states()
     assert [s.get("action") for s in publisher.states()] == ["single", "single", "single"]
     await finish(bridge)
+
+
+async def test_back_to_back_toggles_are_planned_against_the_current_state(tmp_path: Path) -> None:
+    bridge, radio, publisher = await make_bridge(tmp_path, report_first=False)
+    await command(bridge, radio, "set", {"state": "OFF"})
+    # Both arrive before the first is carried out.
+    for _ in range(2):
+        await bridge.on_message(f"{BASE}/{IEEE}/set", b'{"state": "TOGGLE"}', retained=False)
+    await drain(bridge, radio)
+    assert radio.relay is False
+    assert [s["state"] for s in publisher.states()] == ["OFF", "ON", "OFF"]
+    await finish(bridge)

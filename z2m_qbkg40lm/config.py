@@ -335,6 +335,8 @@ def friendly_name_problem(name: str) -> str | None:
     """Why a friendly name is unusable as an MQTT topic segment, or None."""
     if not name:
         return "must not be empty"
+    if name == "bridge" or name.startswith("bridge/"):
+        return f"'{name}' is reserved: <base_topic>/bridge/... are the bridge's own topics"
     if name.startswith("/") or name.endswith("/"):
         return f"'{name}' must not start or end with '/'"
     if any(c in name for c in "+#") or any(ord(c) < 32 for c in name):

@@ -146,7 +146,7 @@ class Bridge:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            _LOGGER.error("%s failed: %s", task.get_name(), task.exception(), exc_info=task.exception())
+            _LOGGER.error("%s failed: %r", task.get_name(), task.exception(), exc_info=task.exception())
 
     async def close(self) -> None:
         """Cancel running command tasks."""
@@ -230,8 +230,14 @@ class Bridge:
                     properties,
                     lambda prop, value: plan_set(definition, prop, value, state, options),
                 )
+
+                def replan(prop: str, value: Any) -> SetPlan:
+                    # Against the state when the command's turn comes (TOGGLE after TOGGLE).
+                    return plan_set(definition, prop, value, self._state.get(device.ieee), options)
+
                 self.spawn(
-                    self._run_set(device.ieee, command, properties, set_plans, transaction), f"set on {name}"
+                    self._run_set(device.ieee, command, properties, set_plans, transaction, replan=replan),
+                    f"set on {name}",
                 )
             else:
                 reads = self._plan_all("get", name, properties, lambda prop, _: plan_get(definition, prop))
@@ -283,8 +289,13 @@ class Bridge:
         properties: dict[str, Any],
         plans: list[tuple[str, SetPlan]],
         transaction: Any,
+        *,
+        replan: Callable[[str, Any], SetPlan],
     ) -> None:
         """Carry out a planned `/set`; its result's state holds what was applied.
+
+        The plans were checked when the message arrived; each is made again once the device's
+        earlier commands are done, so that a plan depending on the state (TOGGLE) sees it current.
 
         That is the cached state with each acknowledged plan's state (also with `optimistic:
         false`, when it is not published) and the answers of the plans' read-backs.
@@ -293,7 +304,11 @@ class Bridge:
         errors: list[str] = []
         applied: dict[str, Any] = {}
         async with self._device_lock(ieee), ReadAnswers(self, ieee) as answers:
-            for prop, plan in plans:
+            for prop, checked_plan in plans:
+                try:
+                    plan = replan(prop, properties[prop])
+                except ConversionError:
+                    plan = checked_plan
                 published_before = self._publish_count.get(ieee, 0)
                 expected = answers.expect(plan.operations)
                 try:
@@ -498,7 +513,8 @@ class Bridge:
         if not self._publisher.can_publish and not event_keys:
             # Kept in the cache, and every cached state is published again on (re)connect.
             return
-        payload = merged if self._config.advanced.cache_state else dict(partial)
+        # With cache_state off only the new keys go out, but a republish (no partial) sends all.
+        payload = merged if self._config.advanced.cache_state or not partial else dict(partial)
         payload.update({k: v for k, v in partial.items() if k not in merged})
         last_seen = self._last_seen()
         if last_seen is not None:

@@ -318,16 +318,19 @@ class BridgeApi(Extension):
         permit_join = options.pop("permit_join", None)
         if permit_join is not None and not isinstance(permit_join, bool):
             raise RequestError("Invalid payload: permit_join must be true (open for 254 s) or false")
-        leaves = _leaves(options)
-        for path, _ in leaves:
-            if path[0] == "devices":
+        for section in options:
+            # Checked by name, also when empty (`{"devices": {}}` has no values to look at).
+            if section == "devices":
                 raise RequestError(
                     "Invalid options: devices are changed with bridge/request/device/options "
                     "and bridge/request/device/rename"
                 )
-            if path[0] not in Config.model_fields:
-                raise RequestError(f"Invalid options: '{path[0]}' is not supported by this daemon")
-            if path[:2] in _NETWORK_OPTIONS:
+            if section not in Config.model_fields:
+                raise RequestError(f"Invalid options: '{section}' is not supported by this daemon")
+        leaves = _leaves(options)
+        for path, _ in leaves:
+            # A whole section (`"advanced": null`) would take the network parameters with it.
+            if any(protected[: len(path)] == path or path[:2] == protected for protected in _NETWORK_OPTIONS):
                 raise RequestError(
                     f"Invalid options: '{'.'.join(path[:2])}' is not changed over MQTT: a new value forms "
                     "a new network and every device has to be paired again; edit the configuration file"
@@ -391,7 +394,8 @@ def _leaves(options: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple
     found: list[tuple[tuple[str, ...], Any]] = []
     for key, value in options.items():
         path = (*prefix, str(key))
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict):
+            # An empty mapping changes nothing (it must not replace the section with `{}`).
             found.extend(_leaves(value, path))
         else:
             found.append((path, value))

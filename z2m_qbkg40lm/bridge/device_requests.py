@@ -97,17 +97,18 @@ class DeviceRequests:
             raise RequestError(f"Invalid payload: {_RENAME_EXPECTED}")
         new: str = message["to"]
         homeassistant_rename = _flag(message, "homeassistant_rename")
-        if message.get("last") is True:
-            if self._api.last_joined is None or self._bridge.resolve(self._api.last_joined) is None:
-                raise RequestError("No device has joined since start")
-            ieee: str = self._api.last_joined
-        elif isinstance(message.get("from"), str):
-            ieee = self._device(message["from"]).ieee
-        else:
+        if message.get("last") is not True and not isinstance(message.get("from"), str):
             raise RequestError(f"Invalid payload: {_RENAME_EXPECTED}")
-        old: str = self._bridge.friendly_name(ieee)
-        self._check_new_name(ieee, new)
+        # Resolved and checked under the lock: two renames at once must not both take one name.
         async with self._api.lock:
+            if message.get("last") is True:
+                if self._api.last_joined is None or self._bridge.resolve(self._api.last_joined) is None:
+                    raise RequestError("No device has joined since start")
+                ieee: str = self._api.last_joined
+            else:
+                ieee = self._device(message["from"]).ieee
+            old: str = self._bridge.friendly_name(ieee)
+            self._check_new_name(ieee, new)
             current: DeviceConfig = self._bridge.device_config(ieee)
             settings = DeviceConfig.model_validate({**device_settings(current), "friendly_name": new})
             await self._api.persist(

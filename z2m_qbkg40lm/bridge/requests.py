@@ -64,6 +64,13 @@ class Requests:
         except (RequestError, PayloadError) as exc:
             _LOGGER.error("Request '%s/bridge/request/%s' failed with error: '%s'", self._base, path, exc)
             response = {"data": {}, "error": str(exc), "status": "error"}
+        except Exception as exc:
+            # Not foreseen (a radio that stopped answering, a bug): the caller still gets an answer.
+            reason = str(exc) or type(exc).__name__
+            _LOGGER.exception(
+                "Request '%s/bridge/request/%s' failed with error: '%s'", self._base, path, reason
+            )
+            response = {"data": {}, "error": reason, "status": "error"}
         if isinstance(message, dict) and "transaction" in message:
             response["transaction"] = message["transaction"]
         await self._publisher.publish(f"{self._base}/bridge/response/{path}", to_json(response))

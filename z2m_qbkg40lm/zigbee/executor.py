@@ -79,6 +79,10 @@ async def _run(device: Any, operation: ZclOperation) -> None:
             ]
             if failures:
                 raise DeviceCommandError(f"the device answered {_status_name(failures[0].status)}")
+            # A device may refuse the whole write with a Default Response instead.
+            status = getattr(response, "status", foundation.Status.SUCCESS)
+            if status != foundation.Status.SUCCESS:
+                raise DeviceCommandError(f"the device answered {_status_name(status)}")
         case ReadAttributes():
             _, failed = await cluster.read_attributes(
                 list(operation.attribute_ids), allow_cache=False, manufacturer=operation.manufacturer
@@ -99,7 +103,9 @@ async def execute(device: Any, operations: tuple[ZclOperation, ...]) -> None:
             raise DeviceCommandError(f"{describe(operation)} failed: the device did not answer") from None
         except zigpy.exceptions.ZigbeeException as exc:
             raise DeviceCommandError(f"{describe(operation)} failed: {exc or type(exc).__name__}") from None
-        except (KeyError, ValueError) as exc:
-            # zigpy raises these for commands or types it cannot encode: a definition bug, said plainly.
-            _LOGGER.exception("Cannot encode %s", describe(operation))
-            raise DeviceCommandError(f"{describe(operation)} cannot be encoded: {exc}") from None
+        except Exception as exc:
+            # The edge to zigpy and the radio libraries: whatever else they raise (a coordinator that
+            # went away, an unexpected answer, a frame that cannot be encoded) becomes one clear
+            # error for the user; the traceback goes to the log for the developer.
+            _LOGGER.warning("%s failed", describe(operation), exc_info=True)
+            raise DeviceCommandError(f"{describe(operation)} failed: {exc or type(exc).__name__}") from None
