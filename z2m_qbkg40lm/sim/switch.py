@@ -26,6 +26,13 @@ What the model does, and where it had to choose (the reference marks these UNCER
 - Configure Reporting is acknowledged, but the model has no clock: it reports on change only.
 - A switch that is not `responsive` keeps its physical behaviour (a press in control_relay mode
   still switches the relay) but none of its frames leave it: it answers nothing, reports nothing.
+- The OTA Upgrade client (0x0019, endpoint 1) is `OtaClient` (sim/ota_client.py): it answers reads
+  of its attributes (current file version = `firmware_version`, stack version 2, image upgrade
+  status, manufacturer 0x115F, image type 0x1888, ...) always, and pulls an image only while the
+  switch is on a radio that lent it a `SwitchLink` (`attach()`): the radio carries the frames it
+  sends on its own and owns its timers. A successful upgrade changes `firmware_version` (hence
+  Basic's application version and sw build id) and reboots the switch like `power_cycle()`.
+- Frames for the broadcast endpoint 0xFF reach every firmware endpoint that has the cluster.
 """
 
 # zigpy's wire types (uint8_t, NWK, ZDOCmd, ...) have untyped constructors.
@@ -60,6 +67,14 @@ from z2m_qbkg40lm.devices.qbkg40lm import (
     SWITCH_ENDPOINT,
 )
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
+from z2m_qbkg40lm.sim.ota_client import (
+    IMAGE_BLOCK_RESPONSE,
+    OTA_IMAGE_TYPE,
+    UNSET_EUI64,
+    ZIGBEE_PRO_STACK,
+    OtaClient,
+    SwitchLink,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -69,9 +84,11 @@ LUMI_OUI: Final = (0x54, 0xEF, 0x44)
 DATE_CODE: Final = "06-15-2022"  # a 2-gang sibling's; no QBKG40LM value is known
 DEFAULT_FIRMWARE_VERSION: Final = 29
 DEFAULT_TEMPERATURE: Final = 31.0
-OTA_IMAGE_TYPE: Final = 0x1888
 COORDINATOR_ENDPOINT: Final = 1
 MAX_GROUPS: Final = 8
+BROADCAST_ENDPOINT: Final = 0xFF
+_OTA_SERVER_FRAME_CONTROLS: Final = frozenset({0x09, 0x19})
+"""Cluster-specific, server to client, no manufacturer code (default response enabled or not)."""
 
 # Standard cluster ids the firmware model answers on.
 BASIC: Final = 0x0000
@@ -255,10 +272,17 @@ _ATTRIBUTES: Final[Mapping[ClusterKey, Mapping[int, _Attribute]]] = {
         ),
     },
     (SWITCH_ENDPOINT, _CLIENT, OTA): {
+        0x0000: _Attribute(0xF0, lambda s: UNSET_EUI64),  # upgrade server id: none remembered
+        0x0001: _Attribute(0x23, lambda s: s.ota.file_offset),
         0x0002: _Attribute(0x23, lambda s: s.firmware_version),  # current file version
-        0x0006: _Attribute(0x30, lambda s: 0),  # image upgrade status: normal
-        0x0008: _Attribute(0x21, lambda s: LUMI_MANUFACTURER_CODE),
-        0x0009: _Attribute(0x21, lambda s: OTA_IMAGE_TYPE),
+        0x0003: _Attribute(0x21, lambda s: ZIGBEE_PRO_STACK),  # current zigbee stack version
+        0x0004: _Attribute(0x23, lambda s: s.ota.downloaded_file_version),
+        0x0005: _Attribute(0x21, lambda s: s.ota.downloaded_stack_version),
+        0x0006: _Attribute(0x30, lambda s: s.ota.image_upgrade_status),
+        0x0007: _Attribute(0x21, lambda s: LUMI_MANUFACTURER_CODE),  # manufacturer id
+        0x0008: _Attribute(0x21, lambda s: OTA_IMAGE_TYPE),  # image type id
+        0x0009: _Attribute(0x21, lambda s: s.ota.minimum_block_period_ms),
+        0x000C: _Attribute(0x30, lambda s: 0),  # upgrade timeout policy: apply after timeout
     },
 }
 
@@ -340,6 +364,9 @@ class SimulatedSwitch:
         self.left = False
         """True once a Mgmt_Leave_req (without rejoin) made the switch leave the network."""
         self._tsn = 0
+        self._link: SwitchLink | None = None
+        self.ota: OtaClient = OtaClient(self)
+        """The OTA Upgrade client: attributes, downloads, the reboot into a new version."""
 
     @classmethod
     def create(
@@ -348,10 +375,13 @@ class SimulatedSwitch:
         *,
         taken_nwks: Iterable[int] = (),
         variant: Variant = "full",
+        firmware_version: int = DEFAULT_FIRMWARE_VERSION,
     ) -> SimulatedSwitch:
         """A factory-fresh switch with a random Lumi IEEE address and a free random NWK address."""
         rng = rng or random.Random()
-        return cls(random_ieee(rng), random_nwk(rng, taken_nwks), variant=variant)
+        return cls(
+            random_ieee(rng), random_nwk(rng, taken_nwks), variant=variant, firmware_version=firmware_version
+        )
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -483,6 +513,34 @@ class SimulatedSwitch:
             f" relay={'ON' if self.relay else 'OFF'} mode={self.operation_mode_name}>"
         )
 
+    # --- the radio's hooks ---------------------------------------------------------------------------
+
+    def attach(self, link: SwitchLink | None) -> None:
+        """Put the switch on a radio that carries the frames it sends on its own (None: off it).
+
+        Only with a link does the switch act over time (the OTA client requests blocks); taking
+        it off abandons an OTA transfer in progress and cancels its timers.
+        """
+        self.ota.attach(link)
+        self._link = link
+
+    def next_tsn(self) -> int:
+        """The ZCL transaction number of the next frame the switch starts."""
+        return self._next_tsn()
+
+    def send_own(self, frames: list[ApsFrame]) -> None:
+        """Send frames the switch starts on its own later (OTA requests, reboot) over its link.
+
+        Lost while the switch is silent, gone, or on no radio.
+        """
+        frames = self._sent(frames)
+        if not frames:
+            return
+        if self._link is None:
+            LOGGER.debug("Switch %s is on no radio: %d frame(s) of its own lost", self.ieee, len(frames))
+            return
+        self._link.send(frames)
+
     # --- physical events --------------------------------------------------------------------------
 
     def announce(self) -> list[ApsFrame]:
@@ -514,7 +572,11 @@ class SimulatedSwitch:
         return self._sent([self._heartbeat_report()])
 
     def power_cycle(self) -> list[ApsFrame]:
-        """Mains off and on: count the outage, restore or clear the relay, announce, report."""
+        """Mains off and on: count the outage, restore or clear the relay, announce, report.
+
+        An OTA download in progress is lost; the firmware version stays.
+        """
+        self.ota.power_lost()
         self.power_outages += 1
         if not self.power_outage_memory:
             self.relay = False
@@ -549,9 +611,41 @@ class SimulatedSwitch:
             return []
         if frame.is_zdo:
             return self._handle_zdo(frame, broadcast)
-        if frame.profile_id != HA_PROFILE or frame.dst_endpoint not in _FIRMWARE_ENDPOINTS:
-            return []  # the APS layer drops frames for other profiles and absent endpoints
+        if frame.profile_id != HA_PROFILE:
+            return []  # the APS layer drops frames for other profiles
+        if (
+            frame.cluster_id == OTA
+            and frame.dst_endpoint == SWITCH_ENDPOINT
+            and len(frame.payload) >= 3
+            and frame.payload[0] in _OTA_SERVER_FRAME_CONTROLS
+            and frame.payload[2] == IMAGE_BLOCK_RESPONSE
+        ):
+            return self._image_block_response(frame, broadcast)
+        if frame.dst_endpoint == BROADCAST_ENDPOINT:
+            return self._handle_broadcast_endpoint(frame, broadcast)
+        if frame.dst_endpoint not in _FIRMWARE_ENDPOINTS:
+            return []  # the APS layer drops frames for absent endpoints
         return self._handle_zcl(frame, broadcast)
+
+    def _image_block_response(self, frame: ApsFrame, broadcast: bool) -> list[ApsFrame]:
+        """The frame of an OTA transfer, decoded without zigpy's header classes (hundreds a second)."""
+        payload = frame.payload
+        status = self.ota.handle_command(payload[2], payload[1], payload[3:], frame.src_endpoint, broadcast)
+        if status is None:
+            return []
+        hdr, _body = foundation.ZCLHeader.deserialize(payload)
+        return _Request(frame, hdr, broadcast).default_response(status)
+
+    def _handle_broadcast_endpoint(self, frame: ApsFrame, broadcast: bool) -> list[ApsFrame]:
+        """Endpoint 0xFF: every endpoint with the cluster (either side) gets the frame."""
+        answers = []
+        for endpoint in sorted(_FIRMWARE_ENDPOINTS):
+            if any((endpoint, side, frame.cluster_id) in _FIRMWARE_CLUSTERS for side in (_SERVER, _CLIENT)):
+                copy = ApsFrame(
+                    frame.src_endpoint, endpoint, frame.profile_id, frame.cluster_id, frame.payload
+                )
+                answers += self._handle_zcl(copy, broadcast)
+        return answers
 
     # --- ZDO -----------------------------------------------------------------------------------------
 
@@ -760,7 +854,12 @@ class SimulatedSwitch:
             return request.default_response(foundation.Status.UNSUP_MANUF_CLUSTER_COMMAND)
         _endpoint, side, cluster_id = key
         if side == _CLIENT:
-            return []  # OTA Image Notify and the like: the model never pulls images
+            if cluster_id != OTA:
+                return []  # Time client: the coordinator never commands it
+            status = self.ota.handle_command(
+                request.hdr.command_id, request.hdr.tsn, body, request.frame.src_endpoint, request.broadcast
+            )
+            return [] if status is None else request.default_response(status)
         if cluster_id == ON_OFF_CLUSTER_ID:
             return self._on_off_command(request)
         if cluster_id == GROUPS:

@@ -22,7 +22,13 @@ authoritative once it exists: `switches` only sizes the first start. Without a s
 network still resumes from zigpy's database backup, but new switches are created at every start.
 
 `app.simulation` is the scripting API (`Simulation`): presses, heartbeats, power cycles,
-silent switches and new joins, as the daemon exposes them to users.
+silent switches and new joins, as the daemon exposes them to users; and for the switches' OTA
+clients (sim/ota_client.py) a query, their status, their timing and injected faults.
+
+While connected, every switch has a link to the adapter (`SimulatedSwitch.attach`): frames it
+sends on its own later (OTA requests, the reboot after an upgrade) reach zigpy like its answers,
+and its timers belong to the adapter, which cancels them all on `disconnect()` (a transfer in
+progress is abandoned; the switch keeps its old firmware).
 """
 
 # zigpy's wire types have untyped constructors.
@@ -54,6 +60,7 @@ import zigpy.zdo.types as zdo_t
 
 from z2m_qbkg40lm.devices.qbkg40lm import SWITCH_ENDPOINT
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
+from z2m_qbkg40lm.sim.ota_client import OtaFault, Timer, TimerSet
 from z2m_qbkg40lm.sim.switch import MODEL_ID, VARIANTS, SimulatedSwitch, Variant
 
 LOGGER = logging.getLogger(__name__)
@@ -136,6 +143,20 @@ def _transaction_number(frame: ApsFrame) -> int:
     return payload[offset] if len(payload) > offset else 0
 
 
+class _RadioLink:
+    """A switch's link to the virtual adapter: its own frames go to zigpy, its timers are the adapter's."""
+
+    def __init__(self, app: VirtualControllerApplication, switch: SimulatedSwitch) -> None:
+        self._app = app
+        self._switch = switch
+
+    def send(self, frames: list[ApsFrame]) -> None:
+        self._app._send_own(self._switch, frames)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self._app._timers.call_later(delay, callback)
+
+
 class VirtualControllerApplication(zigpy.application.ControllerApplication):
     """A zigpy radio simulating a coordinator and QBKG40LM switches in process.
 
@@ -163,9 +184,11 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         self._network: tuple[zigpy.state.NetworkInfo, zigpy.state.NodeInfo] | None = None
         self._switches: dict[t.EUI64, SimulatedSwitch] = {}
         self._saved: str | None = None
+        self._saved_switches: dict[t.EUI64, dict[str, Any]] = {}
         self._permit_until: dict[int, float] = {}
         self._outbox: deque[Callable[[], None]] = deque()
         self._flush_handle: asyncio.Handle | None = None
+        self._timers = TimerSet()
         self.simulation = Simulation(self)
 
     # --- properties the simulation and tests read --------------------------------------------
@@ -194,9 +217,14 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             self._load_state()
             self._loaded = True
         self._connected = True
+        for switch in self._switches.values():
+            switch.attach(_RadioLink(self, switch))
 
     async def disconnect(self) -> None:
-        """Drop undelivered frames and save the state."""
+        """Stop the switches' timers, drop undelivered frames and save the state."""
+        for switch in self._switches.values():
+            switch.attach(None)
+        self._timers.cancel_all()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -235,6 +263,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         """A forced leave: the simulated switch is gone from the network and the state file."""
         switch = self._switches.pop(dev.ieee, None)
         if switch is not None:
+            switch.attach(None)
             LOGGER.info("Simulated switch %s removed", self._ieee_text(switch))
             self._save_state()
 
@@ -362,10 +391,11 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         self._queue(switch, replies)
         if switch.left:
             self._switches.pop(switch.ieee, None)
+            switch.attach(None)
             LOGGER.info("Simulated switch %s left the network", self._ieee_text(switch))
             nwk, ieee = t.NWK(switch.nwk), switch.ieee
             self._outbox.append(lambda: self.handle_leave(nwk, ieee))
-        self._save_state()
+        self._save_switch(switch)
 
     # --- frames from switches --------------------------------------------------------------------
 
@@ -395,6 +425,14 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             self._outbox.append(functools.partial(self.packet_received, packet))
         if self._outbox and self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _send_own(self, switch: SimulatedSwitch, frames: list[ApsFrame]) -> None:
+        """Frames a switch sends on its own, later (its link's `send`): to zigpy, then save."""
+        if not self._connected or self._switches.get(switch.ieee) is not switch:
+            LOGGER.debug("Simulated switch %s is off the network: its frames are lost", switch.ieee)
+            return
+        self._queue(switch, frames)
+        self._save_switch(switch)
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -517,20 +555,35 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         self._switches[switch.ieee] = switch
         return switch
 
+    def _save_switch(self, switch: SimulatedSwitch) -> None:
+        """`_save_state()` after a switch's frame, skipped at once when its record is unchanged.
+
+        An OTA transfer passes hundreds of frames a second; serialising the network for each costs
+        more than the frames themselves.
+        """
+        if (
+            self._switches.get(switch.ieee) is switch
+            and self._saved_switches.get(switch.ieee) == switch.to_dict()
+        ):
+            return
+        self._save_state()
+
     def _save_state(self) -> None:
         """Write the state file when something changed (atomically: a temporary file, then rename)."""
         network = None
         if self._network is not None:
             network = {"network_info": self._network[0].as_dict(), "node_info": self._network[1].as_dict()}
+        records = {switch.ieee: switch.to_dict() for switch in self._switches.values()}
         text = json.dumps(
             {
                 "version": STATE_FILE_VERSION,
                 "coordinator_ieee": str(self._coordinator_ieee),
                 "network": network,
-                "switches": [switch.to_dict() for switch in self._switches.values()],
+                "switches": list(records.values()),
             },
             indent=2,
         )
+        self._saved_switches = records
         if text == self._saved:
             return
         if self._state_file is not None:
@@ -654,10 +707,82 @@ class Simulation:
                 "permit join is closed: open the network for joining first, then join again"
             )
         switch = self._app._add_switch()
+        switch.attach(_RadioLink(self._app, switch))
         self._app._save_state()
         LOGGER.info("New simulated switch %s joins", self._app._ieee_text(switch))
         self._app._deliver_now(switch, switch.announce())
         return self._app._ieee_text(switch)
+
+    # --- OTA ------------------------------------------------------------------------------------
+
+    async def ota_query(self, ieee: str) -> None:
+        """The switch asks the OTA server for a new image now (Query Next Image Request).
+
+        A real switch does so when the server notifies it and periodically; zigpy's server answers
+        NO_IMAGE_AVAILABLE unless it is updating this switch.
+        """
+        switch = self._running_switch(ieee)
+        try:
+            switch.ota.query()
+        except ValueError as exc:
+            raise SimulationError(f"switch {self._app._ieee_text(switch)} cannot query: {exc}") from exc
+
+    async def ota_status(self, ieee: str) -> dict[str, Any]:
+        """The switch's OTA client: `phase` (idle, querying, downloading, ending, waiting,
+        counting_down), `image_upgrade_status`, `firmware_version`, `file_version`, `offset` and
+        `image_size` of the transfer, `block_requests`, the pending `fault`, `last_result`
+        (`outcome`, `file_version`, `detail`) and `settings`."""
+        return self._running_switch(ieee).ota.status()
+
+    async def configure_ota(
+        self,
+        ieee: str,
+        *,
+        block_delay: float | None = None,
+        max_data_size: int | None = None,
+        response_timeout: float | None = None,
+        retries: int | None = None,
+        query_delay: float | None = None,
+        reboot_delay: float | None = None,
+    ) -> dict[str, Any]:
+        """Change how the switch's OTA client behaves (None: unchanged); returns all its settings.
+
+        Seconds for the delays and the timeout, bytes for `max_data_size` (1-255). Not saved:
+        a restarted adapter uses the defaults again (block_delay 0, max_data_size 64,
+        response_timeout 5, retries 3, query_delay 1, reboot_delay 0).
+        """
+        switch = self._running_switch(ieee)
+        given = {
+            "block_delay": block_delay,
+            "max_data_size": max_data_size,
+            "response_timeout": response_timeout,
+            "retries": retries,
+            "query_delay": query_delay,
+            "reboot_delay": reboot_delay,
+        }
+        try:
+            settings = switch.ota.configure(
+                **{name: value for name, value in given.items() if value is not None}
+            )
+        except (ValueError, TypeError) as exc:
+            raise SimulationError(str(exc)) from exc
+        return dict(vars(settings))
+
+    async def inject_ota_fault(self, ieee: str, fault: str | None, at_offset: int = 0) -> None:
+        """Make the switch's next (or current) OTA download fail once `at_offset` bytes are in.
+
+        `power_cycle` (it loses power and comes back, the partial image lost), `silent` (it stops
+        talking, as `set_responsive(False)`), `abort` (it gives up: Upgrade End Request ABORT),
+        `invalid_image` (the finished image fails its check: Upgrade End Request INVALID_IMAGE);
+        None clears a pending fault. Not saved.
+        """
+        switch = self._running_switch(ieee)
+        try:
+            kind = None if fault is None else OtaFault(fault)
+            switch.ota.inject_fault(kind, at_offset)
+        except ValueError as exc:
+            known = ", ".join(each.value for each in OtaFault)
+            raise SimulationError(f"bad OTA fault {fault!r} at {at_offset}: {exc} (faults: {known})") from exc
 
     def _running_switch(self, ieee: str) -> SimulatedSwitch:
         self._app._check_running()

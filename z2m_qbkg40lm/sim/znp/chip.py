@@ -18,6 +18,9 @@ running network. Modelling choices:
 - A reset (requested or a fault) keeps the network (it is in NVRAM) and restarts it at once if
   one was running, but drops the volatile registrations: a host that does not register its
   endpoints again receives nothing, as with the real stack.
+- Every switch has a link to the chip (`SimulatedSwitch.attach`): frames it sends on its own later
+  (its OTA client's requests, the reboot after an upgrade) go through `emit()` like its answers,
+  and its timers are the chip's, cancelled by `close()`.
 """
 
 # zigpy's and zigpy-znp's wire types have untyped constructors.
@@ -39,6 +42,8 @@ import zigpy_znp.types as t
 from zigpy_znp.frames import GeneralFrame
 from zigpy_znp.types.nvids import ExNvIds, OsalNvIds
 
+from z2m_qbkg40lm.sim.frames import ApsFrame
+from z2m_qbkg40lm.sim.ota_client import Timer, TimerSet
 from z2m_qbkg40lm.sim.switch import SimulatedSwitch
 from z2m_qbkg40lm.sim.znp import nvcommands
 from z2m_qbkg40lm.sim.znp import nvram as nv
@@ -92,6 +97,20 @@ class Node:
         return "0x" + str(self.switch.ieee).replace(":", "")
 
 
+class _NodeLink:
+    """A switch's link to the chip: its own frames go out through `emit()`, its timers are the chip's."""
+
+    def __init__(self, chip: ZStackChip, node: Node) -> None:
+        self._chip = chip
+        self._node = node
+
+    def send(self, frames: list[ApsFrame]) -> None:
+        self._chip.emit(self._node, frames)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self._chip._switch_timers.call_later(delay, callback)
+
+
 @dataclass
 class Faults:
     """Faults injected on demand."""
@@ -131,6 +150,7 @@ class ZStackChip:
         self.nodes: dict[t.EUI64, Node] = {}
         self._link: Link | None = None
         self._handles: set[asyncio.TimerHandle] = set()
+        self._switch_timers = TimerSet()
         self._save_handle: asyncio.TimerHandle | None = None
         self._saved_changes = -1
         # Volatile state: lost on every reset.
@@ -160,11 +180,13 @@ class ZStackChip:
             for record in data.get("switches", []):
                 switch = SimulatedSwitch.from_dict(record)
                 network = record.get("network")
-                self.nodes[switch.ieee] = Node(
+                node = Node(
                     switch,
                     None if network is None else t.EUI64.convert(network),
                     bool(record.get("pairing", False)),
                 )
+                self.nodes[switch.ieee] = node
+                switch.attach(_NodeLink(self, node))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"emulator state file {self._state_file} cannot be used: {exc}") from exc
         self._saved_changes = self.nvram.changes
@@ -212,7 +234,10 @@ class ZStackChip:
         self._save_handle = loop.call_later(SAVE_DELAY, self.save)
 
     def close(self) -> None:
-        """Stop timers and save; the link is the caller's."""
+        """Stop timers (the switches' too: OTA transfers are abandoned) and save; the link is the caller's."""
+        for node in self.nodes.values():
+            node.switch.attach(None)
+        self._switch_timers.cancel_all()
         for handle in self._handles:
             handle.cancel()
         self._handles.clear()
@@ -571,6 +596,9 @@ class ZStackChip:
     def _permit_opened(self) -> None:
         """Hook: joining just opened."""
 
+    def emit(self, node: Node, frames: list[ApsFrame]) -> None:
+        """Hook: frames a switch sends, to the host (the radio side, `ZStackFirmware`, does it)."""
+
     def add_switch(self, *, pairing: bool) -> Node:
         """A new factory-fresh switch in the emulator's world (not on the network)."""
         taken = [0x0000, *(node.switch.nwk for node in self.nodes.values())]
@@ -579,6 +607,7 @@ class ZStackChip:
             switch = SimulatedSwitch.create(self._rng, taken_nwks=taken)
         node = Node(switch, pairing=pairing)
         self.nodes[switch.ieee] = node
+        switch.attach(_NodeLink(self, node))
         self._changed()
         return node
 
