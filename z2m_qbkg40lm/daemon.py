@@ -67,6 +67,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self._state = StateStore(data_dir / STATE_FILE)
         self._radio: Radio | None = None
+        self._accepting = True
 
     def stop(self, exit_code: int = EXIT_OK) -> None:
         """Ask the daemon to stop; the first non-zero exit code wins."""
@@ -162,6 +163,11 @@ class Daemon:
         finally:
             notify("STOPPING=1")
             _LOGGER.info("Stopping")
+            # Input first: no new command or radio event may start work while the rest stops.
+            self._accepting = False
+            for task in self._tasks:
+                if task.get_name() == "radio events":
+                    task.cancel()
             await bridge.notify("stop")
             await bridge.close()
             await mqtt.stop(final_messages=[(f"{self._base}/bridge/state", OFFLINE, True, 1)])
@@ -186,6 +192,8 @@ class Daemon:
         await self._bridge.on_connected()
 
     async def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if not self._accepting:
+            return
         await self._bridge.on_message(topic, payload, retained)
 
 

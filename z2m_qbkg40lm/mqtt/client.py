@@ -30,8 +30,8 @@ _LOGGER = logging.getLogger(__name__)
 # Zigbee2MQTT's MQTT-5 `maximumPacketSize`: the broker must not send us larger packets.
 MAX_PACKET_SIZE = 1024 * 1024
 # Inbound payloads above this are dropped here too, so MQTT 3.1 / 3.1.1 (which cannot announce a limit)
-# behave like MQTT 5. It is not smaller because the daemon subscribes to `base/#` and receives the
-# echoes of its own retained bridge/info and bridge/devices, which are tens of kilobytes.
+# behave like MQTT 5. Commands are small; the bridge refuses anything over 64 KiB with a clear error,
+# which it can only give for messages it receives.
 DEFAULT_MAX_PAYLOAD = MAX_PACKET_SIZE
 # Bounds memory if a handler stalls; aiomqtt drops (and logs) messages beyond it.
 _MAX_QUEUED_INCOMING = 10_000
@@ -137,8 +137,9 @@ def _abandon(client: aiomqtt.Client) -> None:
 def _send_without_delay(client: aiomqtt.Client) -> None:
     """Turn off Nagle's algorithm on the broker connection.
 
-    A `/set` gives two state messages in a row (optimistic, then the device's report); with Nagle
-    the second waits for the broker's delayed ACK of the first, up to 40 ms. paho leaves it on.
+    The daemon often sends small messages in a row (a state, then a command response or a log
+    record); with Nagle the second waits for the broker's delayed ACK of the first, up to 40 ms.
+    paho leaves it on.
     """
     paho_client = getattr(client, "_client", None)
     if not isinstance(paho_client, paho.Client):
