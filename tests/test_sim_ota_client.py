@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -863,3 +864,37 @@ async def test_simulation_ota_requests(app: VirtualControllerApplication) -> Non
     await app.simulation.set_responsive(name, False)
     with pytest.raises(SimulationError, match="silent"):
         await app.simulation.ota_query(name)
+
+
+# --- through zigpy-znp, on the Z-Stack emulator ----------------------------------------------------------
+
+
+async def test_zigpy_znp_updates_an_emulated_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_znp_emulator import running_stack
+
+    monkeypatch.setattr(zigpy.device, "AFTER_OTA_ATTR_READ_DELAY", 0)
+    size = 8_192
+    async with running_stack(tmp_path) as stack:
+        node = stack.emulator.firmware.add_switch(pairing=False)
+        node.switch.firmware_version = 24
+        device = await stack.join_switch(node.ieee_text)
+        assert device.find_cluster(Ota.cluster_id, ClusterType.Client).get("current_file_version") == 24
+        node.switch.ota.configure(query_delay=0)
+        firmware, _rest = parse_ota_image(build_image(29, size))
+        image = OtaImageWithMetadata(metadata=BaseOtaImageMetadata(file_version=29), firmware=firmware)
+        started = time.monotonic()
+        assert await asyncio.wait_for(device.update_firmware(image), 30) == Status.SUCCESS
+        elapsed = time.monotonic() - started
+        assert node.switch.firmware_version == 29
+        device = stack.app.get_device(node.switch.ieee)
+        basic = device.endpoints[1].in_clusters[Basic.cluster_id]
+        assert (await basic.read_attributes(["sw_build_id"], allow_cache=False))[0] == {
+            "sw_build_id": "0.0.0_0029"
+        }
+    # The emulator's NVRAM file keeps the new version for its next start.
+    [record] = json.loads((tmp_path / "znp.json").read_text(encoding="utf-8"))["switches"]
+    assert record["firmware_version"] == 29
+    with capsys.disabled():
+        print(f"\nzigpy-znp OTA of {size} bytes through the emulator: {elapsed:.1f} s")
