@@ -217,6 +217,9 @@ class Availability(Extension):
         if self.enabled_for(ieee):
             if state is not None:
                 await self._publish(ieee, state)
+            else:
+                # Not tracked yet: checked at once, so a quiet device gets its topic now.
+                self._track_all()
         elif ieee in self._retained:
             await self._send(availability_topic(self._base, self._retained.pop(ieee)), "")
 

@@ -278,7 +278,7 @@ class Bridge:
             raise ConversionError("\n".join(problems))
         return planned
 
-    def _device_lock(self, ieee: str) -> asyncio.Lock:
+    def device_lock(self, ieee: str) -> asyncio.Lock:
         """Commands to one device run one at a time, in the order they arrived."""
         return self._locks.setdefault(ieee, asyncio.Lock())
 
@@ -303,7 +303,7 @@ class Bridge:
         name = self.friendly_name(ieee)
         errors: list[str] = []
         applied: dict[str, Any] = {}
-        async with self._device_lock(ieee), ReadAnswers(self, ieee) as answers:
+        async with self.device_lock(ieee), ReadAnswers(self, ieee) as answers:
             for prop, checked_plan in plans:
                 try:
                     plan = replan(prop, properties[prop])
@@ -342,7 +342,7 @@ class Bridge:
         """Carry out a planned `/get`; its result's state holds the values read."""
         name = self.friendly_name(ieee)
         errors: list[str] = []
-        async with self._device_lock(ieee), ReadAnswers(self, ieee) as answers:
+        async with self.device_lock(ieee), ReadAnswers(self, ieee) as answers:
             for prop, operations in reads:
                 expected = answers.expect(operations)
                 try:

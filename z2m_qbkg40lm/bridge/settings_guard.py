@@ -183,7 +183,6 @@ class SettingsGuard(Extension):
         self._config = context.config.settings_guard
         self._store = RememberedSettings(context.data_dir / STORE_FILE)
         self._answers: list[_Answers] = []
-        self._locks: dict[str, asyncio.Lock] = {}
         self._settling: set[str] = set()
         self._periodic: asyncio.Task[None] | None = None
 
@@ -277,7 +276,8 @@ class SettingsGuard(Extension):
 
     async def check(self, ieee: str) -> None:
         """Read the device's remembered settings back and re-apply each one that drifted."""
-        async with self._locks.setdefault(ieee, asyncio.Lock()):
+        # The device's command lock: a check never interleaves with a user's /set.
+        async with self.context.bridge.device_lock(ieee):
             wanted = self._store.get(ieee)
             definition = self._definition(ieee)
             if not wanted or definition is None:
