@@ -219,3 +219,27 @@ def test_save_falls_back_with_a_backup_and_a_warning(
 def test_save_of_an_unwritable_place_says_why(tmp_path: Path) -> None:
     with pytest.raises(ConfigEditError, match="cannot read"):
         save_edits(tmp_path / "missing.yaml", [SetValue(("advanced", "log_level"), "debug")])
+
+
+def test_block_sequences_at_the_keys_indentation_keep_the_layout() -> None:
+    text = (
+        "# my file\n"
+        "blocklist:\n"
+        "- '0x0000000000000001'\n"
+        "advanced:\n"
+        "  ext_pan_id:\n"
+        "  - 1\n"
+        "  - 2\n"
+        "  log_level: info   # quiet\n"
+        "devices:\n"
+        f"  '{IEEE}':\n"
+        "    friendly_name: a\n"
+    )
+    result = update_text(
+        text,
+        [SetValue(("devices", IEEE, "friendly_name"), "b"), SetValue(("advanced", "log_level"), "debug")],
+    )
+    assert result.preserved, result.reason
+    assert result.text == text.replace("friendly_name: a", "friendly_name: b").replace(
+        "log_level: info", "log_level: debug"
+    )

@@ -239,6 +239,10 @@ class _Document:
         for i in content:
             parsed = _parse(self.lines[i])
             if parsed.indent == indent:
+                if self.lines[i].lstrip(" ").startswith("-") and keys:
+                    # `key:` then `- item` at the key's own indentation: a block sequence in the
+                    # style PyYAML and many people write, part of the previous key's value.
+                    continue
                 if parsed.key is None:
                     raise _LayoutError(f"line {i + 1} is not a 'key: value' line")
                 keys.append(i)
