@@ -11,7 +11,9 @@ to zigpy exactly as a standalone device would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -354,3 +356,163 @@ async def test_a_switch_that_goes_silent_mid_transfer(running: Running) -> None:
         assert last["state"] == "available" and "progress" not in last and last["latest_version"] == 30
         await watcher.request("simulation/responsive", {"id": NAME, "responsive": True})
         await _still_works(watcher, 29)
+
+
+# --- in process: the switch's own checks, and a restart during an update ---------------------------
+#
+# The radio (zigpy on the virtual adapter, with the simulated switch and its OTA client), the bridge
+# and the OTA extension in this test's event loop; the broker is replaced by a recorder, because
+# what is tested here is what the extension publishes when the *switch* starts a check.
+
+
+class Recorder:
+    """Stands in for the MQTT client: keeps what is published."""
+
+    can_publish = True
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self._changed = asyncio.Condition()
+
+    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
+        async with self._changed:
+            self.messages.append((topic, json.loads(payload) if payload else {}))
+            self._changed.notify_all()
+        return True
+
+    async def wait(self, predicate: Any, after: int = 0) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((p for _, p in self.messages[after:] if predicate(p)), None)
+
+        async with asyncio.timeout(15), self._changed:
+            await self._changed.wait_for(lambda: found() is not None)
+        result = found()
+        assert result is not None
+        return result
+
+
+@dataclass
+class InProcess:
+    radio: Any
+    bridge: Any
+    extension: Any
+    recorder: Recorder
+    ieee: str
+
+
+@contextlib.asynccontextmanager
+async def in_process(data_dir: Path, ota: dict[str, Any], state: dict[str, Any] | None = None) -> Any:
+    from z2m_qbkg40lm.bridge.bridge import Bridge
+    from z2m_qbkg40lm.bridge.extension import Context
+    from z2m_qbkg40lm.bridge.ota import OtaUpdates
+    from z2m_qbkg40lm.bridge.state import StateStore
+    from z2m_qbkg40lm.config import parse_config, resolve_network
+    from z2m_qbkg40lm.devices.registry import DEFINITIONS
+    from z2m_qbkg40lm.zigbee.radio import Radio
+
+    ieee = seed_virtual_switch(data_dir, firmware_version=24)
+    if state is not None:
+        (data_dir / "state.json").write_text(json.dumps({ieee: state}), encoding="utf-8")
+    raw = {"mqtt": {"server": "mqtt://localhost"}, "serial": {"adapter": "virtual"}, "ota": ota}
+    config = parse_config(raw, data_dir / "configuration.yaml").config
+    recorder = Recorder()
+    store = StateStore(data_dir / "state.json")
+    store.load()
+    radio = Radio(config, data_dir, resolve_network(config.advanced, data_dir), DEFINITIONS)
+    await radio.start()
+    bridge = Bridge(config, radio, store, recorder)
+    context = Context(
+        config, data_dir / "configuration.yaml", data_dir, bridge, radio, recorder, lambda: None
+    )  # type: ignore[arg-type]
+    extension = OtaUpdates(context)
+    bridge.extensions = [extension]
+    await extension.start()
+    events = asyncio.get_running_loop().create_task(bridge.run_radio_events())
+    try:
+        yield InProcess(radio, bridge, extension, recorder, ieee)
+    finally:
+        events.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await events
+        await extension.stop()
+        await bridge.close()
+        await radio.stop()
+        await store.close()
+
+
+async def _own_query(run: InProcess) -> None:
+    """The switch asks by itself; returns once zigpy has looked for images for it (the extension
+    heard it in the same moment and decided whether to publish)."""
+    from z2m_qbkg40lm.ota.transfer import IMAGE_AVAILABLE_EVENT, ota_cluster
+
+    heard = asyncio.get_running_loop().create_future()
+    cluster = ota_cluster(run.radio.zigpy_device(run.ieee))
+    unsubscribe = cluster.on_event(
+        IMAGE_AVAILABLE_EVENT, lambda event: heard.done() or heard.set_result(event)
+    )
+    try:
+        await run.radio.simulation.ota_query(run.ieee)
+        async with asyncio.timeout(15):
+            await heard
+    finally:
+        unsubscribe()
+
+
+def _available_logs(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(r.getMessage().startswith("OTA update available for") for r in caplog.records)
+
+
+async def test_the_switchs_own_query_refreshes_the_update_state_once_an_interval(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    images = tmp_path / "firmware"
+    images.mkdir()
+    (images / "v29.ota").write_bytes(firmware(29, size=8192))
+    async with in_process(tmp_path, {"image_folder": "firmware", "update_check_interval": 60}) as run:
+        await run.recorder.wait(lambda p: "state" in p)  # interviewed and read
+        position = len(run.recorder.messages)
+        await run.radio.simulation.ota_query(run.ieee)
+        found = await run.recorder.wait(lambda p: "update" in p, after=position)
+        assert (found["update"]["state"], found["update"]["installed_version"]) == ("available", 24)
+        assert found["update"]["latest_version"] == 29
+        # Asked again within the interval: left alone. Only the manual check says it again.
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="z2m_qbkg40lm.bridge.ota"):
+            await _own_query(run)
+            checked = await run.extension._check_request({"id": run.ieee})
+        assert checked["update_available"] is True
+        assert _available_logs(caplog) == 1
+
+
+async def test_disabled_automatic_checks_leave_the_state_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    images = tmp_path / "firmware"
+    images.mkdir()
+    (images / "v29.ota").write_bytes(firmware(29, size=8192))
+    async with in_process(
+        tmp_path, {"image_folder": "firmware", "disable_automatic_update_check": True}
+    ) as run:
+        await run.recorder.wait(lambda p: "state" in p)
+        with caplog.at_level(logging.INFO, logger="z2m_qbkg40lm.bridge.ota"):
+            position = len(run.recorder.messages)
+            await _own_query(run)
+            assert not [p for _, p in run.recorder.messages[position:] if "update" in p]
+            await run.extension._check_request(run.ieee)
+        assert _available_logs(caplog) == 1  # the manual check's
+
+
+async def test_an_update_cut_by_a_restart_of_the_daemon_is_idle_afterwards(tmp_path: Path) -> None:
+    interrupted = {
+        "state": "ON",
+        "update": {
+            "installed_version": 24,
+            "latest_version": 29,
+            "progress": 41.5,
+            "remaining": 12,
+            "state": "updating",
+        },
+    }
+    async with in_process(tmp_path, {}, state=interrupted) as run:
+        update = run.bridge.cached_state(run.ieee)["update"]
+        assert update == {"installed_version": 24, "latest_version": 29, "state": "idle"}
