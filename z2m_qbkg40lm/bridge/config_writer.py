@@ -235,7 +235,7 @@ class _Document:
         if not content:
             return None, []
         indent = _indent_of(self.lines[content[0]])
-        keys = []
+        keys: list[int] = []
         for i in content:
             parsed = _parse(self.lines[i])
             if parsed.indent == indent:

@@ -217,7 +217,14 @@ class DeviceRequests:
             current: DeviceConfig = self._bridge.device_config(ieee)
             before = device_settings(current)
             try:
-                settings = DeviceConfig.model_validate(merge(before, changes))
+                merged = merge(
+                    before, {key: value for key, value in changes.items() if key != "homeassistant"}
+                )
+                if "homeassistant" in changes:
+                    # Replaced whole: inside the overrides `null` means "delete this discovery key",
+                    # which a deep merge (where null resets a setting) would lose.
+                    merged["homeassistant"] = changes["homeassistant"]
+                settings = DeviceConfig.model_validate(merged)
             except ValidationError as exc:
                 raise RequestError(f"Invalid options for '{name}': {_problems(exc)}") from None
             after = device_settings(settings)
