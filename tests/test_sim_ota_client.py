@@ -765,6 +765,10 @@ async def app(tmp_path: Path) -> AsyncIterator[VirtualControllerApplication]:
         await application.shutdown()
 
 
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def switch_text(app: VirtualControllerApplication) -> str:
     return "0x" + str(app.simulated_switches[0].ieee).replace(":", "")
 
@@ -833,6 +837,8 @@ async def test_zigpy_serves_a_corrupt_image_then_updates_the_switch_from_24_to_2
     assert (await ota.read_attributes(["current_file_version", "image_upgrade_status"], allow_cache=False))[
         0
     ] == {"current_file_version": 29, "image_upgrade_status": Ota.ImageUpgradeStatus.Normal}
+    # The adapter's state file keeps it for the next start.
+    assert read_json(Path(app.config["virtual"]["state_file"]))["switches"][0]["firmware_version"] == 29
     with capsys.disabled():
         print(f"\nzigpy OTA of {REAL_SIZE} bytes in {len(progress)} blocks: {elapsed:.1f} s")
 
@@ -894,7 +900,7 @@ async def test_zigpy_znp_updates_an_emulated_switch(
             "sw_build_id": "0.0.0_0029"
         }
     # The emulator's NVRAM file keeps the new version for its next start.
-    [record] = json.loads((tmp_path / "znp.json").read_text(encoding="utf-8"))["switches"]
+    [record] = read_json(tmp_path / "znp.json")["switches"]
     assert record["firmware_version"] == 29
     with capsys.disabled():
         print(f"\nzigpy-znp OTA of {size} bytes through the emulator: {elapsed:.1f} s")

@@ -531,15 +531,15 @@ class SimulatedSwitch:
     def send_own(self, frames: list[ApsFrame]) -> None:
         """Send frames the switch starts on its own later (OTA requests, reboot) over its link.
 
-        Lost while the switch is silent, gone, or on no radio.
+        Lost while the switch is silent, gone, or on no radio. The link is called even when
+        nothing leaves: the switch's state may have changed (a reboot into a new version while
+        silent), and the radio saves it.
         """
-        frames = self._sent(frames)
-        if not frames:
-            return
         if self._link is None:
-            LOGGER.debug("Switch %s is on no radio: %d frame(s) of its own lost", self.ieee, len(frames))
+            if frames:
+                LOGGER.debug("Switch %s is on no radio: %d frame(s) of its own lost", self.ieee, len(frames))
             return
-        self._link.send(frames)
+        self._link.send(self._sent(frames))
 
     # --- physical events --------------------------------------------------------------------------
 

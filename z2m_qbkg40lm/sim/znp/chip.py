@@ -106,6 +106,7 @@ class _NodeLink:
 
     def send(self, frames: list[ApsFrame]) -> None:
         self._chip.emit(self._node, frames)
+        self._chip._changed()  # the switch's state may have changed too (a new firmware version)
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         return self._chip._switch_timers.call_later(delay, callback)
