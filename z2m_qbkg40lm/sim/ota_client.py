@@ -60,6 +60,14 @@ keeps its firmware, requests nothing more); a silent switch keeps its timers but
 leaves it, so its retries run out and it gives up (its ABORT is lost too); detaching the link (the
 radio stops) abandons a transfer. Nothing of a transfer is persisted: only the firmware version
 is, with the switch. `inject_fault()` makes the client fail at a chosen offset, for tests.
+
+Choices where neither the specification nor the reference pins the real switch down: Image Page
+Requests are never used (Lumi routers are seen pulling Image Blocks); the hardware version in the
+query and the upgrade server id (0x0000 stays 0xFFFFFFFFFFFFFFFF: no server discovery is
+modelled) are guesses; the Image Integrity Code is read as the hash of the file up to the element
+(header and earlier elements), which is how the test images are built; no periodic query.
+Speed: through zigpy 2.4 in process, one 50-byte block takes about 2 ms, so a 289 744-byte image
+(5 795 blocks) takes 11-15 s on the virtual adapter; a real switch needs 10-20 minutes.
 """
 
 # zigpy's wire types have untyped constructors.
