@@ -34,11 +34,6 @@ from tests.support import (
 )
 from z2m_qbkg40lm.ota.image import BASE_HEADER_LENGTH, INTEGRITY_CODE_LENGTH, build_image
 
-# The simulated switch's OTA client is another piece of work; without it nothing here can run.
-pytest.importorskip(
-    "z2m_qbkg40lm.sim.ota_client", reason="the simulated switch has no OTA client yet (sim/ota_client.py)"
-)
-
 LUMI = 0x115F
 QBKG40LM_IMAGE = 0x1888
 HEADER_STRING = "ROUTERX-----JN5180--ENCRYPTED000"

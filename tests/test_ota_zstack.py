@@ -13,15 +13,9 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support import DaemonProcess, clear_retained, random_base_topic, watching, write_config
 from tests.test_end_to_end_zstack import START_S, ZStackAdapter
 from tests.test_ota import firmware
-
-pytest.importorskip(
-    "z2m_qbkg40lm.sim.ota_client", reason="the simulated switch has no OTA client yet (sim/ota_client.py)"
-)
 
 IMAGE_SIZE = 16_384
 UPDATE_TIMEOUT_S = 60.0
