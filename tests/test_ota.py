@@ -511,3 +511,35 @@ async def test_an_update_cut_by_a_restart_of_the_daemon_is_idle_afterwards(tmp_p
     async with in_process(tmp_path, {}, state=interrupted) as run:
         update = run.bridge.cached_state(run.ieee)["update"]
         assert update == {"installed_version": 24, "latest_version": 29, "state": "idle"}
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("invalid_image", "the device refused the image as invalid (INVALID_IMAGE)"),
+        ("abort", "the device aborted the update"),
+    ],
+)
+async def test_a_switch_that_refuses_or_gives_up_keeps_its_firmware(
+    tmp_path: Path, fault: str, reason: str
+) -> None:
+    from z2m_qbkg40lm.bridge.extension import RequestError
+
+    images = tmp_path / "firmware"
+    images.mkdir()
+    (images / "v29.ota").write_bytes(firmware(29, size=8192))
+    async with in_process(tmp_path, {"image_folder": "firmware"}) as run:
+        await run.recorder.wait(lambda p: "state" in p)
+        await run.radio.simulation.inject_ota_fault(run.ieee, fault, 4000)
+        with pytest.raises(RequestError) as failed:
+            await run.extension._update_request({"id": run.ieee})
+        assert str(failed.value) == f"OTA update of '{run.ieee}' failed ({reason})"
+        update = run.bridge.cached_state(run.ieee)["update"]
+        assert (update["state"], update["installed_version"], update["latest_version"]) == (
+            "available",
+            24,
+            29,
+        )
+        assert "progress" not in update
+        (switch,) = await run.radio.simulation.switches()
+        assert switch["firmware_version"] == 24
