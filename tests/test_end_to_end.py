@@ -87,10 +87,12 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     write_config(config, base, devices=devices, advanced=advanced)
     daemon = DaemonProcess(config, data_dir)
     daemon.start()
-    yield Running(daemon, base, ieee, config, data_dir)
-    code = daemon.stop()
+    running = Running(daemon, base, ieee, config, data_dir)
+    yield running
+    # The restart test replaces the process: stop the one running now.
+    code = running.daemon.stop()
     clear_retained(base)
-    assert code == 0, daemon.log()
+    assert code == 0, running.daemon.log()
 
 
 async def _ready(running: Running, watcher: Watcher) -> dict[str, Any]:
