@@ -60,6 +60,7 @@ import zigpy.zdo.types as zdo_t
 
 from z2m_qbkg40lm.devices.qbkg40lm import SWITCH_ENDPOINT
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
+from z2m_qbkg40lm.sim.neighbours import neighbours_body
 from z2m_qbkg40lm.sim.ota_client import OtaFault, Timer, TimerSet
 from z2m_qbkg40lm.sim.switch import MODEL_ID, VARIANTS, SimulatedSwitch, Variant
 
@@ -104,8 +105,6 @@ COORDINATOR_NODE_DESCRIPTOR: Final = zdo_t.NodeDescriptor(
     maximum_outgoing_transfer_size=128,
     descriptor_capability_field=zdo_t.NodeDescriptor.DescriptorCapability.NONE,
 )
-
-_NEIGHBOURS_PER_RESPONSE: Final = 3
 
 
 class SimulationError(ValueError):
@@ -499,24 +498,8 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
 
     def _neighbours(self, start: int) -> bytes:
         """Mgmt_Lqi_rsp body: every simulated switch is a router child of the coordinator."""
-        switches = self.simulated_switches
-        entries = [
-            zdo_t.Neighbor(
-                extended_pan_id=self.state.network_info.extended_pan_id,
-                ieee=switch.ieee,
-                nwk=t.NWK(switch.nwk),
-                device_type=zdo_t.DeviceType.Router,
-                rx_on_when_idle=zdo_t.RxOnWhenIdle.On,
-                relationship=zdo_t.Relationship.Child,
-                reserved1=0,
-                permit_joining=zdo_t.PermitJoins.Unknown,
-                reserved2=0,
-                depth=1,
-                lqi=self._linkquality,
-            )
-            for switch in switches[start : start + _NEIGHBOURS_PER_RESPONSE]
-        ]
-        return zdo_t.Neighbors(Entries=len(switches), StartIndex=start, NeighborTableList=entries).serialize()
+        extended_pan_id = self.state.network_info.extended_pan_id
+        return neighbours_body(extended_pan_id, self.simulated_switches, start, self._linkquality)
 
     # --- state file ------------------------------------------------------------------------------
 

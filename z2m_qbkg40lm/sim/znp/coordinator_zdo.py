@@ -17,13 +17,13 @@ import zigpy.types as t
 import zigpy.zdo.types as zdo_t
 
 from z2m_qbkg40lm.sim.frames import ApsFrame
+from z2m_qbkg40lm.sim.neighbours import neighbours_body
 
 if TYPE_CHECKING:
     from z2m_qbkg40lm.sim.znp.chip import ZStackChip
 
 LOGGER = logging.getLogger(__name__)
 
-NEIGHBOURS_PER_ANSWER: Final = 3
 QUIET_CHANNEL_ENERGY: Final = 20
 
 # Z-Stack's defaults: no manufacturer code of its own.
@@ -101,21 +101,6 @@ def answer(firmware: ZStackChip, frame: ApsFrame) -> bytes:
 
 def _neighbours(firmware: ZStackChip, start: int) -> bytes:
     """Mgmt_Lqi_rsp body after the status: the switches on the network, as router neighbours."""
-    online = [node for node in firmware.nodes.values() if firmware.online(node)]
-    entries = [
-        zdo_t.Neighbor(
-            extended_pan_id=t.ExtendedPanId(firmware.nib.extendedPANID),
-            ieee=node.switch.ieee,
-            nwk=t.NWK(node.switch.nwk),
-            device_type=zdo_t.DeviceType.Router,
-            rx_on_when_idle=zdo_t.RxOnWhenIdle.On,
-            relationship=zdo_t.Relationship.Child,
-            reserved1=0,
-            permit_joining=zdo_t.PermitJoins.Unknown,
-            reserved2=0,
-            depth=1,
-            lqi=firmware.linkquality,
-        )
-        for node in online[start : start + NEIGHBOURS_PER_ANSWER]
-    ]
-    return zdo_t.Neighbors(Entries=len(online), StartIndex=start, NeighborTableList=entries).serialize()
+    online = [node.switch for node in firmware.nodes.values() if firmware.online(node)]
+    extended_pan_id = t.ExtendedPanId(firmware.nib.extendedPANID)
+    return neighbours_body(extended_pan_id, online, start, firmware.linkquality)
