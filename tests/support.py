@@ -48,6 +48,18 @@ def write_config(path: Path, base_topic: str, **sections: Any) -> Path:
     return path
 
 
+def terminate(process: subprocess.Popen[bytes], what: str, timeout: float, log: Callable[[], str]) -> int:
+    """SIGTERM a child process and wait for it; killed, and the test failed with its log, if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"{what} did not stop within {timeout} s; log:\n{log()}") from None
+
+
 class DaemonProcess:
     """`python -m z2m_qbkg40lm run` as a child process, its log kept in a file."""
 
@@ -85,14 +97,7 @@ class DaemonProcess:
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM, then wait; returns the exit code."""
         assert self._process is not None
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-        try:
-            return self._process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-            raise AssertionError(f"daemon did not stop within {timeout} s; log:\n{self.log()}") from None
+        return terminate(self._process, "daemon", timeout, self.log)
 
     def log(self) -> str:
         """Everything the daemon printed so far."""

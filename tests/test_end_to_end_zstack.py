@@ -21,7 +21,6 @@ import json
 import os
 import re
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from tests.support import (
     Watcher,
     clear_retained,
     random_base_topic,
+    terminate,
     wait_until,
     watching,
     write_config,
@@ -124,14 +124,8 @@ class EmulatorProcess:
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, then wait; returns the exit code."""
         assert self._process is not None
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
         try:
-            return self._process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-            raise AssertionError(f"emulator did not stop within {timeout} s; log:\n{self.log()}") from None
+            return terminate(self._process, "emulator", timeout, self.log)
         finally:
             if self._process.stdout is not None:
                 self._process.stdout.close()
