@@ -419,6 +419,11 @@ class Bridge:
                 self.spawn(self.refresh(event.ieee, ("state",)), f"refresh {event.ieee}")
             case ev.DeviceLeft():
                 _LOGGER.warning("Device '%s' left the network", self.friendly_name(event.ieee))
+            case ev.RadioRecovered():
+                # Reports sent while the coordinator was deaf are lost: read the relays again.
+                for device in self._radio.devices():
+                    if device.interviewed:
+                        self.spawn(self.refresh(device.ieee, ("state",)), f"refresh {device.ieee}")
             case ev.RadioLost():
                 _LOGGER.error("Adapter disconnected (%s), stopping", event.reason)
                 if self.on_radio_lost is not None:
