@@ -7,6 +7,11 @@ real cause further down the chain (`ConnectionRefusedError: [Errno 111] Connect 
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import PurePath
+from typing import Any
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -30,3 +35,28 @@ def describe_failure(exc: BaseException) -> str:
     if any(isinstance(each, TimeoutError) for each in chain):
         return "no answer from the adapter in time"
     return type(exc).__name__
+
+
+_RADIO_LIBRARIES = frozenset({"zigpy", "zigpy_znp", "bellows", "zigpy_deconz"})
+
+
+def _radio_library_task(task: object) -> bool:
+    if not isinstance(task, asyncio.Task):
+        return False
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and not _RADIO_LIBRARIES.isdisjoint(PurePath(code.co_filename).parts)
+
+
+def handle_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's exception handler: a radio library's background task that failed unobserved
+    becomes one WARNING line; anything else goes to asyncio's default handler.
+
+    zigpy-znp shields the wait for a data confirm from cancellation; when the caller gives up (a
+    muted coordinator), the shielded task later fails with nobody to read it, and asyncio would log
+    "Task exception was never retrieved" with two tracebacks.
+    """
+    exc = context.get("exception")
+    if exc is not None and _radio_library_task(context.get("future")):
+        _LOGGER.warning("A radio library request was abandoned unanswered: %s", describe_failure(exc))
+        return
+    loop.default_exception_handler(context)

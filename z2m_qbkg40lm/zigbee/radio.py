@@ -73,9 +73,6 @@ COMMAND_WAIT_S = 8.0
 """How long a command waits for a re-initialisation under way before it fails."""
 PROBE_TIMEOUT_S = 3.0
 """How long the coordinator has to answer a ping (health check, a command nothing answered)."""
-RESET_SUSPICION_HOLDOFF_S = 30.0
-"""After a re-initialisation, a refused send is not taken for a new reset for this long: a chip
-that refuses frames for another reason must not be restarted over and over."""
 
 ZDO_TIMEOUT_S = 7.0
 """How long a device has to answer a leave or permit-join request (zigpy's figure for routers)."""
@@ -127,7 +124,9 @@ class Radio:
         self._problem: str | None = None
         self._serving = asyncio.Event()
         self._restart_task: asyncio.Task[None] | None = None
-        self._restarted_at = float("-inf")
+        # False once a send was refused again right after a re-initialisation: the refusal has
+        # another cause, and re-initialising over and over would not help (until a send works).
+        self._refusal_means_reset = True
 
     @property
     def state(self) -> RadioState:
@@ -272,7 +271,6 @@ class Radio:
             self.events.put_nowait(ev.RadioLost(reason=f"re-initialising the adapter failed: {reason}"))
             return
         seconds = loop.time() - started
-        self._restarted_at = loop.time()
         self._set_state("running")
         _LOGGER.warning("The adapter is serving again, re-initialised in %.1f s", seconds)
         self.events.put_nowait(ev.RadioRecovered(seconds=seconds))
@@ -304,11 +302,9 @@ class Radio:
         return None
 
     def _reset_explains(self, exc: DeviceCommandError) -> bool:
-        recently = asyncio.get_running_loop().time() - self._restarted_at < RESET_SUSPICION_HOLDOFF_S
         return (
             self._detection is not None
             and exc.cause is not None
-            and not recently
             and self._detection.failure_means_reset(exc.cause)
         )
 
@@ -368,13 +364,22 @@ class Radio:
                 raise
             raise DeviceCommandError(f"{exc.operation} failed: {problem}") from None
         except DeviceCommandError as exc:
-            if not self._reset_explains(exc):
+            if not (self._refusal_means_reset and self._reset_explains(exc)):
                 raise
             # The frame was refused before it went on air: sending it again after the re-init
             # cannot carry the command out twice.
             self.restart(f"a send failed with {exc}, which only a coordinator that rebooted explains")
             await self._until_serving()
-            await self._execute_once(ieee, operations)
+            try:
+                await self._execute_once(ieee, operations)
+            except DeviceCommandError as again:
+                if self._reset_explains(again):
+                    self._refusal_means_reset = False
+                    _LOGGER.warning(
+                        "The coordinator refuses sends even after a re-initialisation; not"
+                        " re-initialising it again for this until a send succeeds"
+                    )
+                raise
 
     async def _execute_once(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
         device = self._find(ieee)
@@ -382,6 +387,7 @@ class Radio:
             raise DeviceCommandError(f"device {ieee} is not on the network")
         try:
             await execute(device, operations)
+            self._refusal_means_reset = True
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is None or task.cancelling() or self._state != "restarting":
