@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import statistics
 import time
 import uuid
@@ -170,7 +171,8 @@ async def _supervised_restart(watcher: Watcher, world: World, stopped_at: float)
     code = world.daemon.stop()
     assert code == EXIT_ADAPTER_LOST, world.daemon.log()
     log = world.daemon.log()
-    assert "Adapter disconnected (" in log and "Adapter disconnected ()" not in log, log
+    found = re.search(r"Adapter disconnected \((.+)\), stopping", log)
+    assert found, log
     exited_s = time.monotonic() - stopped_at
     restarted = time.monotonic()
     position = watcher.mark()
@@ -180,6 +182,7 @@ async def _supervised_restart(watcher: Watcher, world: World, stopped_at: float)
     )
     return {
         "outcome": "exit 2",
+        "reason": found.group(1),
         "exit_s": round(exited_s, 2),
         "restart_to_serving_s": round(await _serving(watcher, world, restarted), 2),
     }
