@@ -12,7 +12,7 @@ and starts the daemon again; no command may go unanswered.
 - **Link drop** (`fault/drop_link`): the adapter is gone; the daemon exits with code 2.
 - **Mute** (`fault/mute`, a few seconds): `health_check` says unhealthy, with the reason; once the
   stick answers again the daemon serves. A mute that catches zigpy's watchdog ping (every 30 s,
-  15 s to answer) ends in exit code 2 instead; `Z2M_FAULTS=full` also holds one mute past the
+  6 s to answer) ends in exit code 2 instead; `Z2M_FAULTS=full` also holds one mute past the
   watchdog on purpose.
 
 `Z2M_FAULTS=full` is the long run (10 of each); by default a few of each run. With
@@ -28,7 +28,7 @@ import re
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +40,15 @@ from tests.test_end_to_end_zstack import START_S, EmulatorProcess, ZStackAdapter
 
 FULL = os.environ.get("Z2M_FAULTS", "") == "full"
 COUNT = 10 if FULL else 2
+LOG_LEVEL = os.environ.get("Z2M_FAULTS_LOG_LEVEL", "info")
+"""The daemon's log level (debug shows every MT frame zigpy-znp exchanges)."""
 RECOVERY_S = 10.0
 EXIT_ADAPTER_LOST = 2
-COMMAND_ANSWER_S = 30.0
-"""The longest a command may take to be answered (a muted coordinator: zigpy-znp's 8 s for a data
-confirm plus the daemon's 3 s ping)."""
+COMMAND_ANSWER_S = 15.0
+"""The longest a command may take to be answered (a muted coordinator: the daemon pings it after
+4 s of waiting, and gives it 3 s to answer)."""
 WATCHDOG_S = 50.0
-"""zigpy's watchdog: a ping every 30 s, 15 s for zigpy-znp to give up on its answer, and a margin."""
+"""zigpy's watchdog: a ping every 30 s, 6 s for zigpy-znp to give up on its answer, and a margin."""
 
 
 @dataclass
@@ -97,7 +99,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     adapter = ZStackAdapter()
     adapter.start(folder, config)
     assert adapter.emulator is not None
-    write_config(config, base, serial=adapter.serial(), advanced={"log_level": "info", "channel": 15})
+    write_config(config, base, serial=adapter.serial(), advanced={"log_level": LOG_LEVEL, "channel": 15})
     daemon = DaemonProcess(config, data_dir)
     daemon.start()
 
@@ -128,7 +130,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     assert code in (0, None), state.daemon.log()
     for log in state.logs:
         assert "Task exception was never retrieved" not in log, log
-        assert "Traceback" not in log or "Watchdog failure" in log, log
+        assert " ERROR asyncio" not in log, log
 
 
 async def _command(watcher: Watcher, world: World, state: str) -> dict[str, Any]:
@@ -228,28 +230,53 @@ async def test_coordinator_resets_are_recovered_in_process(world: World) -> None
     assert world.daemon.running, world.daemon.log()
 
 
+async def _recovered_or_lost(
+    watcher: Watcher, world: World, scenario: str, run: Callable[[], Awaitable[dict[str, Any]]]
+) -> None:
+    """One fault involving a mute: recovered, or (zigpy's watchdog ping went unanswered during the
+    mute) the adapter-lost exit, after which the daemon is started again."""
+    started = time.monotonic()
+    if not world.daemon.running:
+        # The previous mute caught zigpy's watchdog ping, whose 6 s ran out only now.
+        world.record(scenario, **await _supervised_restart(watcher, world, started))
+        started = time.monotonic()
+    try:
+        figures = await run()
+    except AssertionError:
+        # Only a daemon that gave the adapter up excuses a step that failed.
+        await watcher.request("simulation/fault/mute", {"mute": False})
+        if not await _wait_exit(world, WATCHDOG_S):
+            raise
+        figures = await _supervised_restart(watcher, world, started)
+    world.record(scenario, **figures)
+
+
+async def _one_unheard_reset(watcher: Watcher, world: World) -> dict[str, Any]:
+    assert (await watcher.request("simulation/fault/mute", {"mute": True}))["status"] == "ok"
+    # The indication is lost: a muted chip sends nothing.
+    assert (await watcher.request("simulation/fault/reset", {}))["status"] == "ok"
+    assert (await watcher.request("simulation/fault/mute", {"mute": False}))["status"] == "ok"
+    position = watcher.mark()
+    started = time.monotonic()
+    response = await _command(watcher, world, "TOGGLE")
+    assert response["status"] == "ok", response
+    serving_s = time.monotonic() - started
+    record = await watcher.wait_log(
+        lambda r: "only a coordinator that rebooted" in r["message"], after=position
+    )
+    assert "INVALID_PARAMETER" in record["message"], record
+    await _press_reaches_mqtt(watcher, world)
+    assert serving_s < RECOVERY_S
+    return {"outcome": "recovered", "serving_s": round(serving_s, 2)}
+
+
 async def test_a_reset_the_daemon_did_not_hear_is_found_by_the_refused_send(world: World) -> None:
     async with watching(world.base) as watcher:
         await _daemon_online(watcher, world)
-        assert (await watcher.request("simulation/fault/mute", {"mute": True}))["status"] == "ok"
-        # The indication is lost: a muted chip sends nothing.
-        assert (await watcher.request("simulation/fault/reset", {}))["status"] == "ok"
-        assert (await watcher.request("simulation/fault/mute", {"mute": False}))["status"] == "ok"
-        position = watcher.mark()
-        started = time.monotonic()
-        response = await _command(watcher, world, "TOGGLE")
-        if not world.daemon.running:  # the mute caught zigpy's watchdog ping
-            world.record("unheard reset", **await _supervised_restart(watcher, world, started))
-            return
-        assert response["status"] == "ok", (response, world.daemon.log())
-        serving_s = time.monotonic() - started
-        record = await watcher.wait_log(
-            lambda r: "only a coordinator that rebooted" in r["message"], after=position
-        )
-        assert "INVALID_PARAMETER" in record["message"], record
-        await _press_reaches_mqtt(watcher, world)
-        assert serving_s < RECOVERY_S
-        world.record("unheard reset", outcome="recovered", serving_s=round(serving_s, 2))
+        for _ in range(COUNT):
+            await _recovered_or_lost(
+                watcher, world, "unheard reset", lambda: _one_unheard_reset(watcher, world)
+            )
 
 
 async def test_link_drops_end_with_the_adapter_lost_exit_code(world: World) -> None:
@@ -275,6 +302,7 @@ async def _one_mute(watcher: Watcher, world: World, *, with_command: bool) -> di
         response = await _command(watcher, world, "TOGGLE")
         assert response["status"] == "error", response
         assert "coordinator did not answer" in response["error"], response
+        assert "the device did not answer" not in response["error"], response
     muted_s = time.monotonic() - started
     unmuted = time.monotonic()
     assert (await watcher.request("simulation/fault/mute", {"mute": False}))["status"] == "ok"
@@ -289,20 +317,9 @@ async def test_mutes_make_health_check_unhealthy_and_end_serving_or_in_exit_2(wo
     async with watching(world.base) as watcher:
         await _daemon_online(watcher, world)
         for index in range(COUNT):
-            started = time.monotonic()
-            if not world.daemon.running:
-                # The previous mute caught zigpy's watchdog ping, whose 15 s ran out only now.
-                world.record("mute", **await _supervised_restart(watcher, world, started))
-            try:
-                figures = await _one_mute(watcher, world, with_command=index == 0)
-            except AssertionError:
-                # Only a daemon that gave the adapter up (zigpy's watchdog ping went unanswered
-                # during the mute) excuses a step that failed.
-                await watcher.request("simulation/fault/mute", {"mute": False})
-                if not await _wait_exit(world, WATCHDOG_S):
-                    raise
-                figures = await _supervised_restart(watcher, world, started)
-            world.record("mute", **figures)
+            await _recovered_or_lost(
+                watcher, world, "mute", lambda first=index == 0: _one_mute(watcher, world, with_command=first)
+            )
 
 
 @pytest.mark.skipif(not FULL, reason="a mute past zigpy's watchdog takes 30-45 s (Z2M_FAULTS=full)")

@@ -16,6 +16,8 @@ from z2m_qbkg40lm.config import Config, NetworkSettings
 from z2m_qbkg40lm.ota.provider import zigpy_ota_config
 
 DATABASE_FILE = "zigbee.db"
+ZSTACK_REQUEST_TIMEOUT_S = 6
+ZSTACK_ANSWER_TIMEOUT_S = 10
 VIRTUAL_STATE_FILE = "virtual_adapter.json"
 
 
@@ -100,6 +102,16 @@ def zigpy_config(config: Config, data_dir: Path, network: NetworkSettings) -> di
         # Zigbee2MQTT scans the topology only on request; a periodic scan only adds radio traffic.
         "topology_scan_enabled": False,
     }
+    if serial.adapter == "zstack":
+        # Z-Stack answers a request at once; for one that a hung chip never answers zigpy-znp holds
+        # the serial line, and so every other command, 15 s (30 s for a data request, which it also
+        # keeps waiting for after its caller gave up). Zigbee2MQTT's Z-Stack driver gives 6 s to a
+        # request and 10 s to an asynchronous answer; so does the daemon (measured with a muted
+        # emulator: a command sent during the mute no longer blocks the next ones for 30 s).
+        result["znp_config"] = {
+            "sync_request_timeout": ZSTACK_REQUEST_TIMEOUT_S,
+            "async_response_timeout": ZSTACK_ANSWER_TIMEOUT_S,
+        }
     if serial.adapter == "virtual":
         result["virtual"] = {
             "switches": config.virtual.switches,

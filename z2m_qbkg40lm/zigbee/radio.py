@@ -71,6 +71,9 @@ RESTART_TIMEOUT_S = 30.0
 the network 15 s to come up; against the emulator it takes about 1 s)."""
 COMMAND_WAIT_S = 8.0
 """How long a command waits for a re-initialisation under way before it fails."""
+COORDINATOR_CHECK_AFTER_S = 4.0
+"""A command still running after this long (a healthy exchange takes well under a second) has the
+coordinator pinged, and again every as long."""
 PROBE_TIMEOUT_S = 3.0
 """How long the coordinator has to answer a ping (health check, a command nothing answered)."""
 
@@ -357,7 +360,7 @@ class Radio:
         the coordinator itself)."""
         await self._until_serving()
         try:
-            await self._execute_once(ieee, operations)
+            await self._execute_watched(ieee, operations)
         except NoAnswerError as exc:
             problem = await self.coordinator_problem()
             if problem is None:
@@ -371,7 +374,7 @@ class Radio:
             self.restart(f"a send failed with {exc}, which only a coordinator that rebooted explains")
             await self._until_serving()
             try:
-                await self._execute_once(ieee, operations)
+                await self._execute_watched(ieee, operations)
             except DeviceCommandError as again:
                 if self._reset_explains(again):
                     self._refusal_means_reset = False
@@ -380,6 +383,25 @@ class Radio:
                         " re-initialising it again for this until a send succeeds"
                     )
                 raise
+
+    async def _execute_watched(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
+        """`_execute_once`, with the coordinator pinged while it takes long: a coordinator that does
+        not answer fails the command with that reason, instead of zigpy's retries (3 x 8 s with
+        Z-Stack) ending in "the device did not answer"."""
+        task = asyncio.get_running_loop().create_task(self._execute_once(ieee, operations))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=COORDINATOR_CHECK_AFTER_S)
+                if done:
+                    break
+                problem = await self.coordinator_problem()
+                if problem is not None and not task.done():
+                    raise DeviceCommandError(f"the command got no answer: {problem}")
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        task.result()
 
     async def _execute_once(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
         device = self._find(ieee)
@@ -400,6 +422,7 @@ class Radio:
 
     async def permit_join(self, seconds: int) -> None:
         """Open (or with 0, close) the network for joining."""
+        await self._until_serving()
         await self._app.permit(time_s=seconds)
 
     # --- device details and network management (bridge requests) -----------------------------
@@ -427,6 +450,7 @@ class Radio:
 
     async def permit_join_via(self, ieee: str, seconds: int) -> None:
         """Open (or with 0, close) joining through one router only; DeviceCommandError if it fails."""
+        await self._until_serving()
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
@@ -435,6 +459,7 @@ class Radio:
     async def read_device_information(self, ieee: str) -> None:
         """Read Basic's date code, power source and build id into zigpy's attribute cache (kept in
         its database); attributes the device does not have are skipped."""
+        await self._until_serving()
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
@@ -454,6 +479,7 @@ class Radio:
         """Take a device off the network: a ZDO leave it must acknowledge, then out of zigpy's
         database. `force` skips the leave (database only: the device may still think it is
         joined). DeviceCommandError when the device does not leave."""
+        await self._until_serving()
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
@@ -469,6 +495,7 @@ class Radio:
     async def reinterview(self, ieee: str) -> None:
         """Interview a device again (zigpy keeps the old data if it fails), with the same events as
         a first interview; DeviceCommandError says why it failed."""
+        await self._until_serving()
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
