@@ -52,6 +52,10 @@ WATCHDOG_S = 50.0
 """zigpy's watchdog: a ping every 30 s, 6 s for zigpy-znp to give up on its answer, and a margin."""
 
 
+class CommandUnanswered(Exception):
+    """A command with a transaction got no response: it hangs."""
+
+
 @dataclass
 class World:
     """The emulator, the daemon on it, and the measurements of this module."""
@@ -139,12 +143,16 @@ async def _command(watcher: Watcher, world: World, state: str) -> dict[str, Any]
     transaction = uuid.uuid4().hex[:8]
     position = watcher.mark()
     await watcher.publish(f"{world.ieee}/set", json.dumps({"state": state, "transaction": transaction}))
-    message = await watcher.wait_for(
-        f"{world.ieee}/response/set",
-        lambda m: m.json().get("transaction") == transaction,
-        after=position,
-        timeout=COMMAND_ANSWER_S,
-    )
+    try:
+        message = await watcher.wait_for(
+            f"{world.ieee}/response/set",
+            lambda m: m.json().get("transaction") == transaction,
+            after=position,
+            timeout=COMMAND_ANSWER_S,
+        )
+    except AssertionError as exc:
+        # Not an AssertionError: no outcome of a fault (not even exit 2) excuses it.
+        raise CommandUnanswered(f"/set {state} got no response:\n{world.daemon.log()[-5000:]}") from exc
     response: dict[str, Any] = message.json()
     return response
 

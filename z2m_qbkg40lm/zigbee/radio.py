@@ -126,6 +126,7 @@ class Radio:
         self._state: RadioState = "starting"
         self._problem: str | None = None
         self._serving = asyncio.Event()
+        self._lost = asyncio.Event()
         self._restart_task: asyncio.Task[None] | None = None
         # False once a send was refused again right after a re-initialisation: the refusal has
         # another cause, and re-initialising over and over would not help (until a send works).
@@ -241,6 +242,8 @@ class Radio:
             self._serving.set()
         else:
             self._serving.clear()
+        if state == "lost":
+            self._lost.set()
 
     def _on_reset(self, reason: str) -> None:
         """The reset detection's callback (called inside the radio library's frame handling)."""
@@ -388,19 +391,27 @@ class Radio:
         """`_execute_once`, with the coordinator pinged while it takes long: a coordinator that does
         not answer fails the command with that reason, instead of zigpy's retries (3 x 8 s with
         Z-Stack) ending in "the device did not answer"."""
-        task = asyncio.get_running_loop().create_task(self._execute_once(ieee, operations))
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._execute_once(ieee, operations))
+        # A lost adapter ends the command at once, so that it is answered before the daemon stops.
+        lost = loop.create_task(self._lost.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=COORDINATOR_CHECK_AFTER_S)
-                if done:
+                done, _ = await asyncio.wait(
+                    {task, lost}, timeout=COORDINATOR_CHECK_AFTER_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if task in done:
                     break
-                problem = await self.coordinator_problem()
+                if lost in done:
+                    problem: str | None = self._problem or "the adapter is lost"
+                else:
+                    problem = await self.coordinator_problem()
                 if problem is not None and not task.done():
                     raise DeviceCommandError(f"the command got no answer: {problem}")
         finally:
-            if not task.done():
-                task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for each in (task, lost):
+                each.cancel()
+            await asyncio.gather(task, lost, return_exceptions=True)
         task.result()
 
     async def _execute_once(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
