@@ -18,6 +18,7 @@ from tests.support import free_port
 from z2m_qbkg40lm.config import parse_config, resolve_network
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
 from z2m_qbkg40lm.zigbee import znp_resets
+from z2m_qbkg40lm.zigbee.adapters import reset_detection
 from z2m_qbkg40lm.zigbee.failures import describe_failure, handle_loop_exception
 from z2m_qbkg40lm.zigbee.radio import Radio, RadioError
 
@@ -79,3 +80,10 @@ async def test_a_failed_radio_library_task_nobody_awaited_is_one_warning(
     assert [r.levelno for r in warnings] == [logging.WARNING], caplog.text
     assert "abandoned unanswered" in warnings[0].getMessage()
     assert "never retrieved" not in caplog.text
+
+
+def test_each_adapter_family_names_its_own_reset_detection() -> None:
+    assert reset_detection("zstack") is znp_resets
+    # No sign of a reset from these libraries yet: only a lost connection is noticed.
+    for adapter in ("ezsp", "ember", "deconz", "virtual"):
+        assert reset_detection(adapter) is None
