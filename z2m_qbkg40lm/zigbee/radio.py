@@ -295,17 +295,30 @@ class Radio:
             raise DeviceCommandError(self._problem or f"the adapter is {self._state}")
 
     async def coordinator_problem(self) -> str | None:
-        """None when the coordinator answers a ping within PROBE_TIMEOUT_S, else what is wrong."""
+        """None when the coordinator answers a ping within PROBE_TIMEOUT_S, else what is wrong (at
+        once when the adapter is lost meanwhile)."""
         if self._state != "running":
             return self._problem or f"the adapter is {self._state}"
+        loop = asyncio.get_running_loop()
+        ping = loop.create_task(self._app.watchdog_feed())
+        lost = loop.create_task(self._lost.wait())
         try:
-            async with asyncio.timeout(PROBE_TIMEOUT_S):
-                await self._app.watchdog_feed()
-        except TimeoutError:
-            return f"the coordinator did not answer a ping within {PROBE_TIMEOUT_S:g} s"
-        except Exception as exc:  # noqa: BLE001 - any failure of the ping is the answer wanted
-            return f"the coordinator did not answer a ping: {describe_failure(exc)}"
-        return None
+            done, _ = await asyncio.wait(
+                {ping, lost}, timeout=PROBE_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for each in (ping, lost):
+                each.cancel()
+            await asyncio.gather(ping, lost, return_exceptions=True)
+        if ping in done:
+            failure = None if ping.cancelled() else ping.exception()
+            if ping.cancelled() or failure is not None:
+                reason = "cancelled" if failure is None else describe_failure(failure)
+                return f"the coordinator did not answer a ping: {reason}"
+            return None
+        if lost in done:
+            return self._problem or "the adapter is lost"
+        return f"the coordinator did not answer a ping within {PROBE_TIMEOUT_S:g} s"
 
     def _reset_explains(self, exc: DeviceCommandError) -> bool:
         return (
