@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -404,6 +405,32 @@ async def test_reconnects_and_resubscribes_after_the_broker_restarts(
         async with peer(broker.port) as other:
             await other.publish(f"{prefix}/cmd", b"again")
             assert await harness.next_message() == (f"{prefix}/cmd", b"again", False)
+    finally:
+        await harness.close()
+
+
+async def test_a_broker_lost_mid_publish_drops_the_message_with_a_warning(
+    prefix: str, brokers: Callable[[str], PrivateBroker], logs: LogQueue
+) -> None:
+    broker = brokers("allow_anonymous true")
+    await broker.start()
+    harness = Harness(config(f"mqtt://127.0.0.1:{broker.port}"), prefix)
+    harness.start()
+    try:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        process = broker._process
+        assert process is not None
+        process.send_signal(signal.SIGSTOP)  # the PUBLISH goes out, its PUBACK never comes
+        sending = asyncio.create_task(harness.client.publish(f"{prefix}/out", "x", qos=1))
+        for _ in range(3):  # until it waits for the PUBACK
+            await asyncio.sleep(0)
+        assert not sending.done()
+        await broker.kill()
+        assert await asyncio.wait_for(sending, TIMEOUT) is False
+        record = await logs.wait_for(logging.WARNING, "dropping message")
+        assert record.getMessage() == (
+            f"MQTT connection lost while publishing, dropping message on {prefix}/out"
+        )
     finally:
         await harness.close()
 

@@ -254,11 +254,16 @@ class MqttClient:
         )
         try:
             await asyncio.wait((sending, session.lost), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not sending.done():
-                sending.cancel()
+        except asyncio.CancelledError:
+            sending.cancel()
+            raise
+        if not sending.done():
+            # The connection ended first. cancel() only requests the cancellation, which lands on
+            # the next loop iteration: wait for it, or the outcome cannot be read yet.
+            sending.cancel()
+            await asyncio.wait((sending,))
         if sending.cancelled():
-            _LOGGER.warning("MQTT connection lost while publishing on %s", topic)
+            _LOGGER.warning("MQTT connection lost while publishing, dropping message on %s", topic)
             return False
         error = sending.exception()
         if isinstance(error, aiomqtt.MqttError):
