@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from tests.support import PrivateBroker
 from z2m_qbkg40lm.config import MqttConfig
-from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
+from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError, default_client_id
 
 SHARED_HOST = os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1")
 SHARED_PORT = int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883"))
@@ -40,6 +40,8 @@ LOGGER_NAME = "z2m_qbkg40lm.mqtt.client"
 
 
 def config(server: str = SHARED, **fields: Any) -> MqttConfig:
+    # The client id derives from the base topic: tests sharing the broker must not share sessions.
+    fields.setdefault("base_topic", f"test-mqtt-{uuid.uuid4().hex}")
     return MqttConfig(server=server, **fields)
 
 
@@ -332,7 +334,8 @@ async def test_last_will_is_published_when_the_process_dies(prefix: str) -> None
         "from z2m_qbkg40lm.mqtt.client import MqttClient\n"
         "async def nothing(*_): pass\n"
         "async def main():\n"
-        f"    client = MqttClient(MqttConfig(server={SHARED!r}), will_topic=sys.argv[1],\n"
+        f"    config = MqttConfig(server={SHARED!r}, base_topic=sys.argv[1])\n"
+        "    client = MqttClient(config, will_topic=sys.argv[1],\n"
         f"        will_payload={OFFLINE!r}, on_connected=nothing, on_message=nothing)\n"
         "    task = asyncio.create_task(client.run())\n"
         "    await client.wait_connected()\n"
@@ -571,3 +574,134 @@ def test_unreadable_ca_is_a_setup_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.crt"
     with pytest.raises(MqttSetupError, match=r"mqtt\.ca: cannot load"):
         Harness(config("mqtts://127.0.0.1:8883", ca=str(missing)), "unused")
+
+
+# --- the persistent session ---------------------------------------------------------------------------
+
+
+def test_the_default_client_id_is_stable_and_differs_per_base_topic() -> None:
+    first = MqttClient(
+        MqttConfig(server=SHARED, base_topic="home/zigbee"),
+        will_topic="x/bridge/state",
+        will_payload=OFFLINE,
+        on_connected=_nothing,
+        on_message=_nothing,
+    )
+    assert first.client_id == default_client_id("home/zigbee")
+    assert len(first.client_id) <= 23 and first.client_id.startswith("z2m_qbkg40lm_")
+    assert default_client_id("home/zigbee") != default_client_id("zigbee2mqtt")
+    named = MqttConfig(server=SHARED, client_id="my-bridge")
+    assert MqttClient(
+        named, will_topic="x/s", will_payload="", on_connected=_nothing, on_message=_nothing
+    ).client_id == ("my-bridge")
+
+
+async def _nothing(*_: Any) -> None:
+    pass
+
+
+@pytest.mark.parametrize("version", [4, 5])
+async def test_qos1_commands_sent_while_away_are_delivered_on_return(prefix: str, version: int) -> None:
+    cfg = config(version=version)
+    first = Harness(cfg, prefix)
+    first.client.subscribe(f"{prefix}/cmd/+")
+    first.start()
+    try:
+        # Connected means subscribed: from now on the session holds the subscription.
+        await asyncio.wait_for(first.client.wait_connected(), TIMEOUT)
+    finally:
+        await first.close()
+    async with peer() as other:
+        for number in range(5):
+            await other.publish(f"{prefix}/cmd/away", str(number).encode(), qos=1)
+        await other.publish(f"{prefix}/cmd/lost", b"qos 0 is not kept", qos=0)
+    second = Harness(cfg, prefix)
+    second.client.subscribe(f"{prefix}/cmd/+")
+    second.start()
+    try:
+        got = [await second.next_message() for _ in range(5)]
+        assert got == [(f"{prefix}/cmd/away", str(n).encode(), False) for n in range(5)]
+        async with peer() as other:
+            await other.publish(f"{prefix}/cmd/live", b"fence", qos=1)
+            assert await second.next_message() == (f"{prefix}/cmd/live", b"fence", False)
+        assert second.messages.empty(), "each queued command once, the QoS 0 one not at all"
+        await _clear(harness_will=second.will_topic)
+    finally:
+        await second.close()
+
+
+async def _clear(*, harness_will: str) -> None:
+    async with peer() as other:
+        await other.publish(harness_will, b"", retain=True, qos=1)
+
+
+async def test_session_expiry_interval_0_keeps_nothing_while_away(prefix: str) -> None:
+    cfg = config(session_expiry_interval=0)
+    async with running(cfg, prefix) as first:
+        first.client.subscribe(f"{prefix}/cmd")
+        await asyncio.wait_for(first.client.wait_connected(), TIMEOUT)
+        async with peer() as other:
+            await other.publish(f"{prefix}/cmd", b"live", qos=1)
+            assert await first.next_message() == (f"{prefix}/cmd", b"live", False)
+    async with peer() as other:
+        await other.publish(f"{prefix}/cmd", b"while away", qos=1)
+    async with running(cfg, prefix) as second:
+        second.client.subscribe(f"{prefix}/cmd")
+        await asyncio.wait_for(second.client.wait_connected(), TIMEOUT)
+        async with peer() as other:
+            await other.publish(f"{prefix}/cmd", b"fence", qos=1)
+            assert await second.next_message() == (f"{prefix}/cmd", b"fence", False)
+        await _clear(harness_will=second.will_topic)
+
+
+async def test_unsubscribe_stops_delivery_now_and_for_a_resumed_session(prefix: str, logs: LogQueue) -> None:
+    cfg = config()
+    async with running(cfg, prefix) as first, peer() as other:
+        for name in ("a/b", "c/d", "fence"):
+            first.client.subscribe(f"{prefix}/{name}/set")
+        await asyncio.wait_for(first.client.wait_connected(), TIMEOUT)
+        await other.publish(f"{prefix}/a/b/set", b"1", qos=1)
+        assert await first.next_message() == (f"{prefix}/a/b/set", b"1", False)
+        first.client.unsubscribe(f"{prefix}/a/b/set")
+        async with asyncio.timeout(TIMEOUT):  # paho's own log line: the broker confirmed
+            while "Received UNSUBACK" not in (await logs.records.get()).getMessage():
+                pass
+        await other.publish(f"{prefix}/a/b/set", b"2", qos=1)
+        await other.publish(f"{prefix}/fence/set", b"f", qos=1)
+        assert await first.next_message() == (f"{prefix}/fence/set", b"f", False)
+        assert first.messages.empty()
+    ignored = f"Ignoring a message on {prefix}/a/b/set"
+    assert not [r for r in logs.seen if ignored in r.getMessage()], "the broker itself dropped it"
+
+    # The next run no longer wants c/d but the resumed session still has it: not handed on.
+    async with running(cfg, prefix) as second, peer() as other:
+        second.client.subscribe(f"{prefix}/fence/set")
+        await asyncio.wait_for(second.client.wait_connected(), TIMEOUT)
+        await other.publish(f"{prefix}/c/d/set", b"old name", qos=1)
+        await other.publish(f"{prefix}/fence/set", b"f", qos=1)
+        assert await second.next_message() == (f"{prefix}/fence/set", b"f", False)
+        assert second.messages.empty()
+        await logs.wait_for(logging.DEBUG, f"Ignoring a message on {prefix}/c/d/set")
+        # Given up while disconnected: the broker is told on the next connection.
+        second.client.unsubscribe(f"{prefix}/fence/set")
+        await _clear(harness_will=second.will_topic)
+
+
+async def test_read_retained_sees_every_retained_message_on_the_filters(prefix: str) -> None:
+    topics = [f"{prefix}/n{i}/availability" for i in range(50)] + [f"{prefix}/a/b/availability"]
+    async with peer() as other:
+        for topic in topics:
+            await other.publish(topic, b'{"state":"online"}', retain=True, qos=1)
+        await other.publish(f"{prefix}/n1", b"state, not asked for", retain=True, qos=1)
+    async with running(config(), prefix) as harness:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        for _ in range(3):  # every time all of them, never half
+            found = await harness.client.read_retained(
+                [f"{prefix}/+/availability", f"{prefix}/+/+/availability"]
+            )
+            assert sorted(found) == sorted((topic, b'{"state":"online"}') for topic in topics)
+        assert harness.messages.empty(), "the daemon's own session saw none of it"
+        await _clear(harness_will=harness.will_topic)
+    async with peer() as other:
+        for topic in [*topics, f"{prefix}/n1"]:
+            await other.publish(topic, b"", retain=True, qos=1)
