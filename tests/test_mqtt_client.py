@@ -699,6 +699,7 @@ async def test_read_retained_sees_every_retained_message_on_the_filters(prefix: 
             found = await harness.client.read_retained(
                 [f"{prefix}/+/availability", f"{prefix}/+/+/availability"]
             )
+            assert found is not None
             assert sorted(found) == sorted((topic, b'{"state":"online"}') for topic in topics)
         assert harness.messages.empty(), "the daemon's own session saw none of it"
         await _clear(harness_will=harness.will_topic)

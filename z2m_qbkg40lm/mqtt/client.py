@@ -335,12 +335,11 @@ class MqttClient:
         session.tasks.add(task)
         task.add_done_callback(session.tasks.discard)
 
-    async def read_retained(self, filters: Sequence[str]) -> list[tuple[str, bytes]]:
+    async def read_retained(self, filters: Sequence[str]) -> list[tuple[str, bytes]] | None:
         """The retained messages on `filters` now (topic, payload), read over a short second connection.
 
         A connection of its own, so that the daemon's session never subscribes these filters and
-        the daemon's handler never sees the messages. Raises aiomqtt.MqttError when the broker
-        cannot be reached.
+        the daemon's handler never sees the messages. None (and a warning) when it failed.
         """
         client = self._new_client(identifier=f"{self._client_id}_retained", persistent=False, will=False)
         found: list[tuple[str, bytes]] = []
@@ -358,6 +357,9 @@ class MqttClient:
                     payload = message.payload
                     if message.retain and isinstance(payload, bytes) and payload:
                         found.append((message.topic.value, payload))
+        except aiomqtt.MqttError as exc:
+            _LOGGER.warning("Cannot read retained messages from %s: %s", self.broker, self._describe(exc))
+            return None
         finally:
             if not reached:
                 _abandon(client)
