@@ -706,3 +706,54 @@ async def test_read_retained_sees_every_retained_message_on_the_filters(prefix: 
     async with peer() as other:
         for topic in [*topics, f"{prefix}/n1"]:
             await other.publish(topic, b"", retain=True, qos=1)
+
+
+async def _stop_cleanly(broker: PrivateBroker) -> None:
+    """SIGTERM: Mosquitto writes its persistence file on a clean stop (on SIGKILL only at autosave)."""
+    process = broker._process
+    assert process is not None
+    process.terminate()
+    await process.wait()
+
+
+async def test_commands_are_kept_across_a_broker_restart_with_persistence(
+    prefix: str,
+    brokers: Callable[[str], PrivateBroker],
+    password_file: Path,
+    tmp_path: Path,
+    logs: LogQueue,
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    open_broker = f"allow_anonymous true\npersistence true\npersistence_location {store}/"
+    broker = brokers(open_broker)
+    await broker.start()
+    harness = Harness(config(f"mqtt://127.0.0.1:{broker.port}"), prefix)
+    harness.client.subscribe(f"{prefix}/cmd")
+    harness.start()
+    try:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        await _stop_cleanly(broker)
+        # Back, but refusing the (anonymous) client: commands are sent while it is kept out.
+        closed = open_broker.replace(
+            "allow_anonymous true", f"allow_anonymous false\npassword_file {password_file}"
+        )
+        broker.conf.write_text(broker.conf.read_text().replace(open_broker, closed))
+        await broker.start()
+        await logs.wait_for(logging.WARNING, "Cannot connect to MQTT server")
+        async with aiomqtt.Client(
+            "127.0.0.1", broker.port, username="daemon", password="right-Secret-42"
+        ) as other:
+            for number in range(5):
+                await other.publish(f"{prefix}/cmd", str(number).encode(), qos=1)
+        await _stop_cleanly(broker)
+        broker.conf.write_text(broker.conf.read_text().replace(closed, open_broker))
+        await broker.start()
+        got = [await harness.next_message() for _ in range(5)]
+        assert got == [(f"{prefix}/cmd", str(n).encode(), False) for n in range(5)]
+        async with peer(broker.port) as other:
+            await other.publish(f"{prefix}/cmd", b"fence", qos=1)
+            assert await harness.next_message() == (f"{prefix}/cmd", b"fence", False)
+        assert harness.messages.empty()
+    finally:
+        await harness.close()

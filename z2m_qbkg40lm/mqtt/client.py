@@ -134,6 +134,28 @@ def check_publish_topic(topic: str) -> None:
         raise ValueError(f"cannot publish to '{topic}': topics must be non-empty without '+' or '#'")
 
 
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, failing a connection attempt at once when the broker closes it before CONNACK.
+
+    aiomqtt 2.5.1 ignores a disconnect before CONNACK and waits out the whole CONNACK timeout (10 s)
+    instead; a broker that restarts while we connect would keep the daemon away that long.
+    """
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
+        connecting: asyncio.Future[None] = self._connected
+        if not connecting.done():
+            connecting.set_exception(aiomqtt.MqttError(f"connection closed before CONNACK ({reason_code})"))
+            return
+        super()._on_disconnect(client, userdata, flags, reason_code, properties)
+
+
 def _abandon(client: aiomqtt.Client) -> None:
     """Close the socket of an attempt that never got a CONNACK.
 
@@ -468,7 +490,7 @@ class MqttClient:
             # MQTT 3.1.1 has no expiry: the broker keeps the session until its own limit
             # (Mosquitto: persistent_client_expiration).
             session["clean_session"] = not persistent
-        return aiomqtt.Client(
+        return _Client(
             config.host,
             config.port,
             username=config.user,
