@@ -326,7 +326,7 @@ def test_stale_names_are_ours_and_no_device_has_them() -> None:
 
 
 async def test_stale_availability_is_cleared_once_after_the_first_connection() -> None:
-    s = scripted(FAST | {"enabled": False})
+    s = scripted({"enabled": True})
     s.mqtt.retained = [("z/old/availability", ONLINE.encode()), ("z/hall/availability", ONLINE.encode())]
     try:
         await s.extension.on_connected()
@@ -336,6 +336,19 @@ async def test_stale_availability_is_cleared_once_after_the_first_connection() -
         for _ in range(5):
             await asyncio.sleep(0)
         assert len(s.mqtt.sent) == 2, "once per run"
+    finally:
+        await s.extension.stop()
+
+
+async def test_a_device_with_availability_off_loses_its_old_message_but_keeps_its_state() -> None:
+    s = scripted({"enabled": False})
+    s.mqtt.retained = [("z/hall/availability", OFFLINE.encode())]
+    try:
+        await s.extension.on_connected()
+        await s.mqtt.wait("z/hall/availability", "")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert s.mqtt.sent == [("z/hall/availability", "", True, 1)]
     finally:
         await s.extension.stop()
 

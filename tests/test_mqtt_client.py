@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from tests.support import PrivateBroker
 from z2m_qbkg40lm.config import MqttConfig
-from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError, default_client_id
+from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError, _FilterSet, default_client_id
 
 SHARED_HOST = os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1")
 SHARED_PORT = int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883"))
@@ -757,3 +757,28 @@ async def test_commands_are_kept_across_a_broker_restart_with_persistence(
         assert harness.messages.empty()
     finally:
         await harness.close()
+
+
+def test_registered_filters_match_like_mqtt_and_forget_one_at_a_time() -> None:
+    filters = _FilterSet()
+    for topic_filter in ("z/bridge/request/#", "z/+/set", "z/+/set/+", "z/a/b/set", "z/a/b/set/+", "z/a/b"):
+        filters.add(topic_filter)
+    for topic in (
+        "z/bridge/request/x/y",
+        "z/hall/set",
+        "z/hall/set/state",
+        "z/a/b/set",
+        "z/a/b/set/state",
+        "z/a/b",
+    ):
+        assert filters.matches(topic), topic
+    for topic in ("z/a/b/get", "z/hall/get", "z/a/b/c/set", "z/hall/set/a/b", "y/hall/set", "z"):
+        assert not filters.matches(topic), topic
+    filters.discard("z/a/b")  # the exact filter only: the others stay
+    assert not filters.matches("z/a/b")
+    assert filters.matches("z/a/b/set") and filters.matches("z/a/b/set/x")
+    filters.discard("z/a/b/set/+")
+    filters.discard("z/+/set")
+    assert not filters.matches("z/a/b/set/x") and not filters.matches("z/hall/set")
+    assert filters.matches("z/a/b/set") and filters.matches("z/hall/set/state")
+    assert list(filters) == ["z/bridge/request/#", "z/+/set/+", "z/a/b/set"]

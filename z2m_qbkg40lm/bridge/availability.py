@@ -72,8 +72,8 @@ def stale_filters(base_topic: str) -> list[str]:
     return [f"{base_topic}/{'+/' * levels}availability" for levels in range(1, NAME_LEVELS + 1)]
 
 
-def stale_names(base_topic: str, retained: Iterable[tuple[str, bytes]], current: set[str]) -> list[str]:
-    """The names whose retained message is our availability, but which no device has now.
+def stale_names(base_topic: str, retained: Iterable[tuple[str, bytes]], keep: set[str]) -> list[str]:
+    """The names, other than those in `keep`, whose retained message is our availability.
 
     Only what this daemon publishes qualifies: `base/<name>/availability` whose payload is exactly
     the JSON `{"state": "online"|"offline"}`; the bridge's own topics never do.
@@ -84,7 +84,7 @@ def stale_names(base_topic: str, retained: Iterable[tuple[str, bytes]], current:
         name = topic.removeprefix(prefix).removesuffix(suffix)
         if len(name) + len(prefix) + len(suffix) != len(topic) or not name:
             continue
-        if name in current or name == "bridge" or name.startswith("bridge/"):
+        if name in keep or name == "bridge" or name.startswith("bridge/"):
             continue
         try:
             value = json.loads(payload)
@@ -249,27 +249,36 @@ class Availability(Extension):
                 self._clear_stale(), name="availability: clear stale"
             )
 
-    def _current_names(self) -> set[str]:
+    def _devices_by_name(self) -> dict[str, str]:
+        """Every device's topic names (friendly name and IEEE address), to its IEEE address."""
         bridge = self.context.bridge
-        names = {settings.friendly_name for settings in bridge.settings.values()}
+        names = {ieee: ieee for ieee in bridge.settings}
+        names.update((settings.friendly_name, ieee) for ieee, settings in bridge.settings.items())
         for device in self.context.radio.devices():
-            names.update((device.ieee, bridge.friendly_name(device.ieee)))
+            names.update({device.ieee: device.ieee, bridge.friendly_name(device.ieee): device.ieee})
         return names
 
     async def _clear_stale(self) -> None:
-        """Clear `base/<name>/availability` (and `base/<name>`, its state) of names no device has."""
+        """Clear our retained availability where it is stale.
+
+        Of a name no device has: `base/<name>/availability` and `base/<name>` (that name's state).
+        Of a device whose availability is now off: its availability message only.
+        """
         retained = await self.context.mqtt.read_retained(stale_filters(self._base))
         if retained is None:
             return  # warned; tried again at the next connection
-        for name in stale_names(self._base, retained, self._current_names()):
-            # Checked again: a rename may have given a device this name while the scan ran.
-            if name in self._current_names():
-                continue
-            _LOGGER.info(
-                "Clearing the retained availability and state of '%s': no device has that name", name
-            )
-            await self._send(availability_topic(self._base, name), "")
-            await self._send(f"{self._base}/{name}", "")
+        for name in stale_names(self._base, retained, set()):
+            # Looked up now, not before the scan: a rename may have given a device this name meanwhile.
+            ieee = self._devices_by_name().get(name)
+            if ieee is None:
+                _LOGGER.info(
+                    "Clearing the retained availability and state of '%s': no device has that name", name
+                )
+                await self._send(availability_topic(self._base, name), "")
+                await self._send(f"{self._base}/{name}", "")
+            elif not self.enabled_for(ieee) and ieee not in self._retained:
+                _LOGGER.info("Clearing the retained availability of '%s': its availability is off", name)
+                await self._send(availability_topic(self._base, name), "")
         self._stale_cleared = True
 
     async def republish(self) -> None:

@@ -216,20 +216,34 @@ class _FilterSet:
         if topic_filter in self._order:
             return
         self._order[topic_filter] = None
-        parent, _, last = topic_filter.rpartition("/")
-        if "+" not in topic_filter and "#" not in topic_filter:
-            self._exact.add(topic_filter)
-        elif last == "+" and "+" not in parent and "#" not in parent:
-            self._parents.add(parent)
-        else:
-            self._wild.append(topic_filter)
+        match self._kind(topic_filter):
+            case "exact":
+                self._exact.add(topic_filter)
+            case "parent":
+                self._parents.add(topic_filter.removesuffix("/+"))
+            case _:
+                self._wild.append(topic_filter)
 
     def discard(self, topic_filter: str) -> None:
-        if self._order.pop(topic_filter, 0) is None:
-            self._exact.discard(topic_filter)
-            self._parents.discard(topic_filter.removesuffix("/+"))
-            if topic_filter in self._wild:
+        if topic_filter not in self._order:
+            return
+        del self._order[topic_filter]
+        match self._kind(topic_filter):
+            case "exact":
+                self._exact.discard(topic_filter)
+            case "parent":
+                self._parents.discard(topic_filter.removesuffix("/+"))
+            case _:
                 self._wild.remove(topic_filter)
+
+    @staticmethod
+    def _kind(topic_filter: str) -> str:
+        parent, _, last = topic_filter.rpartition("/")
+        if "+" not in topic_filter and "#" not in topic_filter:
+            return "exact"
+        if last == "+" and parent and "+" not in parent and "#" not in parent:
+            return "parent"
+        return "wild"
 
     def matches(self, topic: str) -> bool:
         """Whether a message on `topic` is one a registered filter asked for."""
