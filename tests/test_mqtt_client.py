@@ -682,9 +682,37 @@ async def test_unsubscribe_stops_delivery_now_and_for_a_resumed_session(prefix: 
         assert await second.next_message() == (f"{prefix}/fence/set", b"f", False)
         assert second.messages.empty()
         await logs.wait_for(logging.DEBUG, f"Ignoring a message on {prefix}/c/d/set")
-        # Given up while disconnected: the broker is told on the next connection.
-        second.client.unsubscribe(f"{prefix}/fence/set")
         await _clear(harness_will=second.will_topic)
+
+
+async def test_a_filter_given_up_while_disconnected_is_unsubscribed_on_the_next_connection(
+    prefix: str, logs: LogQueue
+) -> None:
+    harness = Harness(config(), prefix, reconnect_delay=0.5, max_reconnect_delay=0.5)
+    for name in ("old", "fence"):
+        harness.client.subscribe(f"{prefix}/{name}/set")
+    harness.start()
+    try:
+        assert await harness.next_connect() == 1
+        # Another connection under our client id takes the session over (and leaves it as it was).
+        async with aiomqtt.Client(
+            SHARED_HOST, SHARED_PORT, identifier=harness.client.client_id, clean_session=False
+        ):
+            pass
+        await logs.wait_for(logging.WARNING, "Lost connection to MQTT server")
+        assert not harness.client.connected
+        harness.client.unsubscribe(f"{prefix}/old/set")
+        assert await harness.next_connect() == 2
+        async with peer() as other:
+            await other.publish(f"{prefix}/old/set", b"1", qos=1)
+            await other.publish(f"{prefix}/fence/set", b"f", qos=1)
+            assert await harness.next_message() == (f"{prefix}/fence/set", b"f", False)
+        assert harness.messages.empty()
+        ignored = f"Ignoring a message on {prefix}/old/set"
+        assert not [r for r in logs.seen if ignored in r.getMessage()], "the broker itself dropped it"
+        await _clear(harness_will=harness.will_topic)
+    finally:
+        await harness.close()
 
 
 async def test_read_retained_sees_every_retained_message_on_the_filters(prefix: str) -> None:

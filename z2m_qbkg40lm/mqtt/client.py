@@ -304,7 +304,8 @@ class MqttClient:
         self._tls_context = build_tls_context(config)
         self._password = config.password.get_secret_value() if config.password is not None else None
         self._filters = _FilterSet()
-        # Filters given up while disconnected: a persistent session still has them on the broker.
+        # Filters given up but not yet confirmed gone by the broker: a persistent session would keep
+        # them, so the next connection unsubscribes them.
         self._unsubscribe_on_connect: set[str] = set()
         self._client_id = config.client_id or default_client_id(config.base_topic)
         self._session: _Session | None = None
@@ -362,9 +363,9 @@ class MqttClient:
         if topic_filter not in self._filters:
             return
         self._filters.discard(topic_filter)
+        self._unsubscribe_on_connect.add(topic_filter)
         session = self._session
         if session is None:
-            self._unsubscribe_on_connect.add(topic_filter)
             return
         session.requested.discard(topic_filter)
         task = asyncio.create_task(self._unsubscribe_now(session, [topic_filter]), name="mqtt-unsubscribe")
@@ -577,8 +578,9 @@ class MqttClient:
             await session.client.unsubscribe(filters, timeout=_OPERATION_TIMEOUT)
         except aiomqtt.MqttError as exc:
             # Told again on the next connection; meanwhile its messages are not handed on.
-            self._unsubscribe_on_connect.update(f for f in filters if f not in self._filters)
             _LOGGER.warning("Cannot unsubscribe from %s: %s", ", ".join(filters), self._describe(exc))
+            return
+        self._unsubscribe_on_connect.difference_update(filters)
 
     async def _subscribe(self, client: aiomqtt.Client, filters: list[str]) -> None:
         codes = await client.subscribe(
