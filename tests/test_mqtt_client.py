@@ -810,3 +810,56 @@ def test_registered_filters_match_like_mqtt_and_forget_one_at_a_time() -> None:
     assert not filters.matches("z/a/b/set/x") and not filters.matches("z/hall/set")
     assert filters.matches("z/a/b/set") and filters.matches("z/hall/set/state")
     assert list(filters) == ["z/bridge/request/#", "z/+/set/+", "z/a/b/set"]
+
+
+async def test_messages_received_before_the_connection_is_lost_are_still_handed_on(
+    prefix: str, brokers: Callable[[str], PrivateBroker], logs: LogQueue
+) -> None:
+    """paho acknowledged them on arrival, so the broker will not send them again: they must not be
+    lost with the connection's aiomqtt client (whose message iterator empties its queue first)."""
+    broker = brokers("allow_anonymous true")
+    await broker.start()
+    handled: list[bytes] = []
+    release = asyncio.Event()
+
+    async def slow(topic: str, payload: bytes, retained: bool) -> None:
+        handled.append(payload)
+        await release.wait()  # a handler busy with the first one while the others arrive
+
+    client = MqttClient(
+        config(f"mqtt://127.0.0.1:{broker.port}"),
+        will_topic=f"{prefix}/bridge/state",
+        will_payload=OFFLINE,
+        on_connected=_nothing,
+        on_message=slow,
+        reconnect_delay=0.05,
+    )
+    client.subscribe(f"{prefix}/cmd")
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.wait_connected(), TIMEOUT)
+        async with peer(broker.port) as other:
+            for number in range(3):
+                await other.publish(f"{prefix}/cmd", str(number).encode(), qos=1)
+
+        async def logged(text: str) -> None:
+            async with asyncio.timeout(TIMEOUT):
+                while text not in (await logs.records.get()).getMessage():
+                    pass
+
+        for _ in range(3):  # acknowledged (PUBACK) as they arrive: the broker will not send them again
+            await logged("Sending PUBACK")
+        session = client._session
+        assert session is not None
+        await broker.kill()
+        # paho logs nothing when the broker closes the socket: wait for aiomqtt's own signal.
+        lost = session.client._disconnected
+        await asyncio.wait([lost], timeout=TIMEOUT)
+        assert lost.done()
+        release.set()
+        await logs.wait_for(logging.WARNING, "Lost connection to MQTT server")
+        assert handled == [b"0", b"1", b"2"]
+    finally:
+        release.set()
+        await asyncio.wait_for(client.stop(), TIMEOUT)
+        await asyncio.wait_for(task, TIMEOUT)
