@@ -246,8 +246,15 @@ class Availability(Extension):
         await self.republish()
         if not self._stale_cleared and (self._clearing is None or self._clearing.done()):
             self._clearing = asyncio.get_running_loop().create_task(
-                self._clear_stale(), name="availability: clear stale"
+                self._clear_stale_logged(), name="availability: clear stale"
             )
+
+    async def _clear_stale_logged(self) -> None:
+        try:
+            await self._clear_stale()
+        except Exception:
+            # Nobody awaits this task: its failure must still be seen.
+            _LOGGER.exception("Clearing stale availability messages failed")
 
     def _devices_by_name(self) -> dict[str, str]:
         """Every device's topic names (friendly name and IEEE address), to its IEEE address."""
