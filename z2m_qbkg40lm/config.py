@@ -475,11 +475,10 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
     except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        byte = exc.object[exc.start]
         raise ConfigError(
-            [
-                f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-                "save it with UTF-8 encoding"
-            ]
+            [f"{path}: line {line} is not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"]
         ) from None
 
 
