@@ -12,6 +12,7 @@ later byte-string forms are hidden too. Registration is global, like logging its
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -83,8 +84,13 @@ class _Registry:
         if len(secret) < _MIN_TEXT_LENGTH:
             return
         with self._lock:
-            # The secret as written, and as JSON or a repr would escape it.
-            forms = {secret, secret.encode("unicode_escape").decode("ascii"), repr(secret)[1:-1]}
+            # The secret as written, and as a repr or JSON would escape it.
+            forms = {
+                secret,
+                repr(secret)[1:-1],
+                json.dumps(secret)[1:-1],
+                json.dumps(secret, ensure_ascii=False)[1:-1],
+            }
             if forms <= self._texts:
                 return
             self._texts |= forms
