@@ -162,3 +162,34 @@ async def test_a_debug_start_through_zigpy_znp_logs_no_key(tmp_path: Path) -> No
     assert_no_key(log, "the daemon's log")
     assert_no_key("\n".join(mqtt_log), "bridge/logging")
     assert mode(emulator.nvram) == 0o600
+
+
+async def test_the_adapters_own_key_is_hidden_when_it_is_not_the_configured_one(tmp_path: Path) -> None:
+    """A stick that already has a network keeps its key, whatever secrets.yaml says, and with no
+    zigbee.db nothing has named that key before zigpy-znp prints the chip's NVRAM as raw bytes."""
+    base = random_base_topic()
+    data_dir = tmp_path / "data"
+    config = debug_config(tmp_path, base, advanced={"channel": 15})
+    data_dir.mkdir()
+    (data_dir / "secrets.yaml").write_text(yaml.safe_dump({"network_key": list(AWKWARD_KEY)}))
+    emulator = EmulatorProcess(tmp_path, config)
+    address = emulator.start()
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["serial"] = {"adapter": "zstack", "port": "socket://" + address.removeprefix("tcp://")}
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    try:
+        daemon = DaemonProcess(config, data_dir)
+        await run_until_online(daemon, base)
+        # Another key in secrets.yaml, and zigpy's database lost: the stick's network (and its key)
+        # stays as it was.
+        for database in data_dir.glob("zigbee.db*"):
+            database.unlink()
+        (data_dir / "secrets.yaml").write_text(yaml.safe_dump({"network_key": list(range(1, 17))}))
+        daemon = DaemonProcess(config, data_dir)
+        await run_until_online(daemon, base)
+    finally:
+        assert emulator.stop() == 0, emulator.log()
+        clear_retained(base)
+    log = daemon.log()
+    assert f"SYS.OSALNVReadExt.Rsp(Status=<Status.SUCCESS: 0>, Value=b'{REDACTED}')" in log
+    assert_no_key(log, "the second start's log")

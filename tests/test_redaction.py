@@ -115,3 +115,17 @@ def test_a_malformed_log_call_is_passed_on_for_the_handler_to_report() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%d", ("not a number",), None)
     assert RedactingFilter().filter(record)
     assert record.args == ("not a number",)
+
+
+def test_a_key_sized_nvram_value_of_zigpy_znp_is_hidden_before_the_key_is_known() -> None:
+    key = secrets.token_bytes(16)
+    raw = "".join(f"\\x{b:02X}" for b in key)
+    line = f"Received command: SYS.OSALNVReadExt.Rsp(Status=<Status.SUCCESS: 0>, Value=b'\\x00{raw}')"
+    assert (
+        redact(line)
+        == f"Received command: SYS.OSALNVReadExt.Rsp(Status=<Status.SUCCESS: 0>, Value=b'{REDACTED}')"
+    )
+    assert redact(f"Key={key.hex(':')}") == f"Key={REDACTED}"
+    assert redact(f"frame {key.hex()}") == f"frame {REDACTED}", "learnt"
+    nib = "".join(f"\\x{b:02X}" for b in secrets.token_bytes(40))
+    assert redact(f"Value=b'{nib}'") == f"Value=b'{nib}'"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from z2m_qbkg40lm import __version__
 from z2m_qbkg40lm.config import ConfigError, LoadedConfig, load_config
-from z2m_qbkg40lm.redaction import protect
+from z2m_qbkg40lm.redaction import protect, redact
 
 PRIVATE_UMASK = 0o077
 """Set by `run` and `emulate` for the whole process: whatever they (or zigpy, or SQLite) create
@@ -124,7 +124,7 @@ def _load(path: Path) -> LoadedConfig | None:
         return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(redact(problem), file=sys.stderr)
         return None
 
 

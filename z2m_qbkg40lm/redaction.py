@@ -31,6 +31,10 @@ _NAMED_KEY = re.compile(
     r"((?:\b|_)(?:key|seed)['\"]?\s*[=:]\s*['\"]?)((?:[0-9a-f]{2}:?){15}[0-9a-f]{2})(?![0-9a-f])",
     re.IGNORECASE,
 )
+# zigpy-znp's NVRAM reads and writes print every byte as `\xHH`; a value of 16 bytes, or 17 (a key
+# sequence number and a key), is a key (network, alternate, pre-configured, TCLK seed) or of no
+# interest: hidden even when the key is not known yet (a stick formed elsewhere, no zigbee.db).
+_ZNP_NVRAM_KEY = re.compile(r"(\bValue=b')((?:\\x[0-9A-Fa-f]{2}){16,17})(')")
 # The password of a URL's user-info (`mqtt://user:password@host`).
 _URL_PASSWORD = re.compile(r"\b([a-z][a-z0-9+.\-]*://[^\s/@:]*:)([^\s/@]+)(@)", re.IGNORECASE)
 _SEPARATOR = r"[:\s,\-]{0,2}"
@@ -102,10 +106,16 @@ class _Registry:
         keys = self._keys_pattern
         if keys is not None:
             text = keys.sub(REDACTED, text)
+        text = _ZNP_NVRAM_KEY.sub(self._hide_nvram_value, text)
         texts = self._texts_pattern
         if texts is not None:
             text = texts.sub(REDACTED, text)
         return redact_url_passwords(text)
+
+    def _hide_nvram_value(self, match: re.Match[str]) -> str:
+        value = bytes.fromhex(match.group(2).replace("\\x", ""))
+        self.add_key(value[-_KEY_LENGTH:], learnt=True)
+        return match.group(1) + REDACTED + match.group(3)
 
     def _hide_named_key(self, match: re.Match[str]) -> str:
         self.add_key(bytes.fromhex(match.group(2).replace(":", "")), learnt=True)
