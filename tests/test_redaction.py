@@ -129,3 +129,27 @@ def test_a_key_sized_nvram_value_of_zigpy_znp_is_hidden_before_the_key_is_known(
     assert redact(f"frame {key.hex()}") == f"frame {REDACTED}", "learnt"
     nib = "".join(f"\\x{b:02X}" for b in secrets.token_bytes(40))
     assert redact(f"Value=b'{nib}'") == f"Value=b'{nib}'"
+
+
+def test_keys_named_by_bellows_and_zigpy_deconz_are_hidden() -> None:
+    key = secrets.token_bytes(16)
+    colon = key.hex(":")
+    assert redact(f"EmberInitialSecurityState(bitmask=1, networkKey={colon}, seq=0)") == (
+        f"EmberInitialSecurityState(bitmask=1, networkKey={REDACTED}, seq=0)"
+    )
+    assert (
+        redact(f"Read parameter network_key(None)={colon}") == f"Read parameter network_key(None)={REDACTED}"
+    )
+
+
+def test_bellows_randomised_serial_dumps_are_not_shown() -> None:
+    record = logging.LogRecord(
+        "bellows.ash", logging.DEBUG, __file__, 1, "Sending data  %s", (secrets.token_bytes(40).hex(),), None
+    )
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == "Sending data  <40 bytes, not shown>"
+    other = logging.LogRecord(
+        "zigpy_deconz.uart", logging.DEBUG, __file__, 1, "Frame received: 0x%s", ("0a0b",), None
+    )
+    assert RedactingFilter().filter(other)
+    assert other.getMessage() == "Frame received: 0x0a0b"

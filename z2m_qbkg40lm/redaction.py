@@ -27,8 +27,9 @@ _MAX_LEARNT_KEYS = 32
 _KEY_LENGTH = 16
 
 # `key=aa:bb:…`, `Key=AABB…`, `"key": "aa:bb:…"`, `"tclk_seed": "…"`: 16 bytes after a key's name.
+# Also `networkKey=` (bellows' structs) and `network_key(None)=` (zigpy-deconz's parameters).
 _NAMED_KEY = re.compile(
-    r"((?:\b|_)(?:key|seed)['\"]?\s*[=:]\s*['\"]?)((?:[0-9a-f]{2}:?){15}[0-9a-f]{2})(?![0-9a-f])",
+    r"((?:key|seed)[\w()]{0,12}['\"]?\s*[=:]\s*['\"]?)((?:[0-9a-f]{2}:?){15}[0-9a-f]{2})(?![0-9a-f])",
     re.IGNORECASE,
 )
 # zigpy-znp's NVRAM reads and writes print every byte as `\xHH`; a value of 16 bytes, or 17 (a key
@@ -37,6 +38,10 @@ _NAMED_KEY = re.compile(
 _ZNP_NVRAM_KEY = re.compile(r"(\bValue=b')((?:\\x[0-9A-Fa-f]{2}){16,17})(')")
 # The password of a URL's user-info (`mqtt://user:password@host`).
 _URL_PASSWORD = re.compile(r"\b([a-z][a-z0-9+.\-]*://[^\s/@:]*:)([^\s/@]+)(@)", re.IGNORECASE)
+# bellows dumps the serial bytes of its ASH layer, where the EZSP frame is XORed with a
+# pseudo-random sequence and byte-stuffed: no key can be recognised there, so the bytes are not
+# shown (the same frames are logged decoded, and redacted, as "Sending frame"/"Received frame").
+_OPAQUE_DUMPS = {"bellows.ash": re.compile(r"^((?:Sending|Received) data\s+)([0-9a-f]+)$")}
 _SEPARATOR = r"[:\s,\-]{0,2}"
 _REPR_ESCAPES = {ord("\\"): r"\\\\", ord("\t"): r"\\t", ord("\n"): r"\\n", ord("\r"): r"\\r"}
 
@@ -156,7 +161,7 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):
             return True  # a malformed call: the handler reports it as such
-        redacted = redact(message)
+        redacted = redact(_without_opaque_dump(record.name, message))
         if redacted != message:
             record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
@@ -166,6 +171,14 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def _without_opaque_dump(logger: str, message: str) -> str:
+    dump = _OPAQUE_DUMPS.get(logger)
+    match = None if dump is None else dump.match(message)
+    if match is None:
+        return message
+    return f"{match.group(1)}<{len(match.group(2)) // 2} bytes, not shown>"
 
 
 _FILTER = RedactingFilter()
