@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support import seed_virtual_switch
+from tests.support import (
+    DaemonProcess,
+    Watcher,
+    clear_retained,
+    random_base_topic,
+    seed_virtual_switch,
+    watching,
+    write_config,
+)
 from z2m_qbkg40lm.bridge.bridge import Bridge
 from z2m_qbkg40lm.bridge.command_feedback import CommandFeedback
 from z2m_qbkg40lm.bridge.command_queue import MAX_WAITING, MAX_WAITING_SETS
@@ -279,3 +287,74 @@ async def test_reads_are_bounded_too(tmp_path: Path) -> None:
             range(MAX_WAITING, MAX_WAITING + 10)
         )
         assert all(responses[n]["data"] == {"state": "OFF"} for n in range(MAX_WAITING))
+
+
+# --- through the broker, the daemon as a process -----------------------------------------------------
+
+
+async def test_a_flood_over_mqtt_is_answered_and_a_get_sent_during_it_too(tmp_path: Path) -> None:
+    """500 toggles published as fast as a client can, then a /get: the daemon refuses what does not
+    fit at once, carries out the rest in order, and answers the /get within seconds.
+
+    (500, not 5,000: Mosquitto keeps at most 1,000 QoS 1 messages queued for one subscriber, and
+    every command here is answered on the response topic.)"""
+    flood = 500
+    base = random_base_topic()
+    ieee = seed_virtual_switch(tmp_path / "data")
+    config = write_config(tmp_path / "configuration.yaml", base, devices={ieee: {"friendly_name": NAME}})
+    daemon = DaemonProcess(config, tmp_path / "data")
+    daemon.start()
+    try:
+        async with watching(base) as watcher:
+            await watcher.wait_for(NAME, lambda m: bool(m.payload) and "state" in m.json())
+            before = await _get_over_mqtt(watcher, "before")
+            position = watcher.mark()
+            began = time.monotonic()
+            for number in range(flood):
+                await watcher.publish(f"{NAME}/set", json.dumps({"state": "TOGGLE", "transaction": number}))
+            await watcher.publish(f"{NAME}/get", json.dumps({"state": "", "transaction": "during"}))
+            read = await watcher.wait_for(
+                f"{NAME}/response/get", lambda m: m.json()["transaction"] == "during", after=position
+            )
+            answered_s = time.monotonic() - began
+            await watcher.wait_for(
+                f"{NAME}/response/set",
+                lambda _: len(watcher.since(position, f"{NAME}/response/set")) >= flood,
+                after=position,
+                timeout=WAIT_S,
+            )
+            drained_s = time.monotonic() - began
+        responses = {
+            m.json()["transaction"]: m.json() for m in watcher.since(position, f"{NAME}/response/set")
+        }
+        assert sorted(responses) == list(range(flood))
+        refused = [n for n, r in responses.items() if r["status"] == "error"]
+        carried_out = [n for n, r in responses.items() if r["status"] == "ok"]
+        assert refused, "a burst of 500 toggles does not fit in the line"
+        assert all("commands are already waiting for the device" in responses[n]["error"] for n in refused)
+        # Each toggle carried out was one toggle, in order.
+        flip = {"ON": "OFF", "OFF": "ON"}
+        state = before
+        for number in carried_out:
+            state = flip[state]
+            assert responses[number]["data"] == {"state": state}, (number, responses[number])
+        assert read.json()["status"] == "ok"
+        print(
+            f"\nover MQTT: {flood} toggles, {len(refused)} refused, {len(carried_out)} carried out; "
+            f"/get sent after them answered after {answered_s:.2f} s, all answered after {drained_s:.2f} s"
+        )
+        assert answered_s < WAIT_S
+    finally:
+        code = daemon.stop()
+        clear_retained(base)
+    assert code == 0, daemon.log()
+
+
+async def _get_over_mqtt(watcher: Watcher, transaction: str) -> str:
+    position = watcher.mark()
+    await watcher.publish(f"{NAME}/get", json.dumps({"state": "", "transaction": transaction}))
+    message = await watcher.wait_for(
+        f"{NAME}/response/get", lambda m: m.json()["transaction"] == transaction, after=position
+    )
+    state: str = message.json()["data"]["state"]
+    return state
