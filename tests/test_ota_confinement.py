@@ -204,6 +204,19 @@ def test_files_in_the_folders_are_still_served(layout: Layout) -> None:
     ]
 
 
+def test_configured_folders_may_be_given_with_dot_dot(layout: Layout) -> None:
+    data = _image(29)
+    (layout.folder / "v29.ota").write_bytes(data)
+    (layout.index.parent / "v29.ota").write_bytes(data)
+    detour = layout.private / ".."
+    layout.index.write_text(json.dumps([_entry("v29.ota", data)]), encoding="utf-8")
+    catalogue = FirmwareSources(
+        image_folder=detour / layout.folder.name, index_file=detour / "ota" / "index.json"
+    ).scan()
+    assert catalogue.refused == ()
+    assert [f.name for f in catalogue.files] == ["v29.ota", "v29.ota"]
+
+
 async def test_the_provider_logs_the_refusal_and_serves_nothing_outside(
     layout: Layout, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -132,7 +132,7 @@ class FirmwareSources:
         Nothing is opened here, and the refusal is the same whether the target exists or not.
         """
         folders = self._folders()
-        if ".." in path.parts or not _inside(Path(os.path.abspath(path)), folders):
+        if not _inside(Path(os.path.abspath(path)), folders):
             raise _Refused(OUTSIDE_THE_FOLDERS)
         real = Path(os.path.realpath(path))
         if not _inside(real, folders):
@@ -315,6 +315,9 @@ def _local_path(root: Path, location: str, file_name: Any) -> Path:
         raise _Refused(OUTSIDE_THE_FOLDERS)
     if parts.scheme and len(parts.scheme) > 1:
         raise _Refused(f"{location}: only local paths are supported")
+    if ".." in Path(location).parts:
+        # Even one that comes back: through a link it may lead anywhere on the way.
+        raise _Refused(OUTSIDE_THE_FOLDERS)
     return root / location
 
 
