@@ -192,6 +192,9 @@ async def test_requests_with_non_standard_json_are_refused_and_answered(running:
             response = await _raw_request(watcher, "device/options", text)
             assert words in _error_of(response)
             assert response["transaction"] == transaction, "the transaction is echoed"
+        as_text = {"id": running.ieee, "options": {"device_temperature_calibration": "nan"}}
+        response = await watcher.request("device/options", as_text)
+        assert "Input should be a finite number" in _error_of(response)
         deep = await _raw_request(watcher, "options", '{"options":' + "[" * 10_000 + "]" * 10_000 + "}")
         assert "nested deeper than 32 levels" in _error_of(deep)
         health = await watcher.request("health_check", {})

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from z2m_qbkg40lm.bridge.bridge import to_json
+from z2m_qbkg40lm.config import ConfigError, DeviceConfig, load_config
 from z2m_qbkg40lm.strict_json import MAX_DEPTH, RefusedJson, finite_copy, loads
 
 
@@ -83,3 +86,22 @@ def test_to_json_never_writes_nan_or_infinity(caplog: pytest.LogCaptureFixture) 
 def test_to_json_of_finite_payloads_is_unchanged(caplog: pytest.LogCaptureFixture) -> None:
     assert to_json({"b": 1.5, "a": "é"}) == '{"a":"é","b":1.5}'
     assert not caplog.records
+
+
+def test_the_configuration_refuses_non_finite_numbers(tmp_path: Path) -> None:
+    """YAML's `.nan` and `.inf`, and the strings "nan" / "inf" a request could send, are no numbers."""
+    config = tmp_path / "configuration.yaml"
+    config.write_text(
+        "mqtt: {server: 'mqtt://localhost'}\nserial: {adapter: virtual}\n"
+        "availability: {active: {timeout: .inf}}\n"
+        "devices: {'0x54ef441000abcdef': {friendly_name: hall, device_temperature_calibration: .nan}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    assert refused.value.problems == [
+        "availability.active.timeout: Input should be a finite number",
+        "devices.0x54ef441000abcdef.device_temperature_calibration: Input should be a finite number",
+    ]
+    with pytest.raises(ValidationError, match="finite number"):
+        DeviceConfig.model_validate({"friendly_name": "hall", "device_temperature_calibration": "nan"})
