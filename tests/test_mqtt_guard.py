@@ -53,7 +53,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One daemon, virtual adapter with one switch."""
     base = random_base_topic()
     folder = tmp_path_factory.mktemp("mqtt_guard")
-    config = write_config(folder / "configuration.yaml", base)
+    # Discovery under a prefix of this module's own: the shared broker's `homeassistant/` stays clean.
+    discovery = {"enabled": True, "discovery_topic": f"{base}_ha", "status_topic": f"{base}_ha/status"}
+    config = write_config(folder / "configuration.yaml", base, homeassistant=discovery)
     daemon = DaemonProcess(config, folder / "data")
     daemon.start()
     try:
@@ -64,6 +66,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     yield Running(daemon, base, ieee, config)
     code = daemon.stop()
     clear_retained(base)
+    clear_retained(f"{base}_ha")
     assert code == 0, daemon.log()
 
 
@@ -222,6 +225,9 @@ async def test_clearing_a_retained_restart_request_does_not_restart(running: Run
             await watcher.publish(f"bridge/request/{path}", b"")
             refused = await watcher.wait_for(f"bridge/response/{path}", after=position)
             assert "empty payload" in _error_of(refused.json()), path
+        # Read back at the next start: a retained discovery config nested 10,000 deep.
+        deep = f"{running.base}_ha/switch/{running.ieee}/deep/config"
+        await watcher.client.publish(deep, "[" * 10_000 + "]" * 10_000, retain=True, qos=1)
         # A real restart request as the fence: exactly one restart follows.
         assert (await watcher.request("restart", {}))["status"] == "ok"
         offline = await watcher.wait_for(
@@ -232,4 +238,8 @@ async def test_clearing_a_retained_restart_request_does_not_restart(running: Run
         )
         states = [m.json()["state"] for m in watcher.since(position, "bridge/state")]
         assert states.count("offline") == 1, states
+        ignored = await watcher.wait_log(
+            lambda r: r["level"] == "warning" and deep in r["message"], after=offline.seq
+        )
+        assert ignored["message"].endswith("nested deeper than 32 levels"), ignored
     assert running.daemon.running

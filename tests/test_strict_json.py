@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from z2m_qbkg40lm.bridge.bridge import to_json
 from z2m_qbkg40lm.config import ConfigError, DeviceConfig, load_config
+from z2m_qbkg40lm.sim.virtual_radio import SimulationError
+from z2m_qbkg40lm.sim.znp.control import _payload as emulator_request_payload
 from z2m_qbkg40lm.strict_json import MAX_DEPTH, RefusedJson, finite_copy, loads
 
 
@@ -105,3 +107,18 @@ def test_the_configuration_refuses_non_finite_numbers(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValidationError, match="finite number"):
         DeviceConfig.model_validate({"friendly_name": "hall", "device_temperature_calibration": "nan"})
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        (b"", "empty payload"),
+        (b"[" * 10_000 + b"]" * 10_000, "nested deeper"),
+        (b'{"ms": Infinity}', "Infinity is not a JSON number"),
+    ],
+)
+def test_the_emulator_refuses_empty_and_non_standard_requests(payload: bytes, words: str) -> None:
+    """An empty message on `fault/drop_link` (clearing a retained one) must not cut the link."""
+    with pytest.raises(SimulationError, match=words):
+        emulator_request_payload(payload)
+    assert emulator_request_payload(b'{"ms": 5}') == {"ms": 5}
