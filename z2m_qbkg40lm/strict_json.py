@@ -16,8 +16,11 @@ from typing import Any
 MAX_DEPTH = 32
 """Arrays and objects nested deeper than this are refused; real payloads use three or four levels."""
 
-# A string (skipped whole, so that brackets inside it do not count) or a bracket.
-_STRINGS_AND_BRACKETS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+# What the nesting count looks at: an escape (two characters, so that `\"` is no quote), a quote
+# (strings begin and end there; brackets inside them do not count) or a bracket. Fixed-length
+# tokens: the scan stays linear whatever the text (a pattern matching whole strings can take
+# seconds on `"\"\"\"…`).
+_TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
 
 
 class RefusedJson(ValueError):
@@ -76,13 +79,18 @@ def loads(text: str) -> Any:
 
 def _check_depth(text: str) -> None:
     depth = 0
-    for match in _STRINGS_AND_BRACKETS.finditer(text):
+    in_string = False
+    for match in _TOKENS.finditer(text):
         token = match.group()
-        if token in "[{":
+        if token == '"':
+            in_string = not in_string
+        elif in_string or len(token) > 1:
+            continue
+        elif token in "[{":
             depth += 1
             if depth > MAX_DEPTH:
                 raise RefusedJson(f"nested deeper than {MAX_DEPTH} levels")
-        elif token in "]}":
+        else:
             depth -= 1
 
 
