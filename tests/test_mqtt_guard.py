@@ -195,6 +195,9 @@ async def test_requests_with_non_standard_json_are_refused_and_answered(running:
             response = await _raw_request(watcher, "device/options", text)
             assert words in _error_of(response)
             assert response["transaction"] == transaction, "the transaction is echoed"
+        # A timeout Python cannot divide would stop the next start.
+        huge = '{"options": {"ota": {"image_block_request_timeout": 1' + "0" * 400 + "}}}"
+        assert "(401 digits) is out of the range" in _error_of(await _raw_request(watcher, "options", huge))
         as_text = {"id": running.ieee, "options": {"device_temperature_calibration": "nan"}}
         response = await watcher.request("device/options", as_text)
         assert "Input should be a finite number" in _error_of(response)

@@ -47,6 +47,8 @@ def test_brackets_inside_strings_do_not_count() -> None:
         ("-Infinity", "-Infinity is not a JSON number"),
         ('{"options": {"x": 1e400}}', "1e400 is out of the range of a number (at 'options.x')"),
         ("[-1E+400]", "-1E+400 is out of the range of a number (at '0')"),
+        ("[" + "9" * 400 + "]", "999999999999… (400 digits) is out of the range of a number (at '0')"),
+        ("1" + "0" * 5000, "100000000000… (5001 digits) is out of the range of a number"),
     ],
 )
 def test_non_finite_numbers_are_refused_with_where(text: str, problem: str) -> None:
@@ -59,6 +61,11 @@ def test_a_refusal_keeps_what_could_be_read_for_the_answer() -> None:
     with pytest.raises(RefusedJson) as refused:
         loads('{"transaction": "a1", "state": NaN}')
     assert refused.value.document == {"transaction": "a1", "state": None}
+
+
+def test_integers_within_a_doubles_range_are_kept_exactly() -> None:
+    assert loads("9" * 308) == int("9" * 308)
+    assert loads("-12345678901234567890") == -12345678901234567890
 
 
 def test_standard_json_and_not_json() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
 MAX_DEPTH = 32
@@ -21,6 +22,11 @@ MAX_DEPTH = 32
 # tokens: the scan stays linear whatever the text (a pattern matching whole strings can take
 # seconds on `"\"\"\"…`).
 _TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+
+
+_MAX_INT_DIGITS = 309
+"""A double's range ends near 1.8e308: no integer with more digits fits (and Python refuses to
+read integers of more than 4300 digits at all)."""
 
 
 class RefusedJson(ValueError):
@@ -48,7 +54,8 @@ def loads(text: str) -> Any:
     """Parse standard JSON.
 
     RefusedJson when it nests deeper than MAX_DEPTH or holds NaN, Infinity or a number out of a
-    double's range; ValueError (json.JSONDecodeError) when it is not JSON at all.
+    double's range (`1e400`, an integer of 310 digits); ValueError (json.JSONDecodeError) when it
+    is not JSON at all.
     """
     _check_depth(text)
     found: list[_NonFinite] = []
@@ -63,7 +70,15 @@ def loads(text: str) -> Any:
             return value
         return constant(literal)
 
-    document = json.loads(text, parse_constant=constant, parse_float=number)
+    def integer(literal: str) -> int | _NonFinite:
+        # Beyond a double's range no other program reads it as a number (and Python's own
+        # arithmetic with floats overflows on it), like 1e400.
+        digits = len(literal.lstrip("-"))
+        if digits <= _MAX_INT_DIGITS and abs(value := int(literal)) <= sys.float_info.max:
+            return value
+        return constant(f"{literal[:12]}… ({digits} digits)")
+
+    document = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
     if not found:
         return document
     first = _first_non_finite(document, ())
