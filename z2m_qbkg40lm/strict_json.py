@@ -54,7 +54,7 @@ def loads(text: str) -> Any:
     """Parse standard JSON.
 
     RefusedJson when it nests deeper than MAX_DEPTH or holds NaN, Infinity or a number out of a
-    double's range (`1e400`, an integer of 310 digits); ValueError (json.JSONDecodeError) when it
+    double's range (`1e400`, an integer of 400 digits); ValueError (json.JSONDecodeError) when it
     is not JSON at all.
     """
     _check_depth(text)
