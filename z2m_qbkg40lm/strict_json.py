@@ -16,17 +16,15 @@ from typing import Any
 
 MAX_DEPTH = 32
 """Arrays and objects nested deeper than this are refused; real payloads use three or four levels."""
+_MAX_INT_DIGITS = 309
+"""A double's range ends near 1.8e308: no integer with more digits fits (and Python refuses to
+read integers of more than 4300 digits at all)."""
 
 # What the nesting count looks at: an escape (two characters, so that `\"` is no quote), a quote
 # (strings begin and end there; brackets inside them do not count) or a bracket. Fixed-length
 # tokens: the scan stays linear whatever the text (a pattern matching whole strings can take
 # seconds on `"\"\"\"…`).
 _TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
-
-
-_MAX_INT_DIGITS = 309
-"""A double's range ends near 1.8e308: no integer with more digits fits (and Python refuses to
-read integers of more than 4300 digits at all)."""
 
 
 class RefusedJson(ValueError):
