@@ -60,7 +60,8 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: "nan" or ".inf" would otherwise pass as a number and reach published JSON.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MqttConfig(_Section):
@@ -353,7 +354,7 @@ def friendly_name_problem(name: str) -> str | None:
 class Config(BaseModel):
     """The whole configuration file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     version: int | None = None
     mqtt: MqttConfig

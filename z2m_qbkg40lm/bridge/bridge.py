@@ -40,6 +40,7 @@ from z2m_qbkg40lm.devices.registry import (
     plan_get,
     plan_set,
 )
+from z2m_qbkg40lm.strict_json import finite_copy
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
 from z2m_qbkg40lm.zigbee.radio import DeviceInfo
@@ -48,8 +49,23 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def to_json(payload: Any) -> str:
-    """Zigbee2MQTT's serialisation: sorted keys, no whitespace, UTF-8 kept."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Zigbee2MQTT's serialisation: sorted keys, no whitespace, UTF-8 kept; standard JSON only.
+
+    A number that is not finite (from a calibration of `.nan` in the file, say) is written as
+    `null`, as JavaScript's JSON.stringify does, and logged as an error: never `NaN` or `Infinity`.
+    """
+    try:
+        return _dumps(payload)
+    except ValueError:
+        cleaned, replaced = finite_copy(payload)
+        if not replaced:
+            raise
+        _LOGGER.error("Not a finite number, published as null: %s", ", ".join(replaced))
+        return _dumps(cleaned)
+
+
+def _dumps(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class Publisher(Protocol):
@@ -201,7 +217,11 @@ class Bridge:
         except PayloadError as exc:
             name = command.device if device is None else self.friendly_name(device.ieee)
             self._refuse(
-                command, ieee, {}, None, f"Invalid payload for '{command.action}' on '{name}': {exc}"
+                command,
+                ieee,
+                {},
+                exc.transaction,
+                f"Invalid payload for '{command.action}' on '{name}': {exc}",
             )
             return
         # The caller's own id for the command's result (not a Zigbee2MQTT feature: see README).
