@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from z2m_qbkg40lm.bridge.bridge_info import device_settings, merge
 from z2m_qbkg40lm.bridge.config_writer import Delete, Edit, SetValue, device_key
 from z2m_qbkg40lm.bridge.extension import RequestError, RequestHandler
+from z2m_qbkg40lm.bridge.mqtt_options import overrides_refusal
 from z2m_qbkg40lm.bridge.topics import command_filters
 from z2m_qbkg40lm.config import DeviceConfig, friendly_name_problem
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
@@ -236,6 +237,9 @@ class DeviceRequests:
             raise RequestError(f"Invalid payload: {expected}")
         if "friendly_name" in changes:
             raise RequestError("friendly_name is changed with bridge/request/device/rename")
+        refusal = overrides_refusal(changes.get("homeassistant"))
+        if refusal is not None:
+            raise RequestError(f"Invalid options: {refusal}")
         ieee = self._device(given).ieee
         name = self._bridge.friendly_name(ieee)
         async with self._api.lock:

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import zigpy_znp.types as t
 
+from z2m_qbkg40lm import strict_json
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
 from z2m_qbkg40lm.mqtt.client import MqttClient
 from z2m_qbkg40lm.sim.switch import MODEL_ID
@@ -392,8 +393,16 @@ def _payload(payload: bytes) -> Any:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise SimulationError("Invalid payload: not UTF-8") from None
+    if not text.strip():
+        # How a client clears a retained request; acting on it would drop the link, say.
+        raise SimulationError(
+            "empty payload: not a request (an empty message clears a retained one); send {} or the "
+            "request's JSON object"
+        )
     try:
-        return json.loads(text) if text.strip() else {}
+        return strict_json.loads(text)
+    except strict_json.RefusedJson as exc:
+        raise SimulationError(f"Invalid payload: not standard JSON: {exc}") from None
     except ValueError:
         return text
 
