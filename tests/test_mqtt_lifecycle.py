@@ -1,24 +1,37 @@
 """End to end: renames and their topics, stale retained messages, commands sent while the daemon is away.
 
-One daemon (virtual adapter, the shared Mosquitto) for the module; the tests run in file order and
+One daemon (virtual adapter, the shared Mosquitto) serves the first tests, which run in file order and
 build on each other: the switch is renamed many times at once, the daemon is stopped and started
-again with stale retained messages waiting, and stopped again while commands are sent to it.
+again with stale retained messages waiting, and stopped again while commands are sent to it. The
+last test has a daemon and a Mosquitto of its own, which it restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import signal
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
-from tests.support import DaemonProcess, Watcher, random_base_topic, watching, write_config
+from tests import support
+from tests.support import (
+    DaemonProcess,
+    PrivateBroker,
+    Watcher,
+    random_base_topic,
+    watching,
+    write_config,
+)
 from tests.test_homeassistant import clear_tree, retained_topics
 
 RENAMES = 8
@@ -172,3 +185,84 @@ async def test_a_removed_name_is_let_go_too(running: Running) -> None:
         assert (await watcher.request("health_check", {}))["status"] == "ok"
         assert not watcher.since(position, f"{name}/response/set")
         assert f"Entity '{name}' is unknown" not in running.daemon.log()
+
+
+# --- a broker of our own: commands kept across its restart -------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _watching_as(base: str, port: int, user: str, password: str) -> AsyncIterator[Watcher]:
+    """`watching()` with credentials: the broker below refuses anonymous clients for a while."""
+    async with aiomqtt.Client("127.0.0.1", port, username=user, password=password) as client:
+        watcher = Watcher(client, base)
+        await client.subscribe(f"{base}/#", qos=1)
+        pump = asyncio.get_running_loop().create_task(watcher._pump())
+        try:
+            yield watcher
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await pump
+
+
+@pytest.fixture
+def passwords(tmp_path: Path) -> Path:
+    path = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(path), "tester", "test-pw"], check=True)
+    return path
+
+
+async def test_commands_sent_while_the_broker_keeps_the_daemon_out_are_carried_out_once(
+    tmp_path: Path, passwords: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    open_to_all = "allow_anonymous true"
+    tester_only = "allow_anonymous false"
+    broker = PrivateBroker(
+        tmp_path, f"{open_to_all}\npassword_file {passwords}\npersistence true\npersistence_location {store}/"
+    )
+    monkeypatch.setattr(support, "BROKER_PORT", broker.port)
+    base = random_base_topic()
+    config = write_config(tmp_path / "configuration.yaml", base)
+    daemon = DaemonProcess(config, tmp_path / "data")
+    await broker.start()
+    daemon.start()
+    try:
+        async with watching(base) as watcher:
+            await _online(watcher)
+            ieee = (await watcher.request("simulation/switches", {}))["data"]["switches"][0]["ieee"]
+            assert (await _set(watcher, ieee, {"state": "OFF"}))["status"] == "ok"
+        # A clean stop writes the sessions to disk; back, the broker lets only the tester in.
+        process = broker._process
+        assert process is not None
+        process.terminate()
+        await process.wait()
+        broker.conf.write_text(broker.conf.read_text().replace(open_to_all, tester_only))
+        await broker.start()
+        async with _watching_as(base, broker.port, "tester", "test-pw") as watcher:
+            position = watcher.mark()
+            transactions = [f"kept-{i}" for i in range(COMMANDS_WHILE_AWAY)]
+            for transaction in transactions:
+                payload = json.dumps({"state": "TOGGLE", "transaction": transaction})
+                await watcher.client.publish(f"{base}/{ieee}/set", payload, qos=1)
+            assert daemon.running
+            # Open again (a reload, not a restart): the daemon gets in at its next attempt.
+            broker.conf.write_text(broker.conf.read_text().replace(tester_only, open_to_all))
+            assert broker._process is not None
+            broker._process.send_signal(signal.SIGHUP)
+            await _online(watcher, position)
+            for transaction in transactions:
+                await watcher.wait_for(
+                    f"{ieee}/response/set",
+                    lambda m, t=transaction: m.json().get("transaction") == t,
+                    after=position,
+                )
+            final = await _set(watcher, ieee, {"state": "TOGGLE"})
+            answered = [m.json()["transaction"] for m in watcher.since(position, f"{ieee}/response/set")]
+            assert answered == [*transactions, final["transaction"]], "each once, in the order sent"
+            assert final["data"] == {"state": "OFF"}  # nine toggles from OFF, then one more
+    finally:
+        assert daemon.stop() == 0, daemon.log()
+        await broker.kill()
+    assert "Traceback" not in daemon.log()
