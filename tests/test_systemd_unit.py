@@ -39,8 +39,10 @@ UNIT = Path(__file__).resolve().parent.parent / "deploy" / "z2m-qbkg40lm.service
 START_S = 30.0
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None or not unit_confinement.mdwe_supported(),
-    reason="needs systemd-analyze (the unit's syscall groups) and Linux 6.3+ (PR_SET_MDWE)",
+    shutil.which("systemd-analyze") is None
+    or not unit_confinement.seccomp_available()
+    or not unit_confinement.mdwe_supported(),
+    reason="needs systemd-analyze (the unit's syscall groups), libseccomp and Linux 6.3+ (PR_SET_MDWE)",
 )
 
 

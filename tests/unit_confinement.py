@@ -80,6 +80,15 @@ def allowed_calls(settings: dict[str, list[str]]) -> frozenset[str]:
     return frozenset(allowed)
 
 
+def seccomp_available() -> bool:
+    """True when libseccomp can be loaded."""
+    try:
+        ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return False
+    return True
+
+
 def mdwe_supported() -> bool:
     """True when the kernel has PR_SET_MDWE (Linux 6.3+)."""
     libc = ctypes.CDLL(None, use_errno=True)
