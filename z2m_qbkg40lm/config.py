@@ -73,6 +73,9 @@ class MqttConfig(_Section):
     password: SecretStr | None = None
     client_id: str | None = None
     keepalive: Annotated[int, Field(ge=5, le=65535)] = 60
+    # Seconds the broker keeps the session (subscriptions, QoS 1 commands) while the daemon is away;
+    # 0: a clean session on every connect, nothing kept (Zigbee2MQTT's behaviour).
+    session_expiry_interval: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 300
     version: Literal[3, 4, 5] = 4
     ca: str | None = None
     cert: str | None = None

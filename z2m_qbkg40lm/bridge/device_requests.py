@@ -8,6 +8,7 @@ already holds the new state.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,11 @@ class DeviceRequests:
 
     def __init__(self, api: BridgeApi) -> None:
         self._api = api
+        self._moving = asyncio.Lock()
+        """Held for a whole rename or removal, its announcements included: the extensions (and the
+        retained topics) must see one device move at a time. One lock for all devices, not one per
+        device: a rename resolves its `from` name only when its turn comes, so `a -> b` and
+        `b -> c` sent back to back both succeed, in order."""
 
     def handlers(self) -> dict[str, RequestHandler]:
         """The request paths and their handlers."""
@@ -100,6 +106,10 @@ class DeviceRequests:
         homeassistant_rename = _flag(message, "homeassistant_rename")
         if message.get("last") is not True and not isinstance(message.get("from"), str):
             raise RequestError(f"Invalid payload: {_RENAME_EXPECTED}")
+        async with self._moving:
+            return await self._rename(message, new, homeassistant_rename)
+
+    async def _rename(self, message: dict[str, Any], new: str, homeassistant_rename: bool) -> dict[str, Any]:
         # Resolved and checked under the lock: two renames at once must not both take one name.
         async with self._api.lock:
             if message.get("last") is True:
@@ -119,6 +129,7 @@ class DeviceRequests:
         base = self._api.context.config.mqtt.base_topic
         for topic_filter in command_filters(base, [new]):
             self._api.context.mqtt.subscribe(topic_filter)
+        self._unsubscribe_unused(old)
         if old != new:
             await self._api.clear_retained(old)
             await self._api.clear_retained(f"{old}/availability")
@@ -170,6 +181,11 @@ class DeviceRequests:
                 "block is not supported: this daemon has no blocklist. Remove the device without "
                 "'block' and keep permit join closed so that it cannot join again"
             )
+        async with self._moving:
+            await self._remove(given, force)
+        return {"block": False, "force": force, "id": given}
+
+    async def _remove(self, given: str, force: bool) -> None:
         ieee = self._device(given).ieee
         name: str = self._bridge.friendly_name(ieee)
         async with self._api.lock:
@@ -188,10 +204,19 @@ class DeviceRequests:
                 raise RequestError(f"Device '{name}' was removed from the network, but: {exc}") from None
             finally:
                 await self._removed(ieee, name, force)
-        return {"block": False, "force": force, "id": given}
+
+    def _unsubscribe_unused(self, name: str) -> None:
+        """Drop the command subscriptions `name` had, unless a device still has that name."""
+        base = self._api.context.config.mqtt.base_topic
+        names = [settings.friendly_name for settings in self._bridge.settings.values()]
+        needed = set(command_filters(base, names))
+        for topic_filter in command_filters(base, [name]):
+            if topic_filter not in needed:
+                self._api.context.mqtt.unsubscribe(topic_filter)
 
     async def _removed(self, ieee: str, name: str, force: bool) -> None:
         """Clear the removed device's retained messages and tell everyone."""
+        self._unsubscribe_unused(name)
         await self._api.clear_retained(name)
         await self._api.clear_retained(f"{name}/availability")
         await self._api.publish_devices()
