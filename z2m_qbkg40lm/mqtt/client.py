@@ -185,12 +185,12 @@ def _send_without_delay(client: aiomqtt.Client) -> None:
             _LOGGER.warning("Cannot set TCP_NODELAY on the MQTT connection: %s", exc)
 
 
-def default_client_id(base_topic: str) -> str:
+def default_client_id(base_topic: str, prefix: str = "z2m_qbkg40lm_") -> str:
     """A client id stable across restarts and distinct per installation (per base topic).
 
-    23 characters of [0-9a-z_], the most every MQTT 3.1.1 server must accept.
+    With the default prefix, 23 characters of [0-9a-z_], the most every MQTT 3.1.1 server must accept.
     """
-    return "z2m_qbkg40lm_" + hashlib.sha256(base_topic.encode()).hexdigest()[:10]
+    return prefix + hashlib.sha256(base_topic.encode()).hexdigest()[:10]
 
 
 class _FilterSet:
