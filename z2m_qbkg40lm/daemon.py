@@ -31,6 +31,7 @@ from z2m_qbkg40lm.devices.registry import DEFINITIONS
 from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
 from z2m_qbkg40lm.private_files import prepare_data_dir
 from z2m_qbkg40lm.systemd import feed_watchdog_forever, notify, watchdog_interval_s
+from z2m_qbkg40lm.zigbee.failures import handle_loop_exception
 from z2m_qbkg40lm.zigbee.radio import Radio, RadioError
 
 _LOGGER = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class Daemon:
     async def run(self) -> int:
         """Start, serve until stopped, shut down; returns the exit code."""
         loop = asyncio.get_running_loop()
+        # For the loop's lifetime (a task may be collected while the loop closes).
+        loop.set_exception_handler(handle_loop_exception)
         # From the first moment: a SIGTERM during start-up must still end in a clean shutdown.
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)

@@ -47,6 +47,9 @@ from z2m_qbkg40lm.zigbee.radio import DeviceInfo
 
 _LOGGER = logging.getLogger(__name__)
 
+LOST_ADAPTER_DRAIN_S = 2.0
+"""How long commands get to answer (with the lost adapter's reason) before the daemon stops."""
+
 
 def to_json(payload: Any) -> str:
     """Zigbee2MQTT's serialisation: sorted keys, no whitespace, UTF-8 kept; standard JSON only.
@@ -487,8 +490,18 @@ class Bridge:
                 self.spawn(self.refresh(event.ieee, ("state",)), f"refresh {event.ieee}")
             case ev.DeviceLeft():
                 _LOGGER.warning("Device '%s' left the network", self.friendly_name(event.ieee))
+            case ev.RadioRecovered():
+                # Reports sent while the coordinator was deaf are lost: read the relays again.
+                for device in self._radio.devices():
+                    if device.interviewed:
+                        self.spawn(self.refresh(device.ieee, ("state",)), f"refresh {device.ieee}")
             case ev.RadioLost():
                 _LOGGER.error("Adapter disconnected (%s), stopping", event.reason)
+                # The radio now refuses every command at once: let those under way or queued
+                # answer their callers before the daemon stops (and cancels what is left).
+                deadline = asyncio.get_running_loop().time() + LOST_ADAPTER_DRAIN_S
+                while self._tasks and (left := deadline - asyncio.get_running_loop().time()) > 0:
+                    await asyncio.wait(set(self._tasks), timeout=left)
                 if self.on_radio_lost is not None:
                     self.on_radio_lost(event.reason)
 

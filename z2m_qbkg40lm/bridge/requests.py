@@ -88,6 +88,10 @@ class Requests:
         await self._publisher.publish(f"{self._base}/bridge/response/{path}", to_json(response))
 
     async def _health_check(self, message: Any) -> dict[str, Any]:
+        # Zigbee2MQTT answers {"healthy": bool}; "reason" is added only when it is false.
+        problem = await self._radio.coordinator_problem()
+        if problem is not None:
+            return {"healthy": False, "reason": problem}
         return {"healthy": True}
 
     # --- the virtual adapter's simulated physical events -------------------------------------
