@@ -215,9 +215,14 @@ class Watcher:
 
 
 @contextlib.asynccontextmanager
-async def watching(base_topic: str) -> AsyncIterator[Watcher]:
-    """An MQTT peer subscribed to `<base>/#`."""
-    async with aiomqtt.Client(BROKER_HOST, BROKER_PORT, identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
+async def watching(
+    base_topic: str, *, username: str | None = None, password: str | None = None
+) -> AsyncIterator[Watcher]:
+    """An MQTT peer subscribed to `<base>/#` (with credentials, for a broker that asks for them)."""
+    identifier = f"test-{uuid.uuid4().hex[:8]}"
+    async with aiomqtt.Client(
+        BROKER_HOST, BROKER_PORT, identifier=identifier, username=username, password=password
+    ) as client:
         watcher = Watcher(client, base_topic)
         await client.subscribe(f"{base_topic}/#", qos=1)
         pump = asyncio.get_running_loop().create_task(watcher._pump())
