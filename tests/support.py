@@ -331,3 +331,53 @@ def seed_virtual_switch(data_dir: Path, **firmware: Any) -> str:
     state = {"version": 1, "coordinator_ieee": coordinator, "network": None, "switches": [record]}
     (data_dir / "virtual_adapter.json").write_text(json.dumps(state), encoding="utf-8")
     return "0x" + "".join(f"{o:02x}" for o in octets)
+
+
+@dataclass
+class InProcessBridge:
+    """The data path of one process without a broker: the virtual radio, the bridge, extensions."""
+
+    bridge: Any
+    radio: Any
+    extensions: list[Any]
+
+
+@contextlib.asynccontextmanager
+async def bridge_in_process(
+    data_dir: Path, raw_config: dict[str, Any], publisher: Any, make_extensions: Callable[[Any], list[Any]]
+) -> AsyncIterator[InProcessBridge]:
+    """The radio (from `raw_config`), the bridge publishing through `publisher` (a stand-in for the
+    MQTT client) and the extensions `make_extensions(context)` returns, started, with radio events
+    handled until the block ends; everything stopped after it."""
+    # Imported here: zigpy is slow to import, and most test files never need it.
+    from z2m_qbkg40lm.bridge.bridge import Bridge
+    from z2m_qbkg40lm.bridge.extension import Context
+    from z2m_qbkg40lm.bridge.state import StateStore
+    from z2m_qbkg40lm.config import parse_config, resolve_network
+    from z2m_qbkg40lm.devices.registry import DEFINITIONS
+    from z2m_qbkg40lm.zigbee.radio import Radio
+
+    config_path = data_dir / "configuration.yaml"
+    config = parse_config(raw_config, config_path).config
+    store = StateStore(data_dir / "state.json")
+    store.load()
+    radio = Radio(config, data_dir, resolve_network(config.advanced, data_dir), DEFINITIONS)
+    await radio.start()
+    bridge = Bridge(config, radio, store, publisher)
+    context = Context(config, config_path, data_dir, bridge, radio, publisher, lambda: None)
+    extensions = make_extensions(context)
+    bridge.extensions = extensions
+    for extension in extensions:
+        await extension.start()
+    events = asyncio.get_running_loop().create_task(bridge.run_radio_events())
+    try:
+        yield InProcessBridge(bridge, radio, extensions)
+    finally:
+        events.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await events
+        for extension in extensions:
+            await extension.stop()
+        await bridge.close()
+        await radio.stop()
+        await store.close()
