@@ -234,6 +234,20 @@ async def watching(
                 await pump
 
 
+async def discover_switch(base_topic: str) -> str:
+    """The IEEE address of the virtual adapter's one switch, once the daemon is online and the
+    switch has published its first state."""
+    async with watching(base_topic) as watcher:
+        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})
+        response = await watcher.request("simulation/switches", {})
+        assert response["status"] == "ok", response
+        switches = response["data"]["switches"]
+        assert len(switches) == 1, switches
+        ieee: str = switches[0]["ieee"]
+        await watcher.wait_for(ieee, lambda m: "state" in m.json())
+        return ieee
+
+
 def clear_retained(base_topic: str, topics: list[str] | None = None) -> None:
     """Remove retained messages a test left on the shared broker: the named ones (relative to the
     base topic), or with no names every retained message under the base topic (for a teardown,

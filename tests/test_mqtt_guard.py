@@ -22,6 +22,7 @@ from tests.support import (
     DaemonProcess,
     Watcher,
     clear_retained,
+    discover_switch,
     random_base_topic,
     watching,
     write_config,
@@ -39,15 +40,6 @@ class Running:
     config: Path
 
 
-async def _switch(base: str) -> str:
-    async with watching(base) as watcher:
-        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})
-        response = await watcher.request("simulation/switches", {})
-        ieee: str = response["data"]["switches"][0]["ieee"]
-        await watcher.wait_for(ieee, lambda m: "state" in m.json())
-        return ieee
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One daemon, virtual adapter with one switch."""
@@ -59,7 +51,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     daemon = DaemonProcess(config, folder / "data")
     daemon.start()
     try:
-        ieee = asyncio.run(_switch(base))
+        ieee = asyncio.run(discover_switch(base))
     except BaseException:
         daemon.stop()
         raise
