@@ -195,6 +195,9 @@ async def test_requests_with_non_standard_json_are_refused_and_answered(running:
         assert "Input should be a finite number" in _error_of(response)
         deep = await _raw_request(watcher, "options", '{"options":' + "[" * 10_000 + "]" * 10_000 + "}")
         assert "nested deeper than 32 levels" in _error_of(deep)
+        # Not text: echoed in an error, it could not be encoded, and its failure stopped the daemon.
+        lone = await _raw_request(watcher, "device/rename", '{"from": "x\\udc00", "to": "y"}')
+        assert "lone UTF-16 surrogate" in _error_of(lone)
         health = await watcher.request("health_check", {})
         assert health["status"] == "ok", health
     async with watching(running.base) as fresh:

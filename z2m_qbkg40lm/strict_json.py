@@ -1,9 +1,11 @@
 """Standard JSON only, in and out: what other programs (JavaScript, Home Assistant) can read.
 
 Python's `json` accepts `NaN`, `Infinity` and numbers like `1e400` (read as infinity) and writes
-them back out as `NaN` / `Infinity`, which no standard parser reads; and it parses by recursion, so
-a payload nested ten thousand deep ends in a `RecursionError` instead of an answer. Every JSON
-that arrives over MQTT is read with `loads` here, which refuses both with a message that says why.
+them back out as `NaN` / `Infinity`, which no standard parser reads; it parses by recursion, so
+a payload nested ten thousand deep ends in a `RecursionError` instead of an answer; and it reads
+an escaped lone UTF-16 surrogate (`"\\udc00"`) into a string that cannot be encoded as UTF-8, so
+that any message echoing it (an error naming it) fails to be sent. Every JSON that arrives over
+MQTT is read with `loads` here, which refuses all three with a message that says why.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ read integers of more than 4300 digits at all)."""
 # tokens: the scan stays linear whatever the text (a pattern matching whole strings can take
 # seconds on `"\"\"\"…`).
 _TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+# Half of a UTF-16 pair on its own: a str may hold one, UTF-8 cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RefusedJson(ValueError):
@@ -51,9 +55,9 @@ class _NonFinite:
 def loads(text: str) -> Any:
     """Parse standard JSON.
 
-    RefusedJson when it nests deeper than MAX_DEPTH or holds NaN, Infinity or a number out of a
-    double's range (`1e400`, an integer of 400 digits); ValueError (json.JSONDecodeError) when it
-    is not JSON at all.
+    RefusedJson when it nests deeper than MAX_DEPTH, holds NaN, Infinity or a number out of a
+    double's range (`1e400`, an integer of 400 digits), or a lone surrogate escape (`"\\udc00"`);
+    ValueError (json.JSONDecodeError) when it is not JSON at all.
     """
     _check_depth(text)
     found: list[_NonFinite] = []
@@ -77,6 +81,13 @@ def loads(text: str) -> Any:
         return constant(f"{literal[:12]}… ({digits} digits)")
 
     document = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
+    # Only an escape makes a surrogate: the text itself is valid UTF-8 (decoded strictly).
+    lone = _first_lone_surrogate(document, ()) if "\\u" in text else None
+    if lone is not None:
+        where, char = lone
+        location = f" (at '{'.'.join(where)}')" if where else ""
+        problem = f"a lone UTF-16 surrogate ({_escaped(char)}) is not text{location}"
+        raise RefusedJson(problem, _without_refused(document))
     if not found:
         return document
     first = _first_non_finite(document, ())
@@ -87,7 +98,7 @@ def loads(text: str) -> Any:
         problem = f"{value.text} is not a JSON number{location}"
     else:
         problem = f"{value.text} is out of the range of a number{location}"
-    raise RefusedJson(problem, _without_non_finite(document))
+    raise RefusedJson(problem, _without_refused(document))
 
 
 def _check_depth(text: str) -> None:
@@ -123,14 +134,54 @@ def _first_non_finite(value: Any, path: tuple[str, ...]) -> tuple[tuple[str, ...
     return None
 
 
-def _without_non_finite(value: Any) -> Any:
+def _first_lone_surrogate(value: Any, path: tuple[str, ...]) -> tuple[tuple[str, ...], str] | None:
+    """The path (escaped) and the first lone surrogate of a key or string, or None."""
+    if isinstance(value, str):
+        match = _LONE_SURROGATE.search(value)
+        return None if match is None else (path, match.group())
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            match = _LONE_SURROGATE.search(key)
+            if match is not None:
+                return (*path, _escaped(key)), match.group()
+            items.append((key, item))
+    elif isinstance(value, list):
+        items = [(str(index), item) for index, item in enumerate(value)]
+    for key, item in items:
+        found = _first_lone_surrogate(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _escaped(text: str) -> str:
+    """`text` with each lone surrogate written as its JSON escape (`\\udc00`)."""
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def _without_refused(value: Any) -> Any:
+    """What was read, without what was refused: non-finite numbers and strings with a lone
+    surrogate become None, keys with one are left out."""
     if isinstance(value, _NonFinite):
         return None
+    if isinstance(value, str):
+        return None if _LONE_SURROGATE.search(value) else value
     if isinstance(value, dict):
-        return {key: _without_non_finite(item) for key, item in value.items()}
+        return {key: _without_refused(item) for key, item in value.items() if not _LONE_SURROGATE.search(key)}
     if isinstance(value, list):
-        return [_without_non_finite(item) for item in value]
+        return [_without_refused(item) for item in value]
     return value
+
+
+def sendable(text: str) -> str:
+    """JSON text that UTF-8 can encode: each lone surrogate in it written as its escape.
+
+    JSON out of `json.dumps(..., ensure_ascii=False)` keeps a lone surrogate as it is (one from a
+    hand-written `"\\udc00"` in the configuration, say), which no MQTT message can carry;
+    JavaScript's JSON.stringify writes the escape instead, and so does this.
+    """
+    return text if text.isascii() else _escaped(text)
 
 
 def finite_copy(value: Any) -> tuple[Any, list[str]]:
