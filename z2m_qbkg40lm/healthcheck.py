@@ -46,7 +46,8 @@ async def check(config: MqttConfig, wait_s: float) -> None:
         config.port,
         username=config.user,
         password=password,
-        identifier=f"z2m-qbkg40lm-healthcheck-{uuid.uuid4().hex[:8]}",
+        # 23 characters, the most every MQTT 3.1.1 server must accept.
+        identifier=f"z2m_health_{uuid.uuid4().hex[:12]}",
         timeout=wait_s,
         tls_context=tls_context,
     )
