@@ -14,6 +14,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 MAX_DEPTH = 32
@@ -82,18 +83,18 @@ def loads(text: str) -> Any:
 
     document = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
     # Only an escape makes a surrogate: the text itself is valid UTF-8 (decoded strictly).
-    lone = _first_lone_surrogate(document, ()) if "\\u" in text else None
+    lone = _first(document, (), _lone_surrogate) if "\\u" in text else None
     if lone is not None:
         where, char = lone
-        location = f" (at '{'.'.join(where)}')" if where else ""
+        location = f" (at '{where}')" if where else ""
         problem = f"a lone UTF-16 surrogate ({_escaped(char)}) is not text{location}"
         raise RefusedJson(problem, _without_refused(document))
     if not found:
         return document
-    first = _first_non_finite(document, ())
+    first = _first(document, (), _non_finite)
     assert first is not None, "a stand-in was made, so the document holds one"
     where, value = first
-    location = f" (at '{'.'.join(where)}')" if where else ""
+    location = f" (at '{where}')" if where else ""
     if value.text in ("NaN", "Infinity", "-Infinity"):
         problem = f"{value.text} is not a JSON number{location}"
     else:
@@ -118,41 +119,35 @@ def _check_depth(text: str) -> None:
             depth -= 1
 
 
-def _first_non_finite(value: Any, path: tuple[str, ...]) -> tuple[tuple[str, ...], _NonFinite] | None:
-    """The path and stand-in of the first non-finite number, or None."""
-    if isinstance(value, _NonFinite):
-        return path, value
-    items: list[tuple[str, Any]] = []
-    if isinstance(value, dict):
-        items = [(str(key), item) for key, item in value.items()]
-    elif isinstance(value, list):
-        items = [(str(index), item) for index, item in enumerate(value)]
-    for key, item in items:
-        found = _first_non_finite(item, (*path, key))
-        if found is not None:
-            return found
-    return None
-
-
-def _first_lone_surrogate(value: Any, path: tuple[str, ...]) -> tuple[tuple[str, ...], str] | None:
-    """The path (escaped) and the first lone surrogate of a key or string, or None."""
-    if isinstance(value, str):
-        match = _LONE_SURROGATE.search(value)
-        return None if match is None else (path, match.group())
+def _first(value: Any, path: tuple[str, ...], refused: Callable[[Any], Any]) -> tuple[str, Any] | None:
+    """Where (a dotted path, keys escaped) the first key or value is that `refused` maps to
+    something other than None, and that; None when nothing is refused."""
+    found = refused(value)
+    if found is not None:
+        return ".".join(path), found
     items: list[tuple[str, Any]] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            match = _LONE_SURROGATE.search(key)
-            if match is not None:
-                return (*path, _escaped(key)), match.group()
-            items.append((key, item))
+            found = refused(key)
+            if found is not None:
+                return ".".join((*path, _escaped(key))), found
+            items.append((_escaped(key), item))
     elif isinstance(value, list):
         items = [(str(index), item) for index, item in enumerate(value)]
     for key, item in items:
-        found = _first_lone_surrogate(item, (*path, key))
-        if found is not None:
-            return found
+        deeper = _first(item, (*path, key), refused)
+        if deeper is not None:
+            return deeper
     return None
+
+
+def _non_finite(value: Any) -> _NonFinite | None:
+    return value if isinstance(value, _NonFinite) else None
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    match = _LONE_SURROGATE.search(value) if isinstance(value, str) else None
+    return None if match is None else match.group()
 
 
 def _escaped(text: str) -> str:
