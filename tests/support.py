@@ -215,9 +215,14 @@ class Watcher:
 
 
 @contextlib.asynccontextmanager
-async def watching(base_topic: str) -> AsyncIterator[Watcher]:
-    """An MQTT peer subscribed to `<base>/#`."""
-    async with aiomqtt.Client(BROKER_HOST, BROKER_PORT, identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
+async def watching(
+    base_topic: str, *, username: str | None = None, password: str | None = None
+) -> AsyncIterator[Watcher]:
+    """An MQTT peer subscribed to `<base>/#` (with credentials, for a broker that asks for them)."""
+    identifier = f"test-{uuid.uuid4().hex[:8]}"
+    async with aiomqtt.Client(
+        BROKER_HOST, BROKER_PORT, identifier=identifier, username=username, password=password
+    ) as client:
         watcher = Watcher(client, base_topic)
         await client.subscribe(f"{base_topic}/#", qos=1)
         pump = asyncio.get_running_loop().create_task(watcher._pump())
@@ -227,6 +232,20 @@ async def watching(base_topic: str) -> AsyncIterator[Watcher]:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await pump
+
+
+async def discover_switch(base_topic: str) -> str:
+    """The IEEE address of the virtual adapter's one switch, once the daemon is online and the
+    switch has published its first state."""
+    async with watching(base_topic) as watcher:
+        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})
+        response = await watcher.request("simulation/switches", {})
+        assert response["status"] == "ok", response
+        switches = response["data"]["switches"]
+        assert len(switches) == 1, switches
+        ieee: str = switches[0]["ieee"]
+        await watcher.wait_for(ieee, lambda m: "state" in m.json())
+        return ieee
 
 
 def clear_retained(base_topic: str, topics: list[str] | None = None) -> None:
@@ -326,3 +345,53 @@ def seed_virtual_switch(data_dir: Path, **firmware: Any) -> str:
     state = {"version": 1, "coordinator_ieee": coordinator, "network": None, "switches": [record]}
     (data_dir / "virtual_adapter.json").write_text(json.dumps(state), encoding="utf-8")
     return "0x" + "".join(f"{o:02x}" for o in octets)
+
+
+@dataclass
+class InProcessBridge:
+    """The data path of one process without a broker: the virtual radio, the bridge, extensions."""
+
+    bridge: Any
+    radio: Any
+    extensions: list[Any]
+
+
+@contextlib.asynccontextmanager
+async def bridge_in_process(
+    data_dir: Path, raw_config: dict[str, Any], publisher: Any, make_extensions: Callable[[Any], list[Any]]
+) -> AsyncIterator[InProcessBridge]:
+    """The radio (from `raw_config`), the bridge publishing through `publisher` (a stand-in for the
+    MQTT client) and the extensions `make_extensions(context)` returns, started, with radio events
+    handled until the block ends; everything stopped after it."""
+    # Imported here: zigpy is slow to import, and most test files never need it.
+    from z2m_qbkg40lm.bridge.bridge import Bridge
+    from z2m_qbkg40lm.bridge.extension import Context
+    from z2m_qbkg40lm.bridge.state import StateStore
+    from z2m_qbkg40lm.config import parse_config, resolve_network
+    from z2m_qbkg40lm.devices.registry import DEFINITIONS
+    from z2m_qbkg40lm.zigbee.radio import Radio
+
+    config_path = data_dir / "configuration.yaml"
+    config = parse_config(raw_config, config_path).config
+    store = StateStore(data_dir / "state.json")
+    store.load()
+    radio = Radio(config, data_dir, resolve_network(config.advanced, data_dir), DEFINITIONS)
+    await radio.start()
+    bridge = Bridge(config, radio, store, publisher)
+    context = Context(config, config_path, data_dir, bridge, radio, publisher, lambda: None)
+    extensions = make_extensions(context)
+    bridge.extensions = extensions
+    for extension in extensions:
+        await extension.start()
+    events = asyncio.get_running_loop().create_task(bridge.run_radio_events())
+    try:
+        yield InProcessBridge(bridge, radio, extensions)
+    finally:
+        events.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await events
+        for extension in extensions:
+            await extension.stop()
+        await bridge.close()
+        await radio.stop()
+        await store.close()

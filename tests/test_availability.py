@@ -317,6 +317,8 @@ def test_stale_names_are_ours_and_no_device_has_them() -> None:
         ("z/extra/availability", b'{"state":"online","since":1}'),
         ("z/odd/availability", b'{"state":"away"}'),
         ("z/broken/availability", b"{"),
+        ("z/deep/availability", b"[" * 10_000),  # a hostile client's retained message
+        ("z/latin/availability", b"\xff"),
         ("other/old/availability", online),  # not under the base topic
     ]
     current = {"hall", "0x00158d0000000001"}

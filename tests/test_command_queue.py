@@ -22,6 +22,7 @@ from typing import Any
 from tests.support import (
     DaemonProcess,
     Watcher,
+    bridge_in_process,
     clear_retained,
     random_base_topic,
     seed_virtual_switch,
@@ -31,12 +32,7 @@ from tests.support import (
 from z2m_qbkg40lm.bridge.bridge import Bridge
 from z2m_qbkg40lm.bridge.command_feedback import CommandFeedback
 from z2m_qbkg40lm.bridge.command_queue import MAX_WAITING, MAX_WAITING_SETS
-from z2m_qbkg40lm.bridge.extension import Context
-from z2m_qbkg40lm.bridge.state import StateStore
-from z2m_qbkg40lm.config import parse_config, resolve_network
 from z2m_qbkg40lm.devices.definition import ClusterCommand, ZclOperation
-from z2m_qbkg40lm.devices.registry import DEFINITIONS
-from z2m_qbkg40lm.zigbee.radio import Radio
 
 BASE = "z2m"
 NAME = "hall_switch"
@@ -113,40 +109,22 @@ async def switch(data_dir: Path) -> AsyncIterator[Switch]:
         "serial": {"adapter": "virtual"},
         "devices": {ieee: {"friendly_name": NAME}},
     }
-    config = parse_config(raw, data_dir / "configuration.yaml").config
     recorder = Recorder()
-    store = StateStore(data_dir / "state.json")
-    store.load()
-    radio = Radio(config, data_dir, resolve_network(config.advanced, data_dir), DEFINITIONS)
-    await radio.start()
-    bridge = Bridge(config, radio, store, recorder)
-    context = Context(
-        config, data_dir / "configuration.yaml", data_dir, bridge, radio, recorder, lambda: None
-    )  # type: ignore[arg-type]
-    bridge.extensions = [CommandFeedback(context)]
-    events = asyncio.get_running_loop().create_task(bridge.run_radio_events())
-    running = Switch(bridge, recorder, ieee)
-    execute = radio.execute
+    async with bridge_in_process(data_dir, raw, recorder, lambda context: [CommandFeedback(context)]) as run:
+        running = Switch(run.bridge, recorder, ieee)
+        execute = run.radio.execute
 
-    async def execute_and_record(ieee: str, operations: tuple[ZclOperation, ...]) -> None:
-        # What reaches the radio, in order (the real radio still sends it).
-        for operation in operations:
-            if isinstance(operation, ClusterCommand) and operation.cluster_id == ON_OFF:
-                running.on_off_sent.append(ON_OFF_COMMANDS[operation.command_id])
-        await execute(ieee, operations)
+        async def execute_and_record(ieee: str, operations: tuple[ZclOperation, ...]) -> None:
+            # What reaches the radio, in order (the real radio still sends it).
+            for operation in operations:
+                if isinstance(operation, ClusterCommand) and operation.cluster_id == ON_OFF:
+                    running.on_off_sent.append(ON_OFF_COMMANDS[operation.command_id])
+            await execute(ieee, operations)
 
-    radio.execute = execute_and_record  # type: ignore[method-assign]
-    try:
+        run.radio.execute = execute_and_record
         # Interviewed, configured and read: the switch's first state message.
         await recorder.wait_for(lambda: any("state" in s for s in running.states()))
         yield running
-    finally:
-        events.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await events
-        await bridge.close()
-        await radio.stop()
-        await store.close()
 
 
 async def test_a_flood_is_refused_beyond_the_bound_at_once_and_a_get_is_still_answered(

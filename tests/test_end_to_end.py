@@ -24,6 +24,7 @@ from tests.support import (
     DaemonProcess,
     Watcher,
     clear_retained,
+    discover_switch,
     random_base_topic,
     watching,
     write_config,
@@ -46,18 +47,6 @@ class Running:
     data_dir: Path
 
 
-async def _discover_switch(base: str) -> str:
-    async with watching(base) as watcher:
-        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})
-        response = await watcher.request("simulation/switches", {})
-        assert response["status"] == "ok", response
-        switches = response["data"]["switches"]
-        assert len(switches) == 1, switches
-        ieee: str = switches[0]["ieee"]
-        await watcher.wait_for(ieee, lambda m: "state" in m.json())
-        return ieee
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A daemon whose simulated switch is named `hall_switch` with temperature options set.
@@ -72,7 +61,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     first = DaemonProcess(config, data_dir)
     first.start()
     try:
-        ieee = asyncio.run(_discover_switch(base))
+        ieee = asyncio.run(discover_switch(base))
     finally:
         assert first.stop() == 0, first.log()
     devices = {

@@ -33,6 +33,13 @@ async def _online(base: str) -> None:
         await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})
 
 
+async def _retain_hostile_responses(base: str) -> None:
+    async with watching(base) as watcher:
+        # Anyone may publish there: deep nesting, and one left retained for every later check.
+        await watcher.publish("bridge/response/health_check", "[" * 10_000, retain=True)
+        await watcher.wait_for("bridge/response/health_check")
+
+
 def test_healthy_while_the_daemon_serves_and_not_once_it_stopped(tmp_path: Path) -> None:
     base = random_base_topic()
     config = write_config(tmp_path / "configuration.yaml", base)
@@ -40,6 +47,8 @@ def test_healthy_while_the_daemon_serves_and_not_once_it_stopped(tmp_path: Path)
     daemon.start()
     try:
         asyncio.run(_online(base))
+        # Junk on the response topic (retained, nested too deep to parse) is not the answer.
+        asyncio.run(_retain_hostile_responses(base))
         served = _healthcheck(config, 10)
         assert (served.returncode, served.stdout.strip()) == (0, "healthy"), served.stderr
     finally:

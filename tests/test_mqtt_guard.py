@@ -22,6 +22,7 @@ from tests.support import (
     DaemonProcess,
     Watcher,
     clear_retained,
+    discover_switch,
     random_base_topic,
     watching,
     write_config,
@@ -39,15 +40,6 @@ class Running:
     config: Path
 
 
-async def _switch(base: str) -> str:
-    async with watching(base) as watcher:
-        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})
-        response = await watcher.request("simulation/switches", {})
-        ieee: str = response["data"]["switches"][0]["ieee"]
-        await watcher.wait_for(ieee, lambda m: "state" in m.json())
-        return ieee
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One daemon, virtual adapter with one switch."""
@@ -59,7 +51,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     daemon = DaemonProcess(config, folder / "data")
     daemon.start()
     try:
-        ieee = asyncio.run(_switch(base))
+        ieee = asyncio.run(discover_switch(base))
     except BaseException:
         daemon.stop()
         raise
@@ -203,6 +195,9 @@ async def test_requests_with_non_standard_json_are_refused_and_answered(running:
         assert "Input should be a finite number" in _error_of(response)
         deep = await _raw_request(watcher, "options", '{"options":' + "[" * 10_000 + "]" * 10_000 + "}")
         assert "nested deeper than 32 levels" in _error_of(deep)
+        # Not text: echoed in an error, it could not be encoded, and its failure stopped the daemon.
+        lone = await _raw_request(watcher, "device/rename", '{"from": "x\\udc00", "to": "y"}')
+        assert "lone UTF-16 surrogate" in _error_of(lone)
         health = await watcher.request("health_check", {})
         assert health["status"] == "ok", health
     async with watching(running.base) as fresh:

@@ -9,18 +9,16 @@ last test has a daemon and a Mosquitto of its own, which it restarts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from tests import support
@@ -190,21 +188,6 @@ async def test_a_removed_name_is_let_go_too(running: Running) -> None:
 # --- a broker of our own: commands kept across its restart -------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def _watching_as(base: str, port: int, user: str, password: str) -> AsyncIterator[Watcher]:
-    """`watching()` with credentials: the broker below refuses anonymous clients for a while."""
-    async with aiomqtt.Client("127.0.0.1", port, username=user, password=password) as client:
-        watcher = Watcher(client, base)
-        await client.subscribe(f"{base}/#", qos=1)
-        pump = asyncio.get_running_loop().create_task(watcher._pump())
-        try:
-            yield watcher
-        finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await pump
-
-
 @pytest.fixture
 def passwords(tmp_path: Path) -> Path:
     path = tmp_path / "passwords"
@@ -240,7 +223,7 @@ async def test_commands_sent_while_the_broker_keeps_the_daemon_out_are_carried_o
         await process.wait()
         broker.conf.write_text(broker.conf.read_text().replace(open_to_all, tester_only))
         await broker.start()
-        async with _watching_as(base, broker.port, "tester", "test-pw") as watcher:
+        async with watching(base, username="tester", password="test-pw") as watcher:
             position = watcher.mark()
             transactions = [f"kept-{i}" for i in range(COMMANDS_WHILE_AWAY)]
             for transaction in transactions:

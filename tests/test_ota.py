@@ -26,6 +26,7 @@ import pytest
 from tests.support import (
     DaemonProcess,
     Watcher,
+    bridge_in_process,
     clear_retained,
     random_base_topic,
     seed_virtual_switch,
@@ -397,42 +398,15 @@ class InProcess:
 
 @contextlib.asynccontextmanager
 async def in_process(data_dir: Path, ota: dict[str, Any], state: dict[str, Any] | None = None) -> Any:
-    from z2m_qbkg40lm.bridge.bridge import Bridge
-    from z2m_qbkg40lm.bridge.extension import Context
     from z2m_qbkg40lm.bridge.ota import OtaUpdates
-    from z2m_qbkg40lm.bridge.state import StateStore
-    from z2m_qbkg40lm.config import parse_config, resolve_network
-    from z2m_qbkg40lm.devices.registry import DEFINITIONS
-    from z2m_qbkg40lm.zigbee.radio import Radio
 
     ieee = seed_virtual_switch(data_dir, firmware_version=24)
     if state is not None:
         (data_dir / "state.json").write_text(json.dumps({ieee: state}), encoding="utf-8")
     raw = {"mqtt": {"server": "mqtt://localhost"}, "serial": {"adapter": "virtual"}, "ota": ota}
-    config = parse_config(raw, data_dir / "configuration.yaml").config
     recorder = Recorder()
-    store = StateStore(data_dir / "state.json")
-    store.load()
-    radio = Radio(config, data_dir, resolve_network(config.advanced, data_dir), DEFINITIONS)
-    await radio.start()
-    bridge = Bridge(config, radio, store, recorder)
-    context = Context(
-        config, data_dir / "configuration.yaml", data_dir, bridge, radio, recorder, lambda: None
-    )  # type: ignore[arg-type]
-    extension = OtaUpdates(context)
-    bridge.extensions = [extension]
-    await extension.start()
-    events = asyncio.get_running_loop().create_task(bridge.run_radio_events())
-    try:
-        yield InProcess(radio, bridge, extension, recorder, ieee)
-    finally:
-        events.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await events
-        await extension.stop()
-        await bridge.close()
-        await radio.stop()
-        await store.close()
+    async with bridge_in_process(data_dir, raw, recorder, lambda context: [OtaUpdates(context)]) as run:
+        yield InProcess(run.radio, run.bridge, run.extensions[0], recorder, ieee)
 
 
 async def _own_query(run: InProcess) -> None:

@@ -295,7 +295,12 @@ def test_an_index_entry_that_does_not_match_its_file_is_refused(
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("{not json", "not valid JSON"), ('{"a": 1}', "must be a JSON list"), ("[42]", "not a JSON object")],
+    [
+        ("{not json", "not valid JSON"),
+        ('{"a": 1}', "must be a JSON list"),
+        ("[42]", "not a JSON object"),
+        ("[" * 10_000 + "]" * 10_000, "not valid JSON (nested deeper than 32 levels)"),
+    ],
 )
 def test_a_broken_index_is_refused_with_the_reason(tmp_path: Path, text: str, reason: str) -> None:
     index = tmp_path / "index.json"

@@ -19,6 +19,7 @@ from z2m_qbkg40lm.config import parse_config, resolve_network
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
 from z2m_qbkg40lm.zigbee import znp_resets
 from z2m_qbkg40lm.zigbee.adapters import reset_detection
+from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
 from z2m_qbkg40lm.zigbee.failures import describe_failure, handle_loop_exception
 from z2m_qbkg40lm.zigbee.radio import Radio, RadioError
 
@@ -87,3 +88,20 @@ def test_each_adapter_family_names_its_own_reset_detection() -> None:
     # No sign of a reset from these libraries yet: only a lost connection is noticed.
     for adapter in ("ezsp", "ember", "deconz", "virtual"):
         assert reset_detection(adapter) is None
+
+
+async def test_a_command_waiting_for_a_re_initialisation_that_fails_is_answered_at_once(
+    tmp_path: Path,
+) -> None:
+    raw = {"mqtt": {"server": "mqtt://localhost"}, "serial": {"adapter": "virtual"}}
+    config = parse_config(raw, tmp_path / "configuration.yaml").config
+    radio = Radio(config, tmp_path, resolve_network(config.advanced, tmp_path), DEFINITIONS)
+    # The states a coordinator reset goes through, without a coordinator: a command arrives
+    # while the radio is re-initialised, then the re-initialisation fails.
+    radio._set_state("restarting", "the adapter is restarting (a test)")
+    waiting = asyncio.create_task(radio.permit_join(0))
+    await asyncio.sleep(0)  # let it start waiting
+    radio._set_state("lost", "the adapter is lost: re-initialising it failed: a test")
+    async with asyncio.timeout(1):  # not the whole COMMAND_WAIT_S
+        with pytest.raises(DeviceCommandError, match="re-initialising it failed: a test"):
+            await waiting

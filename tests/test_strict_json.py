@@ -63,6 +63,18 @@ def test_a_refusal_keeps_what_could_be_read_for_the_answer() -> None:
     assert refused.value.document == {"transaction": "a1", "state": None}
 
 
+def test_a_lone_surrogate_is_refused_and_a_pair_is_text() -> None:
+    with pytest.raises(RefusedJson) as refused:
+        loads('{"from": "x\\udc00", "transaction": "t2"}')
+    assert str(refused.value) == "a lone UTF-16 surrogate (\\udc00) is not text (at 'from')"
+    assert refused.value.document == {"from": None, "transaction": "t2"}
+    with pytest.raises(RefusedJson, match=r"at 'a\.0'"):
+        loads('{"a": ["\\ud800"]}')
+    with pytest.raises(RefusedJson, match="lone UTF-16 surrogate"):
+        loads('{"\\udfff": 1}')
+    assert loads('"\\ud83d\\ude00"') == "\U0001f600"
+
+
 def test_integers_within_a_doubles_range_are_kept_exactly() -> None:
     assert loads("9" * 308) == int("9" * 308)
     assert loads("-12345678901234567890") == -12345678901234567890
@@ -90,6 +102,14 @@ def test_to_json_never_writes_nan_or_infinity(caplog: pytest.LogCaptureFixture) 
     assert [r.getMessage() for r in caplog.records] == [
         "Not a finite number, published as null: device_temperature, power"
     ]
+
+
+def test_to_json_always_gives_text_that_can_be_sent() -> None:
+    # A lone surrogate (from a hand-written "\\udc00" in the configuration, say) is not UTF-8:
+    # written as its JSON escape, as JavaScript's JSON.stringify does.
+    text = to_json({"name": "x\udc00", "other": "é"})
+    assert text == '{"name":"x\\udc00","other":"é"}'
+    assert text.encode("utf-8")
 
 
 def test_to_json_of_finite_payloads_is_unchanged(caplog: pytest.LogCaptureFixture) -> None:

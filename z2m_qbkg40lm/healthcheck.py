@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiomqtt
 
+from z2m_qbkg40lm import strict_json
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
 from z2m_qbkg40lm.mqtt.client import MqttSetupError, build_tls_context
 
@@ -45,7 +46,8 @@ async def check(config: MqttConfig, wait_s: float) -> None:
         config.port,
         username=config.user,
         password=password,
-        identifier=f"z2m-qbkg40lm-healthcheck-{uuid.uuid4().hex[:8]}",
+        # 23 characters, the most every MQTT 3.1.1 server must accept.
+        identifier=f"z2m_health_{uuid.uuid4().hex[:12]}",
         timeout=wait_s,
         tls_context=tls_context,
     )
@@ -55,6 +57,8 @@ async def check(config: MqttConfig, wait_s: float) -> None:
             request = json.dumps({"transaction": transaction})
             await client.publish(f"{base}/bridge/request/health_check", request, qos=1)
             async for message in client.messages:
+                if message.retain:
+                    continue  # left there by someone earlier: never the answer to this request
                 response = _parse(message.payload)
                 if response.get("transaction") != transaction:
                     continue
@@ -74,11 +78,12 @@ async def check(config: MqttConfig, wait_s: float) -> None:
 
 
 def _parse(payload: object) -> dict[str, object]:
+    """A response as a JSON object; {} for anything else (any client may publish on the topic)."""
     if not isinstance(payload, bytes | str):
         return {}
     try:
-        value = json.loads(payload)
-    except ValueError:
+        value = strict_json.loads(payload.decode("utf-8") if isinstance(payload, bytes) else payload)
+    except ValueError:  # not UTF-8, not JSON, or refused (too deep, NaN)
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -22,8 +22,6 @@ from z2m_qbkg40lm.zigbee.adapters import DATABASE_FILE, VIRTUAL_STATE_FILE
 _LOGGER = logging.getLogger(__name__)
 
 DIRECTORY_MODE = 0o700
-PRIVATE_UMASK = 0o077
-"""For the whole process: files the libraries create (SQLite's -wal and -shm) are private too."""
 
 # SQLite's companions of the database hold pages of it, so the key as well.
 _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")

@@ -1,9 +1,11 @@
 """Standard JSON only, in and out: what other programs (JavaScript, Home Assistant) can read.
 
 Python's `json` accepts `NaN`, `Infinity` and numbers like `1e400` (read as infinity) and writes
-them back out as `NaN` / `Infinity`, which no standard parser reads; and it parses by recursion, so
-a payload nested ten thousand deep ends in a `RecursionError` instead of an answer. Every JSON
-that arrives over MQTT is read with `loads` here, which refuses both with a message that says why.
+them back out as `NaN` / `Infinity`, which no standard parser reads; it parses by recursion, so
+a payload nested ten thousand deep ends in a `RecursionError` instead of an answer; and it reads
+an escaped lone UTF-16 surrogate (`"\\udc00"`) into a string that cannot be encoded as UTF-8, so
+that any message echoing it (an error naming it) fails to be sent. Every JSON that arrives over
+MQTT is read with `loads` here, which refuses all three with a message that says why.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 MAX_DEPTH = 32
@@ -25,6 +28,8 @@ read integers of more than 4300 digits at all)."""
 # tokens: the scan stays linear whatever the text (a pattern matching whole strings can take
 # seconds on `"\"\"\"…`).
 _TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+# Half of a UTF-16 pair on its own: a str may hold one, UTF-8 cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RefusedJson(ValueError):
@@ -51,9 +56,9 @@ class _NonFinite:
 def loads(text: str) -> Any:
     """Parse standard JSON.
 
-    RefusedJson when it nests deeper than MAX_DEPTH or holds NaN, Infinity or a number out of a
-    double's range (`1e400`, an integer of 400 digits); ValueError (json.JSONDecodeError) when it
-    is not JSON at all.
+    RefusedJson when it nests deeper than MAX_DEPTH, holds NaN, Infinity or a number out of a
+    double's range (`1e400`, an integer of 400 digits), or a lone surrogate escape (`"\\udc00"`);
+    ValueError (json.JSONDecodeError) when it is not JSON at all.
     """
     _check_depth(text)
     found: list[_NonFinite] = []
@@ -77,17 +82,24 @@ def loads(text: str) -> Any:
         return constant(f"{literal[:12]}… ({digits} digits)")
 
     document = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
+    # Only an escape makes a surrogate: the text itself is valid UTF-8 (decoded strictly).
+    lone = _first(document, (), _lone_surrogate) if "\\u" in text else None
+    if lone is not None:
+        where, char = lone
+        location = f" (at '{where}')" if where else ""
+        problem = f"a lone UTF-16 surrogate ({_escaped(char)}) is not text{location}"
+        raise RefusedJson(problem, _without_refused(document))
     if not found:
         return document
-    first = _first_non_finite(document, ())
+    first = _first(document, (), _non_finite)
     assert first is not None, "a stand-in was made, so the document holds one"
     where, value = first
-    location = f" (at '{'.'.join(where)}')" if where else ""
+    location = f" (at '{where}')" if where else ""
     if value.text in ("NaN", "Infinity", "-Infinity"):
         problem = f"{value.text} is not a JSON number{location}"
     else:
         problem = f"{value.text} is out of the range of a number{location}"
-    raise RefusedJson(problem, _without_non_finite(document))
+    raise RefusedJson(problem, _without_refused(document))
 
 
 def _check_depth(text: str) -> None:
@@ -107,30 +119,64 @@ def _check_depth(text: str) -> None:
             depth -= 1
 
 
-def _first_non_finite(value: Any, path: tuple[str, ...]) -> tuple[tuple[str, ...], _NonFinite] | None:
-    """The path and stand-in of the first non-finite number, or None."""
-    if isinstance(value, _NonFinite):
-        return path, value
+def _first(value: Any, path: tuple[str, ...], refused: Callable[[Any], Any]) -> tuple[str, Any] | None:
+    """Where (a dotted path, keys escaped) the first key or value is that `refused` maps to
+    something other than None, and that; None when nothing is refused."""
+    found = refused(value)
+    if found is not None:
+        return ".".join(path), found
     items: list[tuple[str, Any]] = []
     if isinstance(value, dict):
-        items = [(str(key), item) for key, item in value.items()]
+        for key, item in value.items():
+            found = refused(key)
+            if found is not None:
+                return ".".join((*path, _escaped(key))), found
+            items.append((_escaped(key), item))
     elif isinstance(value, list):
         items = [(str(index), item) for index, item in enumerate(value)]
     for key, item in items:
-        found = _first_non_finite(item, (*path, key))
-        if found is not None:
-            return found
+        deeper = _first(item, (*path, key), refused)
+        if deeper is not None:
+            return deeper
     return None
 
 
-def _without_non_finite(value: Any) -> Any:
+def _non_finite(value: Any) -> _NonFinite | None:
+    return value if isinstance(value, _NonFinite) else None
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    match = _LONE_SURROGATE.search(value) if isinstance(value, str) else None
+    return None if match is None else match.group()
+
+
+def _escaped(text: str) -> str:
+    """`text` with each lone surrogate written as its JSON escape (`\\udc00`)."""
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def _without_refused(value: Any) -> Any:
+    """What was read, without what was refused: non-finite numbers and strings with a lone
+    surrogate become None, keys with one are left out."""
     if isinstance(value, _NonFinite):
         return None
+    if isinstance(value, str):
+        return None if _LONE_SURROGATE.search(value) else value
     if isinstance(value, dict):
-        return {key: _without_non_finite(item) for key, item in value.items()}
+        return {key: _without_refused(item) for key, item in value.items() if not _LONE_SURROGATE.search(key)}
     if isinstance(value, list):
-        return [_without_non_finite(item) for item in value]
+        return [_without_refused(item) for item in value]
     return value
+
+
+def sendable(text: str) -> str:
+    """JSON text that UTF-8 can encode: each lone surrogate in it written as its escape.
+
+    JSON out of `json.dumps(..., ensure_ascii=False)` keeps a lone surrogate as it is (one from a
+    hand-written `"\\udc00"` in the configuration, say), which no MQTT message can carry;
+    JavaScript's JSON.stringify writes the escape instead, and so does this.
+    """
+    return text if text.isascii() else _escaped(text)
 
 
 def finite_copy(value: Any) -> tuple[Any, list[str]]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from z2m_qbkg40lm import strict_json
 from z2m_qbkg40lm.bridge.bridge import to_json
 from z2m_qbkg40lm.bridge.extension import Context, Extension
 from z2m_qbkg40lm.config import ActiveAvailabilityConfig, Config, DeviceConfig
@@ -87,8 +87,9 @@ def stale_names(base_topic: str, retained: Iterable[tuple[str, bytes]], keep: se
         if name in keep or name == "bridge" or name.startswith("bridge/"):
             continue
         try:
-            value = json.loads(payload)
-        except ValueError:
+            # Anyone may have retained a message there: read it as strictly as a request.
+            value = strict_json.loads(payload.decode("utf-8"))
+        except ValueError:  # not UTF-8, not JSON, or refused (too deep, NaN)
             continue
         if isinstance(value, dict) and value.keys() == {"state"} and value["state"] in ("online", "offline"):
             names.append(name)

@@ -40,7 +40,7 @@ from z2m_qbkg40lm.devices.registry import (
     plan_get,
     plan_set,
 )
-from z2m_qbkg40lm.strict_json import finite_copy
+from z2m_qbkg40lm.strict_json import finite_copy, sendable
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
 from z2m_qbkg40lm.zigbee.radio import DeviceInfo
@@ -52,7 +52,8 @@ LOST_ADAPTER_DRAIN_S = 2.0
 
 
 def to_json(payload: Any) -> str:
-    """Zigbee2MQTT's serialisation: sorted keys, no whitespace, UTF-8 kept; standard JSON only.
+    """Zigbee2MQTT's serialisation: sorted keys, no whitespace, UTF-8 kept (a lone surrogate, which
+    UTF-8 cannot encode, as its escape); standard JSON only.
 
     A number that is not finite (from a calibration of `.nan` in the file, say) is written as
     `null`, as JavaScript's JSON.stringify does, and logged as an error: never `NaN` or `Infinity`.
@@ -68,7 +69,8 @@ def to_json(payload: Any) -> str:
 
 
 def _dumps(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return sendable(text)
 
 
 class Publisher(Protocol):

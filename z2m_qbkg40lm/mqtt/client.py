@@ -185,12 +185,14 @@ def _send_without_delay(client: aiomqtt.Client) -> None:
             _LOGGER.warning("Cannot set TCP_NODELAY on the MQTT connection: %s", exc)
 
 
-def default_client_id(base_topic: str, prefix: str = "z2m_qbkg40lm_") -> str:
-    """A client id stable across restarts and distinct per installation (per base topic).
+def default_client_id(seed: str, prefix: str = "z2m_qbkg40lm_") -> str:
+    """A client id stable across restarts, derived from `seed` (the base topic: distinct per
+    installation).
 
-    With the default prefix, 23 characters of [0-9a-z_], the most every MQTT 3.1.1 server must accept.
+    With a 13-character prefix (the default's length), 23 characters of [0-9a-z_], the most every
+    MQTT 3.1.1 server must accept.
     """
-    return prefix + hashlib.sha256(base_topic.encode()).hexdigest()[:10]
+    return prefix + hashlib.sha256(seed.encode()).hexdigest()[:10]
 
 
 class _FilterSet:
@@ -378,7 +380,10 @@ class MqttClient:
         A connection of its own, so that the daemon's session never subscribes these filters and
         the daemon's handler never sees the messages. None (and a warning) when it failed.
         """
-        client = self._new_client(identifier=f"{self._client_id}_retained", persistent=False, will=False)
+        # Its own id (two clients with one id throw each other off), derived from the daemon's and
+        # within the 23 characters every MQTT 3.1.1 server must accept.
+        reader = default_client_id(self._client_id, prefix="z2m_retained_")
+        client = self._new_client(identifier=reader, persistent=False, will=False)
         found: list[tuple[str, bytes]] = []
         reached = False
         try:

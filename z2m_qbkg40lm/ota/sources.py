@@ -25,7 +25,6 @@ it starts.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from z2m_qbkg40lm import strict_json
 from z2m_qbkg40lm.ota.image import OtaHeader, OtaImageError, validate_image
 
 IMAGE_SUFFIXES = (".ota", ".zigbee")
@@ -177,11 +177,13 @@ class FirmwareSources:
 
     def _scan_index(self, index: Path, files: list[FirmwareFile], refused: list[RefusedFile]) -> None:
         try:
-            entries = json.loads(_read_regular_file(index, MAX_INDEX_BYTES, follow_links=True))
+            text = _read_regular_file(index, MAX_INDEX_BYTES, follow_links=True).decode("utf-8")
+            # Read like MQTT payloads: nesting ten thousand deep must be a refusal, not a RecursionError.
+            entries = strict_json.loads(text)
         except OSError as exc:
             refused.append(RefusedFile(str(index), f"cannot read the index ({exc.strerror or exc})"))
             return
-        except ValueError as exc:
+        except ValueError as exc:  # not UTF-8, not JSON, or refused (too deep, NaN)
             refused.append(RefusedFile(str(index), f"the index is not valid JSON ({exc})"))
             return
         if not isinstance(entries, list):

@@ -125,7 +125,8 @@ class Radio:
         self._stop_watching: Callable[[], None] | None = None
         self._state: RadioState = "starting"
         self._problem: str | None = None
-        self._serving = asyncio.Event()
+        # Set unless a re-initialisation is under way: it ended, serving again or lost.
+        self._settled = asyncio.Event()
         self._lost = asyncio.Event()
         self._restart_task: asyncio.Task[None] | None = None
         # False once a send was refused again right after a re-initialisation: the refusal has
@@ -238,10 +239,10 @@ class Radio:
 
     def _set_state(self, state: RadioState, problem: str | None = None) -> None:
         self._state, self._problem = state, problem
-        if state == "running":
-            self._serving.set()
+        if state == "restarting":
+            self._settled.clear()
         else:
-            self._serving.clear()
+            self._settled.set()
         if state == "lost":
             self._lost.set()
 
@@ -282,11 +283,12 @@ class Radio:
         self.events.put_nowait(ev.RadioRecovered(seconds=seconds))
 
     async def _until_serving(self) -> None:
-        """Return at once while running; wait a bounded time for a re-initialisation under way."""
+        """Return at once while running; wait a bounded time for a re-initialisation under way
+        (ended at once when it fails: the caller is answered before the daemon stops)."""
         if self._state == "restarting":
             try:
                 async with asyncio.timeout(COMMAND_WAIT_S):
-                    await self._serving.wait()
+                    await self._settled.wait()
             except TimeoutError:
                 raise DeviceCommandError(
                     "the adapter is restarting (the coordinator reset itself); try again shortly"
