@@ -15,6 +15,7 @@ hold subscriptions an earlier run had (a friendly name renamed away since).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
@@ -134,12 +135,51 @@ def check_publish_topic(topic: str) -> None:
         raise ValueError(f"cannot publish to '{topic}': topics must be non-empty without '+' or '#'")
 
 
+class _Redeliveries:
+    """The QoS 1 messages received lately, to recognise the broker sending one of them again.
+
+    A persistent session is at least once: a message whose PUBACK the broker did not get (the
+    connection or the broker went down just after it was sent) comes again, with the DUP flag and
+    the same packet id, on the next connection. Carried out twice, a TOGGLE would undo itself.
+    Packet ids are handed out in turn per session, so the last few hundred do not repeat.
+    """
+
+    _REMEMBERED = 512
+
+    def __init__(self) -> None:
+        self._seen: collections.OrderedDict[tuple[int, str, bytes], None] = collections.OrderedDict()
+
+    def is_repeat(self, message: paho.MQTTMessage) -> bool:
+        """Remember `message`; True when it is a redelivery of one received already."""
+        if message.qos == 0:
+            return False
+        key = (message.mid, message.topic, bytes(message.payload))
+        if message.dup and key in self._seen:
+            return True
+        self._seen[key] = None
+        self._seen.move_to_end(key)
+        if len(self._seen) > self._REMEMBERED:
+            self._seen.popitem(last=False)
+        return False
+
+
 class _Client(aiomqtt.Client):
-    """aiomqtt's client, failing a connection attempt at once when the broker closes it before CONNACK.
+    """aiomqtt's client, failing a connection attempt at once when the broker closes it before CONNACK,
+    and leaving out messages the broker delivers a second time.
 
     aiomqtt 2.5.1 ignores a disconnect before CONNACK and waits out the whole CONNACK timeout (10 s)
     instead; a broker that restarts while we connect would keep the daemon away that long.
     """
+
+    redeliveries: _Redeliveries | None = None
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if self.redeliveries is not None and self.redeliveries.is_repeat(message):
+            _LOGGER.info(
+                "Ignoring a message on %s the broker sent again: it was received already", message.topic
+            )
+            return
+        super()._on_message(client, userdata, message)
 
     def _on_disconnect(
         self,
@@ -306,6 +346,7 @@ class MqttClient:
         self._tls_context = build_tls_context(config)
         self._password = config.password.get_secret_value() if config.password is not None else None
         self._filters = _FilterSet()
+        self._redeliveries = _Redeliveries()  # kept across connections: redeliveries come on the next
         # Filters given up but not yet confirmed gone by the broker: a persistent session would keep
         # them, so the next connection unsubscribes them.
         self._unsubscribe_on_connect: set[str] = set()
@@ -510,7 +551,7 @@ class MqttClient:
             # MQTT 3.1.1 has no expiry: the broker keeps the session until its own limit
             # (Mosquitto: persistent_client_expiration).
             session["clean_session"] = not persistent
-        return _Client(
+        client = _Client(
             config.host,
             config.port,
             username=config.user,
@@ -526,6 +567,8 @@ class MqttClient:
             max_queued_incoming_messages=_MAX_QUEUED_INCOMING,
             logger=logging.getLogger(f"{__name__}.paho"),
         )
+        client.redeliveries = self._redeliveries
+        return client
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Run one connection: set-up, then messages until the connection is lost or stop() is called."""
