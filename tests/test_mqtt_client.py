@@ -22,12 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 import pytest
 from pydantic import SecretStr
 
 from tests.support import PrivateBroker
 from z2m_qbkg40lm.config import MqttConfig
-from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError, _FilterSet, default_client_id
+from z2m_qbkg40lm.mqtt.client import (
+    MqttClient,
+    MqttSetupError,
+    _FilterSet,
+    _Redeliveries,
+    default_client_id,
+)
 
 SHARED_HOST = os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1")
 SHARED_PORT = int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883"))
@@ -863,3 +870,31 @@ async def test_messages_received_before_the_connection_is_lost_are_still_handed_
         release.set()
         await asyncio.wait_for(client.stop(), TIMEOUT)
         await asyncio.wait_for(task, TIMEOUT)
+
+
+def _message(mid: int, payload: bytes, *, dup: bool, qos: int = 1) -> paho.MQTTMessage:
+    message = paho.MQTTMessage(mid, b"base/switch/set")
+    message.payload = payload
+    message.qos = qos
+    message.dup = dup
+    return message
+
+
+def test_a_message_the_broker_sends_again_is_recognised() -> None:
+    redeliveries = _Redeliveries()
+    assert not redeliveries.is_repeat(_message(7, b'{"state":"TOGGLE"}', dup=False))
+    # The same packet id and payload again, flagged DUP: the broker did not get our PUBACK.
+    assert redeliveries.is_repeat(_message(7, b'{"state":"TOGGLE"}', dup=True))
+
+
+def test_a_new_message_is_never_taken_for_a_repeat() -> None:
+    redeliveries = _Redeliveries()
+    assert not redeliveries.is_repeat(_message(7, b'{"state":"TOGGLE"}', dup=False))
+    # Without DUP it is a new message, even with a packet id and payload seen before.
+    assert not redeliveries.is_repeat(_message(7, b'{"state":"TOGGLE"}', dup=False))
+    # DUP, but another packet id or another payload: a first delivery that was retried.
+    assert not redeliveries.is_repeat(_message(8, b'{"state":"TOGGLE"}', dup=True))
+    assert not redeliveries.is_repeat(_message(7, b'{"state":"ON"}', dup=True))
+    # QoS 0 messages are never redelivered, so never remembered.
+    assert not redeliveries.is_repeat(_message(0, b"x", dup=False, qos=0))
+    assert not redeliveries.is_repeat(_message(0, b"x", dup=True, qos=0))
