@@ -236,3 +236,15 @@ def test_check_config_never_shows_a_password_from_the_broker_url(tmp_path: Path,
     assert "mqtt.server: " in result.stderr
     assert "pa55-word" not in result.stderr + result.stdout
     assert "user:<redacted>@" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["configuration.yaml", "secrets.yaml"])
+def test_yaml_nested_too_deeply_to_read_is_one_clear_error(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("[" * 20_000 + "]" * 20_000, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        if name == "configuration.yaml":
+            load_config(path)
+        else:
+            resolve_network(AdvancedConfig(), tmp_path)
+    assert caught.value.problems[0].startswith(f"{path}: not valid YAML (nested too deeply to read)")

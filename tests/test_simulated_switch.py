@@ -436,3 +436,9 @@ def test_bad_records_name_the_key(change: dict[str, str], key: str) -> None:
     record = {**make().to_dict(), **change}
     with pytest.raises(ValueError, match=key.replace("(", r"\(").replace(")", r"\)")):
         SimulatedSwitch.from_dict(record)
+
+
+@pytest.mark.parametrize("kind", ["squeeze", {"single": 1}, ["double"], 1])
+def test_an_unknown_press_kind_is_a_clear_error(kind: object) -> None:
+    with pytest.raises(ValueError, match="unknown press kind"):
+        make().press(kind)  # type: ignore[arg-type]

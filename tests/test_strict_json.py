@@ -149,3 +149,9 @@ def test_the_emulator_refuses_empty_and_non_standard_requests(payload: bytes, wo
     with pytest.raises(SimulationError, match=words):
         emulator_request_payload(payload)
     assert emulator_request_payload(b'{"ms": 5}') == {"ms": 5}
+
+
+def test_a_non_finite_number_hidden_by_a_duplicate_key_is_refused_all_the_same() -> None:
+    with pytest.raises(RefusedJson, match="NaN is not a JSON number") as refused:
+        loads('{"state": NaN, "state": "ON", "transaction": 3}')
+    assert refused.value.document == {"state": "ON", "transaction": 3}

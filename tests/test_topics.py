@@ -155,3 +155,8 @@ def test_the_home_assistant_restart_button_sends_a_request() -> None:
     (restart,) = bridge_configs(target).values()
     assert restart["command_topic"] == "z/bridge/request/restart"
     assert request_payload(restart["payload_press"].encode()) == {}
+
+
+def test_an_empty_property_is_kept_so_that_it_gets_an_error() -> None:
+    assert parse_topic("base", "base/hall/set/") == DeviceCommand(device="hall", action="set", property="")
+    assert parse_topic("base", "base/hall/get/") == DeviceCommand(device="hall", action="get", property="")

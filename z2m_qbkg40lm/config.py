@@ -486,16 +486,22 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def load_config(path: Path) -> LoadedConfig:
-    """Read and validate the configuration file."""
-    text = _read_text(path)
+def _parse_yaml(text: str, path: Path) -> Any:
+    """YAML text as data; ConfigError naming the file (and line) when it cannot be read."""
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError([f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
-    return parse_config(raw, path)
+    except RecursionError:
+        # PyYAML reads nested collections by recursion: `[[[[…` a few thousand deep exhausts it.
+        raise ConfigError([f"{path}: not valid YAML (nested too deeply to read)"]) from None
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate the configuration file."""
+    return parse_config(_parse_yaml(_read_text(path), path), path)
 
 
 # --- Network secrets: GENERATE resolved once, kept in the data directory ----------------------
@@ -546,9 +552,9 @@ def _read_secrets(path: Path) -> dict[str, Any]:
         return {}
     text = _read_text(path)
     try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML ({exc}); restore it from a backup"]) from None
+        loaded = _parse_yaml(text, path)
+    except ConfigError as exc:
+        raise ConfigError([f"{problem}; restore it from a backup" for problem in exc.problems]) from None
     if not isinstance(loaded, dict):
         raise ConfigError([f"{path}: expected a mapping of network_key, pan_id, ext_pan_id"])
     problems = []

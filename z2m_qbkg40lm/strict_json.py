@@ -91,9 +91,8 @@ def loads(text: str) -> Any:
         raise RefusedJson(problem, _without_refused(document))
     if not found:
         return document
-    first = _first(document, (), _non_finite)
-    assert first is not None, "a stand-in was made, so the document holds one"
-    where, value = first
+    # A later duplicate key can hide the refused value: then it is refused all the same, unplaced.
+    where, value = _first(document, (), _non_finite) or ("", found[0])
     location = f" (at '{where}')" if where else ""
     if value.text in ("NaN", "Infinity", "-Infinity"):
         problem = f"{value.text} is not a JSON number{location}"

@@ -126,6 +126,8 @@ class Requests:
     async def _sim_press(self, message: Any) -> dict[str, Any]:
         ieee = self._switch_ieee(message)
         kind = message.get("kind", "single") if isinstance(message, dict) else "single"
+        if not isinstance(kind, str):
+            raise RequestError("Invalid payload: kind must be one of single, double, hold, triple, release")
         await self._call(self._simulation().press(ieee, kind))
         return {"id": ieee, "kind": kind}
 

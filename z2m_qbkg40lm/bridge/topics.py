@@ -57,7 +57,8 @@ def parse_topic(base_topic: str, topic: str) -> DeviceCommand | BridgeRequest | 
             return BridgeRequest(path=rest[len("bridge/request/") :])
         return None
     # Non-greedy, like Zigbee2MQTT: the first /set or /get splits the device from the property.
-    match = re.fullmatch(r"(.+?)/(set|get)(?:/(.+))?", rest)
+    # An empty property (`<device>/set/`) is kept: it gets an error, like any unknown property.
+    match = re.fullmatch(r"(.+?)/(set|get)(?:/(.*))?", rest)
     if match is None:
         return None
     action: Literal["set", "get"] = "set" if match.group(2) == "set" else "get"

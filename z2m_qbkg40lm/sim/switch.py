@@ -549,7 +549,7 @@ class SimulatedSwitch:
 
     def press(self, kind: str = "single") -> list[ApsFrame]:
         """Press the rocker: `single`, `double`, `hold`, `triple` or `release` (§5)."""
-        if kind not in PRESS_VALUES:
+        if not isinstance(kind, str) or kind not in PRESS_VALUES:
             raise ValueError(f"unknown press kind {kind!r}: expected one of {', '.join(PRESS_VALUES)}")
         frames = []
         if self.mode == 1:
