@@ -182,14 +182,23 @@ class Trace:
             self.records_by_input.setdefault(index, []).append(log_record)
 
     def unhandled(self) -> list[str]:
-        """ERROR records with a traceback through our code, and asyncio's lost task exceptions."""
+        """ERROR records with a traceback through our daemon's code, and asyncio's lost task exceptions.
+
+        A traceback only through the simulation (the virtual adapter logging what zigpy raised on a
+        malformed frame, as a radio library does) is zigpy's, not ours.
+        """
         found = []
         for _, log_record in self.records:
             if log_record.levelno < logging.ERROR or log_record.exc_info is None:
                 continue
-            text = "".join(traceback.format_exception(*log_record.exc_info)) if log_record.exc_info[0] else ""
-            ours = log_record.name.startswith(("z2m_qbkg40lm", "asyncio")) or _OUR_CODE in text
+            exc_info = log_record.exc_info
+            tb = exc_info[2]
+            files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(tb)] if tb is not None else []
+            ours = log_record.name.startswith("asyncio") or any(
+                _OUR_CODE in name and f"{_OUR_CODE}sim{os.sep}" not in name for name in files
+            )
             if ours:
+                text = "".join(traceback.format_exception(*exc_info)) if exc_info[0] else ""
                 found.append(f"{log_record.name}: {log_record.getMessage()}\n{text[-1500:]}")
         return found
 
@@ -236,6 +245,11 @@ def _traced_classes(trace: Trace) -> tuple[type[Any], type[Any]]:
             return await super().publish(topic, payload, retain=retain, qos=qos)
 
     class TracedDaemon(daemon_module.Daemon):
+        @property
+        def radio(self) -> Any:
+            """The running radio (zigpy and the virtual adapter behind it)."""
+            return self._radio
+
         def stop(self, exit_code: int = daemon_module.EXIT_OK) -> None:
             if exit_code == daemon_module.EXIT_RESTART:
                 trace.restarts += 1

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tests.faults.harness import Running
 from z2m_qbkg40lm.bridge.topics import MAX_PAYLOAD_BYTES
+from z2m_qbkg40lm.devices.lumi_tlv import TlvError, encode_tlv
 
 TX = "@TX@"
 PROPERTIES = (
@@ -187,6 +188,32 @@ def payloads(*, objects: bool, transaction: bool) -> st.SearchStrategy[tuple[byt
     return st.one_of(*options)
 
 
+# --- heartbeat bodies: random bytes, and valid TLV bodies cut and extended -------------------------
+
+tlv_items = st.lists(
+    st.tuples(
+        st.integers(0, 255),
+        st.sampled_from([0x10, 0x20, 0x21, 0x23, 0x28, 0x39, 0x3A, 0x41, 0x42]),
+        st.one_of(st.integers(0, 255), st.booleans(), st.floats(allow_nan=False), st.binary(max_size=8)),
+    ),
+    max_size=8,
+)
+
+
+def _valid_bodies(items: list[tuple[int, int, object]]) -> bytes:
+    try:
+        return encode_tlv(items)  # type: ignore[arg-type]
+    except TlvError:
+        return b""
+
+
+tlv_bodies = st.binary(max_size=300) | tlv_items.map(_valid_bodies).flatmap(
+    lambda body: st.tuples(st.integers(0, max(len(body), 1)), st.binary(max_size=4)).map(
+        lambda cut: body[: cut[0]] + cut[1]
+    )
+)
+
+
 @dataclass
 class Outcome:
     """What a surface's replay found."""
@@ -210,7 +237,7 @@ async def replay(
     *,
     response_topic: ResponseTopic,
     batch: int = 50,
-    grace: float = 5.0,
+    grace: float = 3.0,
     after_batch: Callable[[], Any] | None = None,
 ) -> Outcome:
     """Publish the cases in batches without waiting; after each batch the next valid command must be

@@ -17,9 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.faults.harness import hypothesis_settings, record, scale
-from tests.faults.hostile import json_values
+from tests.faults.hostile import json_values, tlv_bodies
 from z2m_qbkg40lm.config import ConfigError, load_config, parse_config
-from z2m_qbkg40lm.devices.lumi_tlv import TlvError, decode_tlv, encode_tlv, parse_tlv
+from z2m_qbkg40lm.devices.lumi_tlv import TlvError, decode_tlv, parse_tlv
 
 CASES = scale(ci=300, full=10_000)
 
@@ -121,30 +121,6 @@ def test_load_config_on_bytes_that_are_not_utf8_gives_config_error(tmp_path: Pat
     """`load_config` on random bytes, not UTF-8 among them: ConfigError naming the file, never a
     UnicodeDecodeError."""
     _loads_or_refuses(tmp_path / "configuration.yaml", raw)
-
-
-tlv_items = st.lists(
-    st.tuples(
-        st.integers(0, 255),
-        st.sampled_from([0x10, 0x20, 0x21, 0x23, 0x28, 0x39, 0x3A, 0x41, 0x42]),
-        st.one_of(st.integers(0, 255), st.booleans(), st.floats(allow_nan=False), st.binary(max_size=8)),
-    ),
-    max_size=8,
-)
-
-
-def _valid_bodies(items: list[tuple[int, int, object]]) -> bytes:
-    try:
-        return encode_tlv(items)  # type: ignore[arg-type]
-    except TlvError:
-        return b""
-
-
-tlv_bodies = st.binary(max_size=300) | tlv_items.map(_valid_bodies).flatmap(
-    lambda body: st.tuples(st.integers(0, max(len(body), 1)), st.binary(max_size=4)).map(
-        lambda cut: body[: cut[0]] + cut[1]
-    )
-)
 
 
 @given(body=tlv_bodies)
