@@ -407,11 +407,20 @@ class PersistentBroker(PrivateBroker):
 
 
 def temporary_files(*folders: Path) -> list[Path]:
-    """The atomic writers' leftovers (`.configuration.yaml.*`, `.state.json.*`, …) in the folders."""
+    """The atomic writers' leftovers in the folders: `.configuration.yaml.*`, `.state.json.*`, … and
+    the virtual adapter's `virtual_adapter.json*`."""
     found: list[Path] = []
     for folder in folders:
         if folder.is_dir():
-            found += [p for p in folder.iterdir() if p.name.startswith(".") and p.is_file()]
+            found += [
+                p
+                for p in folder.iterdir()
+                if p.is_file()
+                and (
+                    p.name.startswith(".")
+                    or (p.name.startswith("virtual_adapter.json") and p.suffix != ".json")
+                )
+            ]
     return sorted(found)
 
 
