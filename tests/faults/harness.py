@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from unittest import mock
 
 import aiomqtt
+import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -194,9 +195,8 @@ class Trace:
             exc_info = log_record.exc_info
             tb = exc_info[2]
             files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(tb)] if tb is not None else []
-            ours = log_record.name.startswith("asyncio") or any(
-                _OUR_CODE in name and f"{_OUR_CODE}sim{os.sep}" not in name for name in files
-            )
+            lost = log_record.name == "asyncio" and "exception was never retrieved" in log_record.getMessage()
+            ours = lost or any(_OUR_CODE in name and f"{_OUR_CODE}sim{os.sep}" not in name for name in files)
             if ours:
                 text = "".join(traceback.format_exception(*exc_info)) if exc_info[0] else ""
                 found.append(f"{log_record.name}: {log_record.getMessage()}\n{text[-1500:]}")
@@ -278,8 +278,16 @@ class Running:
     name: str
     folder: Path
     trace: Trace
-    client: aiomqtt.Client
+    client_or_none: aiomqtt.Client | None
     daemon: Any
+    task: asyncio.Task[int]
+    """The daemon's `run()`: done only if the daemon ended by itself."""
+
+    @property
+    def client(self) -> aiomqtt.Client:
+        """The test's MQTT client (not there with `with_client=False`)."""
+        assert self.client_or_none is not None, "traced_daemon(..., with_client=False)"
+        return self.client_or_none
 
     async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1) -> None:
         """Publish under the base topic."""
@@ -331,11 +339,18 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def traced_daemon(
-    folder: Path, *, name: str = "fault_switch", **sections: Any
+    folder: Path,
+    *,
+    name: str = "fault_switch",
+    mqtt: dict[str, Any] | None = None,
+    with_client: bool = True,
+    **sections: Any,
 ) -> AsyncIterator[Running]:
     """A traced daemon in this event loop on the test broker, its switch interviewed and its state out.
 
-    Stopped at the end (exit code 0 required) and its retained messages cleared.
+    `mqtt` adds settings to the `mqtt:` section; `with_client=False` leaves out the test's own MQTT
+    client (a test that restarts the broker brings its own). Stopped at the end (exit code 0
+    required) and its retained messages cleared.
     """
     from z2m_qbkg40lm.config import load_config
 
@@ -346,6 +361,10 @@ async def traced_daemon(
     config = write_config(
         folder / "configuration.yaml", base, devices={ieee: {"friendly_name": name}}, **sections
     )
+    if mqtt:
+        document = yaml.safe_load(config.read_text(encoding="utf-8"))
+        document["mqtt"].update(mqtt)
+        config.write_text(yaml.safe_dump(document), encoding="utf-8")
     daemon_class, client_class = _traced_classes(trace)
     handler = _TraceHandler(trace, asyncio.get_running_loop())
     root = logging.getLogger()
@@ -366,14 +385,19 @@ async def traced_daemon(
                 )
                 if task.done():
                     raise AssertionError(f"the daemon ended at start with {task.result()}")
-                identifier = f"fault-{uuid.uuid4().hex[:8]}"
-                async with aiomqtt.Client(
-                    support.BROKER_HOST, support.BROKER_PORT, identifier=identifier
-                ) as client:
-                    yield Running(base, ieee, name, folder, trace, client, daemon)
+                if not with_client:
+                    yield Running(base, ieee, name, folder, trace, None, daemon, task)
+                else:
+                    identifier = f"fault-{uuid.uuid4().hex[:8]}"
+                    async with aiomqtt.Client(
+                        support.BROKER_HOST, support.BROKER_PORT, identifier=identifier
+                    ) as client:
+                        yield Running(base, ieee, name, folder, trace, client, daemon, task)
             finally:
+                ended_by_itself = task.done()
                 daemon.stop()
                 code = await asyncio.wait_for(task, 30.0)
+        assert not ended_by_itself, f"the daemon ended by itself with exit code {code}"
         assert code == 0, f"the daemon exited with {code}"
     finally:
         root.removeHandler(handler)

@@ -15,11 +15,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.faults.harness import Running
+from tests.faults.harness import Running, scale
 from z2m_qbkg40lm.bridge.topics import MAX_PAYLOAD_BYTES
 from z2m_qbkg40lm.devices.lumi_tlv import TlvError, encode_tlv
 
 TX = "@TX@"
+BATCH = scale(ci=50, full=200)
+"""Inputs published without waiting before the daemon must show it still serves."""
 PROPERTIES = (
     "state",
     "operation_mode",
@@ -236,7 +238,7 @@ async def replay(
     cases: list[Case],
     *,
     response_topic: ResponseTopic,
-    batch: int = 50,
+    batch: int = BATCH,
     grace: float = 3.0,
     after_batch: Callable[[], Any] | None = None,
 ) -> Outcome:
