@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from z2m_qbkg40lm.config import ConfigError, load_config, parse_config
 from z2m_qbkg40lm.devices.lumi_tlv import TlvError, decode_tlv, parse_tlv
 
 CASES = scale(ci=300, full=10_000)
+NOT_UTF8_CASES = scale(ci=50, full=10_000)
 
 SECTION_KEYS = {
     "mqtt": [
@@ -116,7 +118,7 @@ def test_load_config_on_any_text_gives_a_configuration_or_config_error(tmp_path:
 
 
 @given(raw=undecodable | st.binary(max_size=300))
-@hypothesis_settings(scale(ci=50, full=2_000))
+@hypothesis_settings(NOT_UTF8_CASES)
 def test_load_config_on_bytes_that_are_not_utf8_gives_config_error(tmp_path: Path, raw: bytes) -> None:
     """`load_config` on random bytes, not UTF-8 among them: ConfigError naming the file, never a
     UnicodeDecodeError."""
@@ -145,18 +147,16 @@ def test_tlv_decoder_never_raises_and_strict_mode_raises_only_tlv_error(body: by
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _record_figures() -> object:
+def _record_figures() -> Iterator[None]:
     began = time.monotonic()
     yield None
     seconds = round(time.monotonic() - began, 1)
-    for scenario in (
-        "hostile configuration file (parse_config)",
-        "hostile configuration file (load_config)",
-        "hostile heartbeat TLV",
+    for scenario, cases in (
+        ("hostile configuration documents (parse_config)", CASES),
+        ("hostile configuration text (load_config)", CASES),
+        ("hostile configuration bytes, not UTF-8 (load_config)", NOT_UTF8_CASES),
+        ("hostile heartbeat TLV (decode_tlv, parse_tlv)", CASES),
     ):
         record(
-            scenario,
-            runs=CASES,
-            figure=f"{CASES} generated cases per property (module: {seconds} s)",
-            cases=CASES,
+            scenario, runs=cases, figure=f"{cases} generated cases (whole module {seconds} s)", cases=cases
         )

@@ -10,6 +10,7 @@ received in order and answered (see `hostile.replay`).
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,9 @@ def _device_options() -> st.SearchStrategy[dict[str, Any]]:
             "friendly_name",
         ]
     ) | st.text(max_size=12)
+    odd_numbers = st.sampled_from([math.nan, math.inf, -math.inf])
     return st.dictionaries(
-        keys, json_values | st.sampled_from([True, False, 0, 1, 2, 3, -1.5, "x"]), max_size=3
+        keys, json_values | odd_numbers | st.sampled_from([True, False, 0, 1, 2, 3, -1.5, "x"]), max_size=3
     )
 
 
@@ -193,7 +195,16 @@ def _structured(path: str, run: Running) -> st.SearchStrategy[Any]:
                 optional={"from": _ids(run, real=True), "last": some, "homeassistant_rename": some},
             )
         case "device/options":
-            return st.fixed_dictionaries({"id": _ids(run, real=True), "options": _device_options() | some})
+            # Numbers JSON has no way to write (NaN, Infinity, 1e400) for the switch's numeric options.
+            numeric = st.dictionaries(
+                st.sampled_from(["device_temperature_calibration", "device_temperature_precision", "qos"]),
+                st.sampled_from([math.nan, math.inf, -math.inf]) | st.floats(),
+                min_size=1,
+                max_size=2,
+            )
+            return st.fixed_dictionaries(
+                {"id": _ids(run, real=True), "options": _device_options() | some}
+            ) | st.fixed_dictionaries({"id": st.sampled_from([NAME, run.ieee]), "options": numeric})
         case "device/remove":
             # Never the switch itself: a forced removal would take it away from the other cases.
             return st.fixed_dictionaries(
