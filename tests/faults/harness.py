@@ -202,6 +202,11 @@ class Trace:
                 found.append(f"{log_record.name}: {log_record.getMessage()}\n{text[-1500:]}")
         return found
 
+    def log_tail(self, count: int = 12) -> str:
+        """The last WARNING+ log lines, for a failure message."""
+        lines = [f"{r.levelname} {r.name}: {r.getMessage()[:300]}" for _, r in self.records[-count:]]
+        return "\n".join(lines)
+
     async def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until `condition()` holds, re-checked on every publish and log record."""
         try:
@@ -210,7 +215,9 @@ class Trace:
                     self.changed.clear()
                     await self.changed.wait()
         except TimeoutError:
-            raise AssertionError(f"{what}: not within {timeout} s") from None
+            raise AssertionError(
+                f"{what}: not within {timeout} s; last log lines:\n{self.log_tail()}"
+            ) from None
 
     def responses(self, topic: str, after: int = 0) -> list[dict[str, Any]]:
         """Parsed messages published on `topic` (from position `after` of `published`)."""
