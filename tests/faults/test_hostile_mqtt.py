@@ -42,7 +42,7 @@ def _device(run_ieee: str) -> st.SearchStrategy[str]:
 
 def _commands(ieee: str, action: str, *, attribute: bool) -> st.SearchStrategy[Case]:
     if attribute:
-        attributes = st.sampled_from(PROPERTIES[:-1]) | levels
+        attributes = st.sampled_from(PROPERTIES) | levels  # "" too: `<FN>/set/` is a command topic
         return st.builds(
             lambda device, attr, pair: Case(f"{device}/{action}/{attr}", pair[0], pair[1]),
             _device(ieee),
