@@ -202,9 +202,9 @@ tlv_items = st.lists(
 )
 
 
-def _valid_bodies(items: list[tuple[int, int, object]]) -> bytes:
+def _valid_bodies(items: list[tuple[int, int, int | float | bytes]]) -> bytes:
     try:
-        return encode_tlv(items)  # type: ignore[arg-type]
+        return encode_tlv(items)
     except TlvError:
         return b""
 

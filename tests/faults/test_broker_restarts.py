@@ -137,9 +137,12 @@ async def test_commands_sent_across_broker_restarts_are_each_carried_out_once(
                         await broker.stop()
                         await asyncio.sleep(DOWN_S)  # the broker's downtime
                         await broker.start()
-                        await run.trace.wait(
-                            lambda online=online: _online(run) > online, 30, "the daemon back"
-                        )
+
+                        def back(online: int = online) -> bool:
+                            return _online(run) > online or run.task.done()
+
+                        await run.trace.wait(back, 30, "the daemon back")
+                        assert not run.task.done(), f"the daemon ended with exit code {run.task.result()}"
                     await asyncio.sleep(STEADY_S)
                     load.publishing.clear()
                     with contextlib.suppress(AssertionError):  # what is missing is reported below

@@ -57,7 +57,7 @@ def _commands(ieee: str, action: str, *, attribute: bool) -> st.SearchStrategy[C
     )
 
 
-def _check(run: Running, surface: str, outcome: Outcome, seconds: float) -> None:
+def _check(run: Running, surface: str, outcome: Outcome, seconds: float, **extra: object) -> None:
     record(
         f"hostile {surface}",
         runs=outcome.cases,
@@ -69,6 +69,7 @@ def _check(run: Running, surface: str, outcome: Outcome, seconds: float) -> None
         bad_json=len(run.trace.bad_json),
         seconds=seconds,
         kinds=outcome.kinds,
+        **extra,
     )
     problems = [f"unhandled: {u}" for u in run.trace.unhandled()[:5]]
     problems += [f"non-standard JSON published: {b}" for b in run.trace.bad_json[:5]]
@@ -267,6 +268,7 @@ async def test_generated_bridge_requests_are_each_answered_on_every_path(tmp_pat
     out, and after each batch a valid `/set` is served."""
     problems: list[str] = []
     total = Outcome()
+    seconds_by_path: dict[str, float] = {}
     with timed() as elapsed:
         async with traced_daemon(tmp_path, name=NAME) as run:
             # The daemon lists the paths it serves in the answer to an unknown one: all must be here.
@@ -303,9 +305,10 @@ async def test_generated_bridge_requests_are_each_answered_on_every_path(tmp_pat
                 )
                 total.cases += outcome.cases
                 total.answered += outcome.answered
-                total.kinds[path] = round(time.monotonic() - began, 1)
+                seconds_by_path[path] = round(time.monotonic() - began, 1)
+                for kind, count in outcome.kinds.items():
+                    total.kinds[kind] = total.kinds.get(kind, 0) + count
                 problems += [f"[{path}] {p}" for p in outcome.problems[:8]]
             await run.serves()
-    run_problems = Outcome(problems=problems)
-    total.problems = run_problems.problems
-    _check(run, "bridge/request/*", total, elapsed())
+    total.problems = problems
+    _check(run, "bridge/request/*", total, elapsed(), seconds_by_path=seconds_by_path)
