@@ -48,6 +48,7 @@ class Load:
     answered: dict[str, int] = field(default_factory=dict)
     publishing: asyncio.Event = field(default_factory=asyncio.Event)
     count: int = 0
+    seconds: float = 0.0
 
     async def run(self) -> None:
         """Connect, subscribe to the responses, publish at a steady pace; reconnect when cut off."""
@@ -105,6 +106,24 @@ def _online(run: Running) -> int:
     return sum(m.topic == topic and b"online" in m.payload for m in run.trace.published)
 
 
+def _record(load: Load, restarts: int, applied: dict[str, int], lost: list[str], twice: list[str]) -> None:
+    record(
+        "broker restarts under load",
+        runs=restarts,
+        figure=f"{restarts} of {RESTARTS} restarts: {len(load.sent)} sent, {len(load.uncertain)} uncertain, "
+        f"{len(applied)} applied, {len(load.answered)} answered, {len(lost)} lost, {len(twice)} twice, "
+        f"{load.seconds} s",
+        restarts=restarts,
+        sent=len(load.sent),
+        uncertain=len(load.uncertain),
+        applied=len(applied),
+        answered=len(load.answered),
+        lost=len(lost),
+        twice=len(twice),
+        seconds=load.seconds,
+    )
+
+
 @pytest.fixture
 def broker_port(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[PersistentBroker]:
     broker = PersistentBroker(tmp_path / "broker")
@@ -127,6 +146,7 @@ async def test_commands_sent_across_broker_restarts_are_each_carried_out_once(
         ) as run:
             load = Load(run.base, run.name)
             task = asyncio.get_running_loop().create_task(load.run())
+            restarts = 0
             try:
                 with timed() as elapsed:
                     load.publishing.set()
@@ -142,40 +162,31 @@ async def test_commands_sent_across_broker_restarts_are_each_carried_out_once(
                             return _online(run) > online or run.task.done()
 
                         await run.trace.wait(back, 30, "the daemon back")
-                        assert not run.task.done(), f"the daemon ended with exit code {run.task.result()}"
+                        if run.task.done():
+                            raise AssertionError(
+                                f"after restart {restarts + 1} the daemon ended with exit code "
+                                f"{run.task.result()}; its last log lines:\n{run.trace.log_tail()}"
+                            )
+                        restarts += 1
                     await asyncio.sleep(STEADY_S)
                     load.publishing.clear()
                     with contextlib.suppress(AssertionError):  # what is missing is reported below
                         await run.trace.wait(
                             lambda: load.sent <= set(_applied(run)), 10, "every command applied"
                         )
-                    seconds = elapsed()
+                    load.seconds = elapsed()
             finally:
                 task.cancel()
                 # Bounded: a client cut off mid-disconnect can wait for ever on aiomqtt's acknowledgement.
                 await asyncio.wait({task}, timeout=5)
-            applied = _applied(run)
-            unhandled = run.trace.unhandled()
+                applied = _applied(run)
+                unhandled = run.trace.unhandled()
+                lost = sorted(load.sent - set(applied), key=lambda t: int(t[1:]))
+                twice = sorted(t for t, n in applied.items() if n > 1)
+                _record(load, restarts, applied, lost, twice)
     finally:
         await broker.stop()
-    lost = sorted(load.sent - set(applied), key=lambda t: int(t[1:]))
-    twice = sorted(t for t, n in applied.items() if n > 1)
     phantom = sorted(set(applied) - load.sent - load.uncertain)
-    record(
-        "broker restarts under load",
-        runs=RESTARTS,
-        figure=f"{RESTARTS} restarts: {len(load.sent)} sent, {len(load.uncertain)} uncertain, "
-        f"{len(applied)} applied, {len(load.answered)} answered, {len(lost)} lost, {len(twice)} twice, "
-        f"{seconds} s",
-        restarts=RESTARTS,
-        sent=len(load.sent),
-        uncertain=len(load.uncertain),
-        applied=len(applied),
-        answered=len(load.answered),
-        lost=len(lost),
-        twice=len(twice),
-        seconds=seconds,
-    )
     assert not phantom, f"carried out but never sent: {phantom}"
     assert not twice, f"{len(twice)} command(s) carried out more than once: {twice[:20]}"
     assert not lost, f"{len(lost)} of {len(load.sent)} acknowledged command(s) never carried out: {lost[:20]}"

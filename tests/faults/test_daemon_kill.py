@@ -15,12 +15,13 @@ import contextlib
 import json
 import random
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.faults.harness import record, scale, temporary_files, timed
+from tests.faults.harness import record, scale, temporary_files
 from tests.support import (
     DaemonProcess,
     Watcher,
@@ -144,6 +145,18 @@ async def _cached(data_dir: Path, ieee: str, settings: dict[str, Any]) -> None:
             await asyncio.sleep(0.1)  # another process's file: nothing to await
 
 
+async def _kill_under_load(watcher: Watcher, daemon: KillableDaemon, ieee: str, after: float) -> list[int]:
+    """Load the daemon, SIGKILL it `after` seconds into the load; returns the precisions sent."""
+    precisions: list[int] = []
+    load = asyncio.get_running_loop().create_task(_load(watcher, ieee, precisions))
+    await asyncio.sleep(after)  # kill at a random moment of the load
+    daemon.kill_9()
+    load.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await load
+    return precisions
+
+
 async def test_kill_9_under_load_keeps_names_options_and_states_and_leaves_no_temporary_files(
     tmp_path: Path,
 ) -> None:
@@ -163,49 +176,50 @@ async def test_kill_9_under_load_keeps_names_options_and_states_and_leaves_no_te
     expected: dict[str, Any] | None = None
     previous_precision: int | None = None
     left_by_kills = 0
+    kills = 0
+    outcome = "all restarts intact, no temporary file after them"
+    began = time.monotonic()
     try:
-        with timed() as elapsed:
-            async with watching(base) as watcher:
-                for round_ in range(KILLS + 1):
-                    daemon = KillableDaemon(config, data_dir)
-                    position = watcher.mark()
-                    daemon.start()
-                    try:
-                        if expected is None:
-                            await watcher.wait_for(name, lambda m: b"state" in m.payload, after=position)
-                        else:
-                            previous_precision = await _check_restarted(
-                                watcher, position, ieee, expected, config=config, data_dir=data_dir
-                            )
-                    except BaseException:
-                        daemon.stop()
-                        raise
-                    if round_ == KILLS:
-                        assert daemon.stop() == 0, daemon.log()
-                        break
-                    confirmed = await _confirmed_changes(watcher, ieee, round_, name)
-                    await _cached(data_dir, ieee, confirmed["settings"])
-                    name = confirmed["name"]
-                    precisions: list[int] = []
-                    load = asyncio.get_running_loop().create_task(_load(watcher, ieee, precisions))
-                    await asyncio.sleep(rng.uniform(0.3, 1.2))  # kill at a random moment of the load
-                    daemon.kill_9()
-                    load.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await load
-                    left_by_kills += len(temporary_files(tmp_path, data_dir))
-                    _leave_debris(config, data_dir)
-                    # The file keeps the value it had before this load, or one of those in flight.
-                    confirmed["precisions"] = [previous_precision, *precisions]
-                    expected = confirmed
-        record(
-            "daemon kill -9 under load",
-            runs=KILLS,
-            figure=f"{KILLS} kills, all restarts intact, {left_by_kills} temporary file(s) left "
-            f"by the kills, none after the restarts, {elapsed()} s",
-            kills=KILLS,
-            temporary_files_left_by_kills=left_by_kills,
-            seconds=elapsed(),
-        )
+        async with watching(base) as watcher:
+            for round_ in range(KILLS + 1):
+                daemon = KillableDaemon(config, data_dir)
+                position = watcher.mark()
+                daemon.start()
+                try:
+                    if expected is None:
+                        await watcher.wait_for(name, lambda m: b"state" in m.payload, after=position)
+                    else:
+                        previous_precision = await _check_restarted(
+                            watcher, position, ieee, expected, config=config, data_dir=data_dir
+                        )
+                except BaseException:
+                    daemon.stop()
+                    raise
+                if round_ == KILLS:
+                    assert daemon.stop() == 0, daemon.log()
+                    break
+                confirmed = await _confirmed_changes(watcher, ieee, round_, name)
+                await _cached(data_dir, ieee, confirmed["settings"])
+                name = confirmed["name"]
+                precisions = await _kill_under_load(watcher, daemon, ieee, rng.uniform(0.3, 1.2))
+                kills += 1
+                left_by_kills += len(temporary_files(tmp_path, data_dir))
+                _leave_debris(config, data_dir)
+                # The file keeps the value it had before this load, or one of those in flight.
+                confirmed["precisions"] = [previous_precision, *precisions]
+                expected = confirmed
+    except AssertionError as exc:
+        outcome = f"failed after kill {kills}: {str(exc).splitlines()[0][:120]}"
+        raise
     finally:
         clear_retained(base)
+        seconds = round(time.monotonic() - began, 1)
+        record(
+            "daemon kill -9 under load",
+            runs=kills,
+            figure=f"{kills} of {KILLS} kills, {outcome}; {left_by_kills} temporary file(s) left by the "
+            f"kills themselves, {seconds} s",
+            kills=kills,
+            temporary_files_left_by_kills=left_by_kills,
+            seconds=seconds,
+        )
