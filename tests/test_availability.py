@@ -7,6 +7,7 @@ with a 3 s timeout; a simulated switch made silent goes offline, and online agai
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,14 @@ from tests.support import (
     write_config,
 )
 from tests.test_homeassistant import clear_tree
-from z2m_qbkg40lm.bridge.availability import PING, Availability, AvailabilityTracker
+from z2m_qbkg40lm.bridge.availability import (
+    NAME_LEVELS,
+    PING,
+    Availability,
+    AvailabilityTracker,
+    stale_filters,
+    stale_names,
+)
 from z2m_qbkg40lm.bridge.extension import Context
 from z2m_qbkg40lm.config import ActiveAvailabilityConfig, Config, DeviceConfig
 from z2m_qbkg40lm.devices.definition import ZclOperation
@@ -111,9 +119,14 @@ class FakeMqtt:
         self.sent: list[tuple[str, str, bool, int]] = []
         self._changed = asyncio.Condition()
         self.can_publish = True
+        self.retained: list[tuple[str, bytes]] = []
+
+    async def read_retained(self, filters: list[str]) -> list[tuple[str, bytes]]:
+        return list(self.retained)
 
     async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
         text = payload.decode() if isinstance(payload, bytes) else payload
+        await asyncio.sleep(0)  # a real publish waits for the broker: others run meanwhile
         async with self._changed:
             self.sent.append((topic, text, retain, qos))
             self._changed.notify_all()
@@ -271,7 +284,73 @@ async def test_reconnect_republishes_every_known_state() -> None:
     s = scripted(FAST)
     await s.extension.on_radio_event(ev.AttributeReceived(IEEE, 1, 6, 0, True, "report", 150))
     await s.extension.on_connected()
+    await s.extension.stop()
     assert s.mqtt.sent == [("z/hall/availability", ONLINE, True, 1)] * 2
+
+
+async def test_renames_in_flight_at_once_leave_one_retained_message_on_the_last_name() -> None:
+    s = scripted(FAST)
+    await s.extension.on_radio_event(ev.FrameReceived(IEEE, 150))
+    names = ["hall", *(f"room {i}/switch" for i in range(8))]
+    renames = []
+    for old, new in itertools.pairwise(names):
+        s.bridge.settings[IEEE] = DeviceConfig(friendly_name=new)
+        renames.append(asyncio.create_task(s.extension.on_device_renamed(IEEE, old, new)))
+    # A check finding the device offline, racing the renames.
+    renames.append(asyncio.create_task(s.extension._publish(IEEE, "offline")))
+    await asyncio.gather(*renames)
+    retained = {topic: payload for topic, payload, _, _ in s.mqtt.sent}
+    assert {topic: p for topic, p in retained.items() if p} == {f"z/{names[-1]}/availability": OFFLINE}, (
+        s.mqtt.sent
+    )
+
+
+def test_stale_names_are_ours_and_no_device_has_them() -> None:
+    online, offline = b'{"state":"online"}', b'{"state": "offline"}'
+    retained = [
+        ("z/old/availability", online),
+        ("z/floor/old/availability", offline),
+        ("z/hall/availability", online),  # a device's name
+        ("z/0x00158d0000000001/availability", online),  # a device's address
+        ("z/bridge/availability", online),  # the bridge's own tree
+        ("z/plain/availability", b"online"),  # not our payload
+        ("z/extra/availability", b'{"state":"online","since":1}'),
+        ("z/odd/availability", b'{"state":"away"}'),
+        ("z/broken/availability", b"{"),
+        ("other/old/availability", online),  # not under the base topic
+    ]
+    current = {"hall", "0x00158d0000000001"}
+    assert stale_names("z", retained, current) == ["floor/old", "old"]
+    assert stale_filters("z")[:2] == ["z/+/availability", "z/+/+/availability"]
+    assert len(stale_filters("z")) == NAME_LEVELS
+
+
+async def test_stale_availability_is_cleared_once_after_the_first_connection() -> None:
+    s = scripted({"enabled": True})
+    s.mqtt.retained = [("z/old/availability", ONLINE.encode()), ("z/hall/availability", ONLINE.encode())]
+    try:
+        await s.extension.on_connected()
+        await s.mqtt.wait("z/old", "")
+        assert s.mqtt.sent == [("z/old/availability", "", True, 1), ("z/old", "", True, 1)]
+        await s.extension.on_connected()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert len(s.mqtt.sent) == 2, "once per run"
+    finally:
+        await s.extension.stop()
+
+
+async def test_a_device_with_availability_off_loses_its_old_message_but_keeps_its_state() -> None:
+    s = scripted({"enabled": False})
+    s.mqtt.retained = [("z/hall/availability", OFFLINE.encode())]
+    try:
+        await s.extension.on_connected()
+        await s.mqtt.wait("z/hall/availability", "")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert s.mqtt.sent == [("z/hall/availability", "", True, 1)]
+    finally:
+        await s.extension.stop()
 
 
 # --- end to end -----------------------------------------------------------------------------------

@@ -175,3 +175,64 @@ def test_secrets_never_reach_the_log(tmp_path: Path) -> None:
     assert "hunter2-secret" not in result.stderr
     key = yaml.safe_load((tmp_path / "data" / "secrets.yaml").read_text())["network_key"]
     assert str(key) not in result.stderr
+
+
+def test_a_configuration_that_is_not_utf8_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "configuration.yaml"
+    path.write_bytes(b"mqtt:\n  server: mqtt://localhost\n  user: J\xf6rg\nserial:\n  adapter: virtual\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [f"{path}: line 3 is not UTF-8 text (byte 0xf6); save the file as UTF-8"]
+    result = run_cli("check-config", "--config", str(path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == caught.value.problems[0]
+
+
+def test_a_secrets_file_that_is_not_utf8_is_one_clear_error(tmp_path: Path) -> None:
+    secrets_file = tmp_path / "secrets.yaml"
+    secrets_file.write_bytes(b"pan_id: 4242\n# \xff\xfe\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve_network(AdvancedConfig(), tmp_path)
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith(f"{secrets_file}: line 2 is not UTF-8 text (byte 0xff)")
+
+
+def test_the_well_known_network_key_is_refused_in_the_secrets_file_too(tmp_path: Path) -> None:
+    secrets_file = tmp_path / "secrets.yaml"
+    secrets_file.write_text(yaml.safe_dump({"network_key": list(WELL_KNOWN_NETWORK_KEY)}), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        resolve_network(AdvancedConfig(), tmp_path)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{secrets_file}: network_key is Zigbee2MQTT's publicly known default key")
+    assert "delete the network_key line" in problem
+    # A configured key does not read the stored one, but a broken secrets file is never ignored.
+    with pytest.raises(ConfigError):
+        resolve_network(AdvancedConfig(network_key=list(range(16))), tmp_path)
+
+
+def test_a_secrets_file_with_values_that_are_not_bytes_is_refused(tmp_path: Path) -> None:
+    key = [*range(15), 999]
+    (tmp_path / "secrets.yaml").write_text(yaml.safe_dump({"network_key": key}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="network_key must be 16 bytes"):
+        resolve_network(AdvancedConfig(), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "mqtt://user:pa55-word@broker.lan:notaport",
+        "ftp://user:pa55-word@broker.lan",
+        "mqtt://user:pa55-word@",
+    ],
+)
+def test_check_config_never_shows_a_password_from_the_broker_url(tmp_path: Path, server: str) -> None:
+    path = tmp_path / "configuration.yaml"
+    path.write_text(
+        yaml.safe_dump({"mqtt": {"server": server, "bogus": server}, "serial": {"adapter": "virtual"}}),
+        encoding="utf-8",
+    )
+    result = run_cli("check-config", "--config", str(path))
+    assert result.returncode == 1
+    assert "mqtt.server: " in result.stderr
+    assert "pa55-word" not in result.stderr + result.stdout
+    assert "user:<redacted>@" in result.stderr

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -26,7 +27,7 @@ from pydantic import SecretStr
 
 from tests.support import PrivateBroker
 from z2m_qbkg40lm.config import MqttConfig
-from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
+from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError, _FilterSet, default_client_id
 
 SHARED_HOST = os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1")
 SHARED_PORT = int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883"))
@@ -39,6 +40,8 @@ LOGGER_NAME = "z2m_qbkg40lm.mqtt.client"
 
 
 def config(server: str = SHARED, **fields: Any) -> MqttConfig:
+    # The client id derives from the base topic: tests sharing the broker must not share sessions.
+    fields.setdefault("base_topic", f"test-mqtt-{uuid.uuid4().hex}")
     return MqttConfig(server=server, **fields)
 
 
@@ -331,7 +334,8 @@ async def test_last_will_is_published_when_the_process_dies(prefix: str) -> None
         "from z2m_qbkg40lm.mqtt.client import MqttClient\n"
         "async def nothing(*_): pass\n"
         "async def main():\n"
-        f"    client = MqttClient(MqttConfig(server={SHARED!r}), will_topic=sys.argv[1],\n"
+        f"    config = MqttConfig(server={SHARED!r}, base_topic=sys.argv[1])\n"
+        "    client = MqttClient(config, will_topic=sys.argv[1],\n"
         f"        will_payload={OFFLINE!r}, on_connected=nothing, on_message=nothing)\n"
         "    task = asyncio.create_task(client.run())\n"
         "    await client.wait_connected()\n"
@@ -404,6 +408,32 @@ async def test_reconnects_and_resubscribes_after_the_broker_restarts(
         async with peer(broker.port) as other:
             await other.publish(f"{prefix}/cmd", b"again")
             assert await harness.next_message() == (f"{prefix}/cmd", b"again", False)
+    finally:
+        await harness.close()
+
+
+async def test_a_broker_lost_mid_publish_drops_the_message_with_a_warning(
+    prefix: str, brokers: Callable[[str], PrivateBroker], logs: LogQueue
+) -> None:
+    broker = brokers("allow_anonymous true")
+    await broker.start()
+    harness = Harness(config(f"mqtt://127.0.0.1:{broker.port}"), prefix)
+    harness.start()
+    try:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        process = broker._process
+        assert process is not None
+        process.send_signal(signal.SIGSTOP)  # the PUBLISH goes out, its PUBACK never comes
+        sending = asyncio.create_task(harness.client.publish(f"{prefix}/out", "x", qos=1))
+        for _ in range(3):  # until it waits for the PUBACK
+            await asyncio.sleep(0)
+        assert not sending.done()
+        await broker.kill()
+        assert await asyncio.wait_for(sending, TIMEOUT) is False
+        record = await logs.wait_for(logging.WARNING, "dropping message")
+        assert record.getMessage() == (
+            f"MQTT connection lost while publishing, dropping message on {prefix}/out"
+        )
     finally:
         await harness.close()
 
@@ -544,3 +574,292 @@ def test_unreadable_ca_is_a_setup_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.crt"
     with pytest.raises(MqttSetupError, match=r"mqtt\.ca: cannot load"):
         Harness(config("mqtts://127.0.0.1:8883", ca=str(missing)), "unused")
+
+
+# --- the persistent session ---------------------------------------------------------------------------
+
+
+def test_the_default_client_id_is_stable_and_differs_per_base_topic() -> None:
+    first = MqttClient(
+        MqttConfig(server=SHARED, base_topic="home/zigbee"),
+        will_topic="x/bridge/state",
+        will_payload=OFFLINE,
+        on_connected=_nothing,
+        on_message=_nothing,
+    )
+    assert first.client_id == default_client_id("home/zigbee")
+    assert len(first.client_id) <= 23 and first.client_id.startswith("z2m_qbkg40lm_")
+    assert default_client_id("home/zigbee") != default_client_id("zigbee2mqtt")
+    named = MqttConfig(server=SHARED, client_id="my-bridge")
+    assert MqttClient(
+        named, will_topic="x/s", will_payload="", on_connected=_nothing, on_message=_nothing
+    ).client_id == ("my-bridge")
+
+
+async def _nothing(*_: Any) -> None:
+    pass
+
+
+@pytest.mark.parametrize("version", [4, 5])
+async def test_qos1_commands_sent_while_away_are_delivered_on_return(prefix: str, version: int) -> None:
+    cfg = config(version=version)
+    first = Harness(cfg, prefix)
+    first.client.subscribe(f"{prefix}/cmd/+")
+    first.start()
+    try:
+        # Connected means subscribed: from now on the session holds the subscription.
+        await asyncio.wait_for(first.client.wait_connected(), TIMEOUT)
+    finally:
+        await first.close()
+    async with peer() as other:
+        for number in range(5):
+            await other.publish(f"{prefix}/cmd/away", str(number).encode(), qos=1)
+        await other.publish(f"{prefix}/cmd/lost", b"qos 0 is not kept", qos=0)
+    second = Harness(cfg, prefix)
+    second.client.subscribe(f"{prefix}/cmd/+")
+    second.start()
+    try:
+        got = [await second.next_message() for _ in range(5)]
+        assert got == [(f"{prefix}/cmd/away", str(n).encode(), False) for n in range(5)]
+        async with peer() as other:
+            await other.publish(f"{prefix}/cmd/live", b"fence", qos=1)
+            assert await second.next_message() == (f"{prefix}/cmd/live", b"fence", False)
+        assert second.messages.empty(), "each queued command once, the QoS 0 one not at all"
+        await _clear(harness_will=second.will_topic)
+    finally:
+        await second.close()
+
+
+async def _clear(*, harness_will: str) -> None:
+    async with peer() as other:
+        await other.publish(harness_will, b"", retain=True, qos=1)
+
+
+async def test_session_expiry_interval_0_keeps_nothing_while_away(prefix: str) -> None:
+    cfg = config(session_expiry_interval=0)
+    async with running(cfg, prefix) as first:
+        first.client.subscribe(f"{prefix}/cmd")
+        await asyncio.wait_for(first.client.wait_connected(), TIMEOUT)
+        async with peer() as other:
+            await other.publish(f"{prefix}/cmd", b"live", qos=1)
+            assert await first.next_message() == (f"{prefix}/cmd", b"live", False)
+    async with peer() as other:
+        await other.publish(f"{prefix}/cmd", b"while away", qos=1)
+    async with running(cfg, prefix) as second:
+        second.client.subscribe(f"{prefix}/cmd")
+        await asyncio.wait_for(second.client.wait_connected(), TIMEOUT)
+        async with peer() as other:
+            await other.publish(f"{prefix}/cmd", b"fence", qos=1)
+            assert await second.next_message() == (f"{prefix}/cmd", b"fence", False)
+        await _clear(harness_will=second.will_topic)
+
+
+async def test_unsubscribe_stops_delivery_now_and_for_a_resumed_session(prefix: str, logs: LogQueue) -> None:
+    cfg = config()
+    async with running(cfg, prefix) as first, peer() as other:
+        for name in ("a/b", "c/d", "fence"):
+            first.client.subscribe(f"{prefix}/{name}/set")
+        await asyncio.wait_for(first.client.wait_connected(), TIMEOUT)
+        await other.publish(f"{prefix}/a/b/set", b"1", qos=1)
+        assert await first.next_message() == (f"{prefix}/a/b/set", b"1", False)
+        first.client.unsubscribe(f"{prefix}/a/b/set")
+        async with asyncio.timeout(TIMEOUT):  # paho's own log line: the broker confirmed
+            while "Received UNSUBACK" not in (await logs.records.get()).getMessage():
+                pass
+        await other.publish(f"{prefix}/a/b/set", b"2", qos=1)
+        await other.publish(f"{prefix}/fence/set", b"f", qos=1)
+        assert await first.next_message() == (f"{prefix}/fence/set", b"f", False)
+        assert first.messages.empty()
+    ignored = f"Ignoring a message on {prefix}/a/b/set"
+    assert not [r for r in logs.seen if ignored in r.getMessage()], "the broker itself dropped it"
+
+    # The next run no longer wants c/d but the resumed session still has it: not handed on.
+    async with running(cfg, prefix) as second, peer() as other:
+        second.client.subscribe(f"{prefix}/fence/set")
+        await asyncio.wait_for(second.client.wait_connected(), TIMEOUT)
+        await other.publish(f"{prefix}/c/d/set", b"old name", qos=1)
+        await other.publish(f"{prefix}/fence/set", b"f", qos=1)
+        assert await second.next_message() == (f"{prefix}/fence/set", b"f", False)
+        assert second.messages.empty()
+        await logs.wait_for(logging.DEBUG, f"Ignoring a message on {prefix}/c/d/set")
+        await _clear(harness_will=second.will_topic)
+
+
+async def test_a_filter_given_up_while_disconnected_is_unsubscribed_on_the_next_connection(
+    prefix: str, logs: LogQueue
+) -> None:
+    harness = Harness(config(), prefix, reconnect_delay=0.5, max_reconnect_delay=0.5)
+    for name in ("old", "fence"):
+        harness.client.subscribe(f"{prefix}/{name}/set")
+    harness.start()
+    try:
+        assert await harness.next_connect() == 1
+        # Another connection under our client id takes the session over (and leaves it as it was).
+        async with aiomqtt.Client(
+            SHARED_HOST, SHARED_PORT, identifier=harness.client.client_id, clean_session=False
+        ):
+            pass
+        await logs.wait_for(logging.WARNING, "Lost connection to MQTT server")
+        assert not harness.client.connected
+        harness.client.unsubscribe(f"{prefix}/old/set")
+        assert await harness.next_connect() == 2
+        async with peer() as other:
+            await other.publish(f"{prefix}/old/set", b"1", qos=1)
+            await other.publish(f"{prefix}/fence/set", b"f", qos=1)
+            assert await harness.next_message() == (f"{prefix}/fence/set", b"f", False)
+        assert harness.messages.empty()
+        ignored = f"Ignoring a message on {prefix}/old/set"
+        assert not [r for r in logs.seen if ignored in r.getMessage()], "the broker itself dropped it"
+        await _clear(harness_will=harness.will_topic)
+    finally:
+        await harness.close()
+
+
+async def test_read_retained_sees_every_retained_message_on_the_filters(prefix: str) -> None:
+    topics = [f"{prefix}/n{i}/availability" for i in range(50)] + [f"{prefix}/a/b/availability"]
+    async with peer() as other:
+        for topic in topics:
+            await other.publish(topic, b'{"state":"online"}', retain=True, qos=1)
+        await other.publish(f"{prefix}/n1", b"state, not asked for", retain=True, qos=1)
+    async with running(config(), prefix) as harness:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        for _ in range(3):  # every time all of them, never half
+            found = await harness.client.read_retained(
+                [f"{prefix}/+/availability", f"{prefix}/+/+/availability"]
+            )
+            assert found is not None
+            assert sorted(found) == sorted((topic, b'{"state":"online"}') for topic in topics)
+        assert harness.messages.empty(), "the daemon's own session saw none of it"
+        await _clear(harness_will=harness.will_topic)
+    async with peer() as other:
+        for topic in [*topics, f"{prefix}/n1"]:
+            await other.publish(topic, b"", retain=True, qos=1)
+
+
+async def _stop_cleanly(broker: PrivateBroker) -> None:
+    """SIGTERM: Mosquitto writes its persistence file on a clean stop (on SIGKILL only at autosave)."""
+    process = broker._process
+    assert process is not None
+    process.terminate()
+    await process.wait()
+
+
+async def test_commands_are_kept_across_a_broker_restart_with_persistence(
+    prefix: str,
+    brokers: Callable[[str], PrivateBroker],
+    password_file: Path,
+    tmp_path: Path,
+    logs: LogQueue,
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    open_broker = f"allow_anonymous true\npersistence true\npersistence_location {store}/"
+    broker = brokers(open_broker)
+    await broker.start()
+    harness = Harness(config(f"mqtt://127.0.0.1:{broker.port}"), prefix)
+    harness.client.subscribe(f"{prefix}/cmd")
+    harness.start()
+    try:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        await _stop_cleanly(broker)
+        # Back, but refusing the (anonymous) client: commands are sent while it is kept out.
+        closed = open_broker.replace(
+            "allow_anonymous true", f"allow_anonymous false\npassword_file {password_file}"
+        )
+        broker.conf.write_text(broker.conf.read_text().replace(open_broker, closed))
+        await broker.start()
+        await logs.wait_for(logging.WARNING, "Cannot connect to MQTT server")
+        async with aiomqtt.Client(
+            "127.0.0.1", broker.port, username="daemon", password="right-Secret-42"
+        ) as other:
+            for number in range(5):
+                await other.publish(f"{prefix}/cmd", str(number).encode(), qos=1)
+        await _stop_cleanly(broker)
+        broker.conf.write_text(broker.conf.read_text().replace(closed, open_broker))
+        await broker.start()
+        got = [await harness.next_message() for _ in range(5)]
+        assert got == [(f"{prefix}/cmd", str(n).encode(), False) for n in range(5)]
+        async with peer(broker.port) as other:
+            await other.publish(f"{prefix}/cmd", b"fence", qos=1)
+            assert await harness.next_message() == (f"{prefix}/cmd", b"fence", False)
+        assert harness.messages.empty()
+    finally:
+        await harness.close()
+
+
+def test_registered_filters_match_like_mqtt_and_forget_one_at_a_time() -> None:
+    filters = _FilterSet()
+    for topic_filter in ("z/bridge/request/#", "z/+/set", "z/+/set/+", "z/a/b/set", "z/a/b/set/+", "z/a/b"):
+        filters.add(topic_filter)
+    for topic in (
+        "z/bridge/request/x/y",
+        "z/hall/set",
+        "z/hall/set/state",
+        "z/a/b/set",
+        "z/a/b/set/state",
+        "z/a/b",
+    ):
+        assert filters.matches(topic), topic
+    for topic in ("z/a/b/get", "z/hall/get", "z/a/b/c/set", "z/hall/set/a/b", "y/hall/set", "z"):
+        assert not filters.matches(topic), topic
+    filters.discard("z/a/b")  # the exact filter only: the others stay
+    assert not filters.matches("z/a/b")
+    assert filters.matches("z/a/b/set") and filters.matches("z/a/b/set/x")
+    filters.discard("z/a/b/set/+")
+    filters.discard("z/+/set")
+    assert not filters.matches("z/a/b/set/x") and not filters.matches("z/hall/set")
+    assert filters.matches("z/a/b/set") and filters.matches("z/hall/set/state")
+    assert list(filters) == ["z/bridge/request/#", "z/+/set/+", "z/a/b/set"]
+
+
+async def test_messages_received_before_the_connection_is_lost_are_still_handed_on(
+    prefix: str, brokers: Callable[[str], PrivateBroker], logs: LogQueue
+) -> None:
+    """paho acknowledged them on arrival, so the broker will not send them again: they must not be
+    lost with the connection's aiomqtt client (whose message iterator empties its queue first)."""
+    broker = brokers("allow_anonymous true")
+    await broker.start()
+    handled: list[bytes] = []
+    release = asyncio.Event()
+
+    async def slow(topic: str, payload: bytes, retained: bool) -> None:
+        handled.append(payload)
+        await release.wait()  # a handler busy with the first one while the others arrive
+
+    client = MqttClient(
+        config(f"mqtt://127.0.0.1:{broker.port}"),
+        will_topic=f"{prefix}/bridge/state",
+        will_payload=OFFLINE,
+        on_connected=_nothing,
+        on_message=slow,
+        reconnect_delay=0.05,
+    )
+    client.subscribe(f"{prefix}/cmd")
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.wait_connected(), TIMEOUT)
+        async with peer(broker.port) as other:
+            for number in range(3):
+                await other.publish(f"{prefix}/cmd", str(number).encode(), qos=1)
+
+        async def logged(text: str) -> None:
+            async with asyncio.timeout(TIMEOUT):
+                while text not in (await logs.records.get()).getMessage():
+                    pass
+
+        for _ in range(3):  # acknowledged (PUBACK) as they arrive: the broker will not send them again
+            await logged("Sending PUBACK")
+        session = client._session
+        assert session is not None
+        await broker.kill()
+        # paho logs nothing when the broker closes the socket: wait for aiomqtt's own signal.
+        lost = session.client._disconnected
+        await asyncio.wait([lost], timeout=TIMEOUT)
+        assert lost.done()
+        release.set()
+        await logs.wait_for(logging.WARNING, "Lost connection to MQTT server")
+        assert handled == [b"0", b"1", b"2"]
+    finally:
+        release.set()
+        await asyncio.wait_for(client.stop(), TIMEOUT)
+        await asyncio.wait_for(task, TIMEOUT)

@@ -229,7 +229,8 @@ def _entry(data: bytes, url: str, **extra: Any) -> dict[str, Any]:
 def test_a_zigbee2mqtt_index_with_local_paths(tmp_path: Path) -> None:
     index = tmp_path / "ota" / "index.json"
     v29 = _write(tmp_path / "ota" / "images" / "v29.ota", lumi_image(29))
-    absolute = _write(tmp_path / "elsewhere" / "v30.ota", lumi_image(30))
+    # An absolute path is fine inside the index's folder (elsewhere: test_ota_confinement.py).
+    absolute = _write(tmp_path / "ota" / "v30.ota", lumi_image(30))
     entries = [
         _entry(
             v29.read_bytes(), "images/v29.ota", minFileVersion=22, maxFileVersion=28, releaseNotes="Fixes"

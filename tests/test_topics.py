@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from z2m_qbkg40lm.bridge.ha_entities import BridgeTarget, bridge_configs
 from z2m_qbkg40lm.bridge.topics import (
     MAX_PAYLOAD_BYTES,
     BridgeRequest,
     DeviceCommand,
+    EmptyRequest,
     PayloadError,
     command_filters,
     command_properties,
     parse_topic,
+    request_payload,
 )
 
 
@@ -99,3 +102,56 @@ def test_command_properties(command: DeviceCommand, payload: bytes, expected: di
 def test_bad_payloads_say_why(payload: bytes, words: str) -> None:
     with pytest.raises(PayloadError, match=words):
         command_properties(DeviceCommand("h", "set", None), payload)
+
+
+@pytest.mark.parametrize(
+    ("command", "payload", "words"),
+    [
+        (DeviceCommand("h", "set", None), b'{"state": "ON", "brightness": NaN}', "NaN is not a JSON number"),
+        (DeviceCommand("h", "set", None), b'{"device_temperature": 1e400}', "out of the range"),
+        (DeviceCommand("h", "set", "state"), b"Infinity", "Infinity is not a JSON number"),
+        (DeviceCommand("h", "set", None), b"[" * 10_000 + b"]" * 10_000, "nested deeper than 32 levels"),
+        (DeviceCommand("h", "set", "state"), b"[" * 10_000 + b"]" * 10_000, "nested deeper than 32 levels"),
+        (DeviceCommand("h", "get", None), b'{"state": -Infinity}', "not standard JSON"),
+    ],
+)
+def test_non_standard_json_is_refused(command: DeviceCommand, payload: bytes, words: str) -> None:
+    with pytest.raises(PayloadError, match=words) as refused:
+        command_properties(command, payload)
+    assert len(str(refused.value)) < 200, "the payload is shown shortened"
+
+
+def test_a_refused_set_keeps_its_transaction_for_the_answer() -> None:
+    with pytest.raises(PayloadError) as refused:
+        command_properties(DeviceCommand("h", "set", None), b'{"state": NaN, "transaction": "t1"}')
+    assert refused.value.transaction == "t1"
+
+
+@pytest.mark.parametrize("payload", [b"", b"  ", b"\n"])
+def test_an_empty_request_is_refused(payload: bytes) -> None:
+    with pytest.raises(EmptyRequest, match="clears a retained one"):
+        request_payload(payload)
+
+
+def test_request_payloads() -> None:
+    assert request_payload(b'{"time": 60}') == {"time": 60}
+    assert request_payload(b"hall_switch") == "hall_switch", "not JSON: the raw text"
+    with pytest.raises(PayloadError, match="NaN is not a JSON number") as refused:
+        request_payload(b'{"id": "x", "options": {"device_temperature_calibration": NaN}, "transaction": 7}')
+    assert refused.value.transaction == 7
+    with pytest.raises(PayloadError, match="nested deeper"):
+        request_payload(b'{"a":' * 10_000 + b"1" + b"}" * 10_000)
+
+
+def test_the_home_assistant_restart_button_sends_a_request() -> None:
+    target = BridgeTarget(
+        base_topic="z",
+        discovery_prefix="homeassistant",
+        coordinator_ieee="0x00124b0000000001",
+        coordinator_type="zstack",
+        version="1.0.0",
+        entities=frozenset({"restart"}),
+    )
+    (restart,) = bridge_configs(target).values()
+    assert restart["command_topic"] == "z/bridge/request/restart"
+    assert request_payload(restart["payload_press"].encode()) == {}

@@ -11,6 +11,11 @@ from pathlib import Path
 
 from z2m_qbkg40lm import __version__
 from z2m_qbkg40lm.config import ConfigError, LoadedConfig, load_config
+from z2m_qbkg40lm.redaction import protect, redact
+
+PRIVATE_UMASK = 0o077
+"""Set by `run` and `emulate` for the whole process: whatever they (or zigpy, or SQLite) create
+is readable by its owner alone, whatever umask the process was started with."""
 
 _LOG_LEVELS = {
     "error": logging.ERROR,
@@ -101,6 +106,12 @@ def _emulate(args: argparse.Namespace) -> int:
         print(f"emulate: {exc}", file=sys.stderr)
         return 1
     _setup_logging(args.log_level)
+    os.umask(PRIVATE_UMASK)
+    if args.nvram is not None and args.nvram.exists():
+        from z2m_qbkg40lm.atomic_file import NEW_FILE_MODE
+        from z2m_qbkg40lm.private_files import make_private
+
+        make_private(args.nvram, NEW_FILE_MODE)  # the chip's NVRAM holds the network key
 
     def announce(address: str) -> None:
         print(address, flush=True)
@@ -113,7 +124,7 @@ def _load(path: Path) -> LoadedConfig | None:
         return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(redact(problem), file=sys.stderr)
         return None
 
 
@@ -123,6 +134,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        protect(handler)
     # zigpy and the radio libraries are chatty at INFO; their warnings still show.
     if level != "debug":
         for noisy in ("zigpy", "zigpy_znp", "bellows", "zigpy_deconz", "aiosqlite"):
@@ -142,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         print(f"{args.config}: OK")
         return 0
+    os.umask(PRIVATE_UMASK)
     _setup_logging(loaded.config.advanced.log_level)
     data_dir = args.data_dir if args.data_dir is not None else args.config.resolve().parent
     from z2m_qbkg40lm.daemon import EXIT_RESTART, run_daemon  # imports zigpy: not for check-config

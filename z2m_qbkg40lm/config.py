@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from z2m_qbkg40lm.atomic_file import write_atomically
+from z2m_qbkg40lm.redaction import redact_url_passwords, register_key, register_text
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: "nan" or ".inf" would otherwise pass as a number and reach published JSON.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MqttConfig(_Section):
@@ -71,6 +73,9 @@ class MqttConfig(_Section):
     password: SecretStr | None = None
     client_id: str | None = None
     keepalive: Annotated[int, Field(ge=5, le=65535)] = 60
+    # Seconds the broker keeps the session (subscriptions, QoS 1 commands) while the daemon is away;
+    # 0: a clean session on every connect, nothing kept (Zigbee2MQTT's behaviour).
+    session_expiry_interval: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 300
     version: Literal[3, 4, 5] = 4
     ca: str | None = None
     cert: str | None = None
@@ -89,14 +94,15 @@ class MqttConfig(_Section):
     @classmethod
     def _check_server(cls, value: str) -> str:
         parts = urlsplit(value)
+        shown = redact_url_passwords(value)  # the message may end up in a log or a terminal
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ValueError(f"'{value}' must start with mqtt:// or mqtts://")
+            raise ValueError(f"'{shown}' must start with mqtt:// or mqtts://")
         if not parts.hostname:
-            raise ValueError(f"'{value}' has no host name")
+            raise ValueError(f"'{shown}' has no host name")
         try:
             _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"'{value}' has an invalid port") from exc
+        except ValueError:
+            raise ValueError(f"'{shown}' has an invalid port") from None
         return value
 
     @model_validator(mode="after")
@@ -351,7 +357,7 @@ def friendly_name_problem(name: str) -> str | None:
 class Config(BaseModel):
     """The whole configuration file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     version: int | None = None
     mqtt: MqttConfig
@@ -427,7 +433,8 @@ def _problems_from(error: ValidationError) -> list[str]:
         else:
             message = item["msg"].removeprefix("Value error, ")
             problems.append(f"{location}: {message}" if location else message)
-    return _dedupe(problems)
+    # A value echoed by a message may be a broker URL with its password.
+    return _dedupe([redact_url_passwords(problem) for problem in problems])
 
 
 def _dedupe(lines: list[str]) -> list[str]:
@@ -450,15 +457,38 @@ def parse_config(raw: Any, path: Path) -> LoadedConfig:
         config = Config.model_validate(known)
     except ValidationError as exc:
         raise ConfigError(_problems_from(exc)) from None
+    _register_secrets(config)
     return LoadedConfig(config=config, path=path, warnings=tuple(warnings))
+
+
+def _register_secrets(config: Config) -> None:
+    """Keep the configuration's secrets out of every log line from now on."""
+    for name in type(config.mqtt).model_fields:
+        value = getattr(config.mqtt, name)
+        if isinstance(value, SecretStr):
+            register_text(value.get_secret_value())
+    register_text(urlsplit(config.mqtt.server).password)
+    if isinstance(config.advanced.network_key, list):
+        register_key(config.advanced.network_key)
+
+
+def _read_text(path: Path) -> str:
+    """A configuration or secrets file as text; ConfigError when it is missing or not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        byte = exc.object[exc.start]
+        raise ConfigError(
+            [f"{path}: line {line} is not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"]
+        ) from None
 
 
 def load_config(path: Path) -> LoadedConfig:
     """Read and validate the configuration file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    text = _read_text(path)
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -499,6 +529,7 @@ def resolve_network(advanced: AdvancedConfig, data_dir: Path) -> NetworkSettings
 
     key = pick("network_key", advanced.network_key, lambda: list(secrets.token_bytes(16)))
     pan_id = pick("pan_id", advanced.pan_id, lambda: secrets.randbelow(0xFFFE) + 1)
+    register_key(key)
     ext_pan_id = pick("ext_pan_id", advanced.ext_pan_id, lambda: list(secrets.token_bytes(8)))
     if changed:
         write_atomically(secrets_path, yaml.safe_dump(stored, default_flow_style=None), mode=0o600)
@@ -513,19 +544,34 @@ def resolve_network(advanced: AdvancedConfig, data_dir: Path) -> NetworkSettings
 def _read_secrets(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
+    text = _read_text(path)
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML ({exc}); restore it from a backup"]) from None
     if not isinstance(loaded, dict):
         raise ConfigError([f"{path}: expected a mapping of network_key, pan_id, ext_pan_id"])
     problems = []
     key = loaded.get("network_key")
-    if key is not None and (not isinstance(key, list) or len(key) != 16):
+    if key is not None and not _is_byte_list(key, 16):
         problems.append(f"{path}: network_key must be 16 bytes")
+    elif key is not None and tuple(key) == WELL_KNOWN_NETWORK_KEY:
+        problems.append(
+            f"{path}: network_key is Zigbee2MQTT's publicly known default key, which lets anyone "
+            "nearby read and control the network; delete the network_key line to have a random key "
+            "generated at the next start (the network is then formed again: pair the devices again)"
+        )
     ext = loaded.get("ext_pan_id")
-    if ext is not None and (not isinstance(ext, list) or len(ext) != 8):
+    if ext is not None and not _is_byte_list(ext, 8):
         problems.append(f"{path}: ext_pan_id must be 8 bytes")
     if problems:
         raise ConfigError(problems)
     return loaded
+
+
+def _is_byte_list(value: Any, length: int) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == length
+        and all(isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 255 for item in value)
+    )

@@ -29,7 +29,9 @@ from z2m_qbkg40lm.bridge.topics import command_filters
 from z2m_qbkg40lm.config import ConfigError, LoadedConfig, resolve_network
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
 from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
+from z2m_qbkg40lm.private_files import prepare_data_dir
 from z2m_qbkg40lm.systemd import feed_watchdog_forever, notify, watchdog_interval_s
+from z2m_qbkg40lm.zigbee.failures import handle_loop_exception
 from z2m_qbkg40lm.zigbee.radio import Radio, RadioError
 
 _LOGGER = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class Daemon:
     async def run(self) -> int:
         """Start, serve until stopped, shut down; returns the exit code."""
         loop = asyncio.get_running_loop()
+        # For the loop's lifetime (a task may be collected while the loop closes).
+        loop.set_exception_handler(handle_loop_exception)
         # From the first moment: a SIGTERM during start-up must still end in a clean shutdown.
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
@@ -89,6 +93,11 @@ class Daemon:
     async def _run(self) -> int:
         for warning in self._warnings:
             _LOGGER.warning("%s", warning)
+        try:
+            prepare_data_dir(self._data_dir, self._config_path)
+        except OSError as exc:
+            _LOGGER.error("Cannot prepare the data directory %s (%s)", self._data_dir, exc.strerror or exc)
+            return EXIT_START_FAILED
         try:
             network = resolve_network(self._config.advanced, self._data_dir)
         except ConfigError as exc:

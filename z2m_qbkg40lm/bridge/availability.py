@@ -8,15 +8,19 @@ keeps being pinged (with back-off) and is online again at the first frame it sen
 
 The schedule is the pure `AvailabilityTracker`; the `Availability` extension feeds it radio
 events, runs the pings one at a time in a single task and publishes the result.
+
+At the first connection it also clears the retained availability messages of names no device has
+any more (left behind when the daemon was killed in the middle of a rename or a removal).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +42,9 @@ BACKOFF_STEP = 1.5
 MAX_BACKOFF = 6.0
 """The wait between checks of an offline device grows to at most 6 x the timeout (1 h by default)."""
 
+NAME_LEVELS = 5
+"""Stale availability is looked for under friendly names of up to this many topic levels."""
+
 # Events that prove the device is alive (every received frame also yields a FrameReceived).
 _ALIVE_EVENTS = (ev.FrameReceived, ev.AttributeReceived, ev.DeviceAnnounced, ev.DeviceJoined)
 
@@ -55,6 +62,37 @@ def availability_topic(base_topic: str, friendly_name: str) -> str:
 def availability_payload(state: State) -> str:
     """Zigbee2MQTT 2.x payload: `{"state":"online"}` / `{"state":"offline"}`."""
     return to_json({"state": state})
+
+
+def stale_filters(base_topic: str) -> list[str]:
+    """The filters that reach every availability topic of names of up to NAME_LEVELS levels.
+
+    One per depth rather than `base/#`, which would also bring every retained state message.
+    """
+    return [f"{base_topic}/{'+/' * levels}availability" for levels in range(1, NAME_LEVELS + 1)]
+
+
+def stale_names(base_topic: str, retained: Iterable[tuple[str, bytes]], keep: set[str]) -> list[str]:
+    """The names, other than those in `keep`, whose retained message is our availability.
+
+    Only what this daemon publishes qualifies: `base/<name>/availability` whose payload is exactly
+    the JSON `{"state": "online"|"offline"}`; the bridge's own topics never do.
+    """
+    prefix, suffix = f"{base_topic}/", "/availability"
+    names = []
+    for topic, payload in retained:
+        name = topic.removeprefix(prefix).removesuffix(suffix)
+        if len(name) + len(prefix) + len(suffix) != len(topic) or not name:
+            continue
+        if name in keep or name == "bridge" or name.startswith("bridge/"):
+            continue
+        try:
+            value = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and value.keys() == {"state"} and value["state"] in ("online", "offline"):
+            names.append(name)
+    return sorted(names)
 
 
 @dataclass
@@ -157,8 +195,13 @@ class Availability(Extension):
         self._tracker = AvailabilityTracker(self._settings)
         # Where our retained message for each device is (its name when published), to move or clear it.
         self._retained: dict[str, str] = {}
+        # One publish, move or clear per device at a time: the check loop, radio events and renames
+        # all publish, and each must find `_retained` as the previous one left it.
+        self._locks: dict[str, asyncio.Lock] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stale_cleared = False
+        self._clearing: asyncio.Task[None] | None = None
 
     # --- which devices ---------------------------------------------------------------------------
 
@@ -185,17 +228,65 @@ class Availability(Extension):
         self._task = asyncio.get_running_loop().create_task(self._run(), name="availability checks")
 
     async def stop(self) -> None:
-        """Stop the checks."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the checks (and a clearing of stale messages still running)."""
+        for task in (self._task, self._clearing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._clearing = None
 
     async def on_connected(self) -> None:
-        """After every (re)connect: every known availability again (retained messages may be lost)."""
+        """After every (re)connect: every known availability again (retained messages may be lost).
+
+        After the first, stale availability of names no device has is cleared (in a task: the
+        messages are read over a connection of their own, which must not hold up this one's set-up).
+        """
         self._track_all()
         await self.republish()
+        if not self._stale_cleared and (self._clearing is None or self._clearing.done()):
+            self._clearing = asyncio.get_running_loop().create_task(
+                self._clear_stale_logged(), name="availability: clear stale"
+            )
+
+    async def _clear_stale_logged(self) -> None:
+        try:
+            await self._clear_stale()
+        except Exception:
+            # Nobody awaits this task: its failure must still be seen.
+            _LOGGER.exception("Clearing stale availability messages failed")
+
+    def _devices_by_name(self) -> dict[str, str]:
+        """Every device's topic names (friendly name and IEEE address), to its IEEE address."""
+        bridge = self.context.bridge
+        names = {ieee: ieee for ieee in bridge.settings}
+        names.update((settings.friendly_name, ieee) for ieee, settings in bridge.settings.items())
+        for device in self.context.radio.devices():
+            names.update({device.ieee: device.ieee, bridge.friendly_name(device.ieee): device.ieee})
+        return names
+
+    async def _clear_stale(self) -> None:
+        """Clear our retained availability where it is stale.
+
+        Of a name no device has: `base/<name>/availability` and `base/<name>` (that name's state).
+        Of a device whose availability is now off: its availability message only.
+        """
+        retained = await self.context.mqtt.read_retained(stale_filters(self._base))
+        if retained is None:
+            return  # warned; tried again at the next connection
+        for name in stale_names(self._base, retained, set()):
+            # Looked up now, not before the scan: a rename may have given a device this name meanwhile.
+            ieee = self._devices_by_name().get(name)
+            if ieee is None:
+                _LOGGER.info(
+                    "Clearing the retained availability and state of '%s': no device has that name", name
+                )
+                await self._send(availability_topic(self._base, name), "")
+                await self._send(f"{self._base}/{name}", "")
+            elif not self.enabled_for(ieee) and ieee not in self._retained:
+                _LOGGER.info("Clearing the retained availability of '%s': its availability is off", name)
+                await self._send(availability_topic(self._base, name), "")
+        self._stale_cleared = True
 
     async def republish(self) -> None:
         """Publish the availability of every device whose state is known."""
@@ -213,33 +304,40 @@ class Availability(Extension):
 
     async def on_device_options_changed(self, ieee: str) -> None:
         """Availability turned on or off for this device: publish or clear its message now."""
-        state = self._tracker.state(ieee)
         if self.enabled_for(ieee):
+            state = self._tracker.state(ieee)
             if state is not None:
                 await self._publish(ieee, state)
             else:
                 # Not tracked yet: checked at once, so a quiet device gets its topic now.
                 self._track_all()
-        elif ieee in self._retained:
-            await self._send(availability_topic(self._base, self._retained.pop(ieee)), "")
+        else:
+            async with self._lock(ieee):
+                await self._clear_retained(ieee)
 
     async def on_device_renamed(
         self, ieee: str, old_name: str, new_name: str, homeassistant_rename: bool = False
     ) -> None:
-        """Move the retained message: empty on the old topic, the state on the new one."""
-        old = self._retained.get(ieee, old_name)
-        if old != new_name and ieee in self._retained:
-            await self._send(availability_topic(self._base, old), "")
-            del self._retained[ieee]
-        state = self._tracker.state(ieee)
-        if state is not None and self.enabled_for(ieee):
-            await self._publish(ieee, state)
+        """Move the retained message: empty on the old topic, the state on the new one.
+
+        Where it is comes from `_retained`, not from the arguments: with renames back to back, the
+        message may still be under a name older than `old_name`.
+        """
+        async with self._lock(ieee):
+            if self._retained.get(ieee, self._name(ieee)) != self._name(ieee):
+                await self._clear_retained(ieee)
+            state = self._tracker.state(ieee)
+            if state is not None and self.enabled_for(ieee):
+                await self._publish_unlocked(ieee, state)
 
     async def on_device_removed(self, ieee: str, name: str) -> None:
         """Clear the retained message of a removed device."""
-        self._tracker.forget(ieee)
-        self._retained.pop(ieee, None)
-        await self._send(availability_topic(self._base, name), "")
+        async with self._lock(ieee):
+            self._tracker.forget(ieee)
+            where = self._retained.pop(ieee, name)
+            await self._send(availability_topic(self._base, where), "")
+            if where != name:
+                await self._send(availability_topic(self._base, name), "")
 
     # --- checks ----------------------------------------------------------------------------------
 
@@ -298,7 +396,12 @@ class Availability(Extension):
 
     async def _drop(self, ieee: str) -> None:
         """Stop tracking a device and clear its retained message."""
-        self._tracker.forget(ieee)
+        async with self._lock(ieee):
+            self._tracker.forget(ieee)
+            await self._clear_retained(ieee)
+
+    async def _clear_retained(self, ieee: str) -> None:
+        """Clear the device's retained message where it is; call with the device's lock held."""
         name = self._retained.pop(ieee, None)
         if name is not None:
             await self._send(availability_topic(self._base, name), "")
@@ -308,8 +411,19 @@ class Availability(Extension):
     def _name(self, ieee: str) -> str:
         return self.context.bridge.friendly_name(ieee)
 
+    def _lock(self, ieee: str) -> asyncio.Lock:
+        return self._locks.setdefault(ieee, asyncio.Lock())
+
     async def _publish(self, ieee: str, state: State) -> None:
+        async with self._lock(ieee):
+            await self._publish_unlocked(ieee, state)
+
+    async def _publish_unlocked(self, ieee: str, state: State) -> None:
         name = self._name(ieee)
+        where = self._retained.get(ieee)
+        if where is not None and where != name:
+            # Renamed since the last message: the old one must not stay behind.
+            await self._clear_retained(ieee)
         if await self._send(availability_topic(self._base, name), availability_payload(state)):
             self._retained[ieee] = name
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from z2m_qbkg40lm.bridge.command_queue import CommandQueue, QueuedCommand, relative_properties
 from z2m_qbkg40lm.bridge.extension import CommandResult, Extension
 from z2m_qbkg40lm.bridge.read_answers import ReadAnswers
 from z2m_qbkg40lm.bridge.state import UNCACHED_KEYS, StateStore
@@ -39,16 +40,35 @@ from z2m_qbkg40lm.devices.registry import (
     plan_get,
     plan_set,
 )
+from z2m_qbkg40lm.strict_json import finite_copy
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
 from z2m_qbkg40lm.zigbee.radio import DeviceInfo
 
 _LOGGER = logging.getLogger(__name__)
 
+LOST_ADAPTER_DRAIN_S = 2.0
+"""How long commands get to answer (with the lost adapter's reason) before the daemon stops."""
+
 
 def to_json(payload: Any) -> str:
-    """Zigbee2MQTT's serialisation: sorted keys, no whitespace, UTF-8 kept."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Zigbee2MQTT's serialisation: sorted keys, no whitespace, UTF-8 kept; standard JSON only.
+
+    A number that is not finite (from a calibration of `.nan` in the file, say) is written as
+    `null`, as JavaScript's JSON.stringify does, and logged as an error: never `NaN` or `Infinity`.
+    """
+    try:
+        return _dumps(payload)
+    except ValueError:
+        cleaned, replaced = finite_copy(payload)
+        if not replaced:
+            raise
+        _LOGGER.error("Not a finite number, published as null: %s", ", ".join(replaced))
+        return _dumps(cleaned)
+
+
+def _dumps(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class Publisher(Protocol):
@@ -98,6 +118,7 @@ class Bridge:
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: dict[str, tuple[dict[str, Any], bool]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._queues: dict[str, CommandQueue] = {}
         self._last_published: dict[str, str] = {}
         self._publish_count: dict[str, int] = {}
         self._flush_later: list[tuple[str, dict[str, Any], bool]] = []
@@ -199,7 +220,11 @@ class Bridge:
         except PayloadError as exc:
             name = command.device if device is None else self.friendly_name(device.ieee)
             self._refuse(
-                command, ieee, {}, None, f"Invalid payload for '{command.action}' on '{name}': {exc}"
+                command,
+                ieee,
+                {},
+                exc.transaction,
+                f"Invalid payload for '{command.action}' on '{name}': {exc}",
             )
             return
         # The caller's own id for the command's result (not a Zigbee2MQTT feature: see README).
@@ -235,17 +260,71 @@ class Bridge:
                     # Against the state when the command's turn comes (TOGGLE after TOGGLE).
                     return plan_set(definition, prop, value, self._state.get(device.ieee), options)
 
-                self.spawn(
-                    self._run_set(device.ieee, command, properties, set_plans, transaction, replan=replan),
-                    f"set on {name}",
+                queued = QueuedCommand(
+                    command,
+                    device.ieee,
+                    properties,
+                    transaction,
+                    dict(set_plans),
+                    relative_properties(definition, properties),
+                    replan,
                 )
             else:
                 reads = self._plan_all("get", name, properties, lambda prop, _: plan_get(definition, prop))
-                self.spawn(
-                    self._run_get(device.ieee, command, properties, reads, transaction), f"get on {name}"
-                )
+                queued = QueuedCommand(command, device.ieee, properties, transaction, dict(reads))
         except ConversionError as exc:
             self._refuse(command, device.ieee, properties, transaction, str(exc))
+            return
+        self._enqueue(queued)
+
+    def _enqueue(self, queued: QueuedCommand) -> None:
+        """Put an accepted command in its device's line; refuse it at once when the line is full."""
+        queue = self._queues.setdefault(queued.ieee, CommandQueue())
+        name = self.friendly_name(queued.ieee)
+        admission = queue.offer(queued)
+        if not admission.accepted:
+            listed = "', '".join(queued.properties)
+            message = (
+                f"Publish '{queued.action}' '{listed}' to '{name}' refused: {admission.waiting} commands "
+                "are already waiting for the device; send it again once they are done"
+            )
+            self._refuse(queued.command, queued.ieee, queued.properties, queued.transaction, message)
+            return
+        for ended in admission.ended:
+            self._end_replaced(ended, name)
+        if not queue.draining:
+            queue.draining = True
+            self.spawn(self._drain(queued.ieee, queue), f"commands to {name}")
+
+    def _end_replaced(self, queued: QueuedCommand, name: str) -> None:
+        """A waiting `/set` whose every property a newer one took over: its result, at once.
+
+        Not an error of the daemon or the device (logged at info), but the command was not
+        carried out, so its result is an error that says why."""
+        message = "\n".join(
+            f"Publish 'set' '{prop}' to '{name}' not sent: replaced by a newer /set of '{prop}'"
+            for prop in queued.replaced
+        )
+        _LOGGER.info("%s", message)
+        result = CommandResult(
+            queued.command.device, queued.ieee, "set", queued.replaced, message, queued.transaction
+        )
+        self.spawn(self.notify("on_command_result", result), "command result")
+
+    async def _drain(self, ieee: str, queue: CommandQueue) -> None:
+        """Carry out a device's waiting commands, oldest first, until none is left."""
+        while (queued := queue.next()) is not None:
+            try:
+                if queued.action == "set":
+                    await self._run_set(queued)
+                else:
+                    await self._run_get(queued)
+            except Exception:
+                # The commands behind it are still carried out.
+                _LOGGER.exception("%s on '%s' failed", queued.action, self.friendly_name(ieee))
+            for _ in range(queue.take_owed_answers()):
+                # The state message each command replaced while waiting is owed (one per command).
+                await self.publish_state(ieee, {}, force=True)
 
     def _refuse(
         self,
@@ -282,16 +361,7 @@ class Bridge:
         """Commands to one device run one at a time, in the order they arrived."""
         return self._locks.setdefault(ieee, asyncio.Lock())
 
-    async def _run_set(
-        self,
-        ieee: str,
-        command: DeviceCommand,
-        properties: dict[str, Any],
-        plans: list[tuple[str, SetPlan]],
-        transaction: Any,
-        *,
-        replan: Callable[[str, Any], SetPlan],
-    ) -> None:
+    async def _run_set(self, queued: QueuedCommand) -> None:
         """Carry out a planned `/set`; its result's state holds what was applied.
 
         The plans were checked when the message arrived; each is made again once the device's
@@ -300,13 +370,15 @@ class Bridge:
         That is the cached state with each acknowledged plan's state (also with `optimistic:
         false`, when it is not published) and the answers of the plans' read-backs.
         """
+        ieee, properties = queued.ieee, queued.properties
         name = self.friendly_name(ieee)
         errors: list[str] = []
         applied: dict[str, Any] = {}
         async with self.device_lock(ieee), ReadAnswers(self, ieee) as answers:
-            for prop, checked_plan in plans:
+            for prop, value in properties.items():
+                checked_plan: SetPlan = queued.plans[prop]
                 try:
-                    plan = replan(prop, properties[prop])
+                    plan: SetPlan = checked_plan if queued.replan is None else queued.replan(prop, value)
                 except ConversionError:
                     plan = checked_plan
                 published_before = self._publish_count.get(ieee, 0)
@@ -328,22 +400,19 @@ class Bridge:
             applied.update(await answers.wait())
         error = "\n".join(errors) or None
         state = {**self._state.get(ieee), **applied}
-        result = CommandResult(command.device, ieee, "set", properties, error, transaction, state)
+        result = CommandResult(
+            queued.command.device, ieee, "set", properties, error, queued.transaction, state
+        )
         await self.notify("on_command_result", result)
 
-    async def _run_get(
-        self,
-        ieee: str,
-        command: DeviceCommand,
-        properties: dict[str, Any],
-        reads: list[tuple[str, tuple[ZclOperation, ...]]],
-        transaction: Any,
-    ) -> None:
+    async def _run_get(self, queued: QueuedCommand) -> None:
         """Carry out a planned `/get`; its result's state holds the values read."""
+        ieee = queued.ieee
         name = self.friendly_name(ieee)
         errors: list[str] = []
         async with self.device_lock(ieee), ReadAnswers(self, ieee) as answers:
-            for prop, operations in reads:
+            for prop in queued.properties:
+                operations: tuple[ZclOperation, ...] = queued.plans[prop]
                 expected = answers.expect(operations)
                 try:
                     # The answer comes back as an attribute read event and is published as state.
@@ -356,7 +425,9 @@ class Bridge:
             values = await answers.wait()
         error = "\n".join(errors) or None
         state = {**self._state.get(ieee), **values}
-        result = CommandResult(command.device, ieee, "get", properties, error, transaction, state)
+        result = CommandResult(
+            queued.command.device, ieee, "get", queued.properties, error, queued.transaction, state
+        )
         await self.notify("on_command_result", result)
 
     # --- Zigbee -> MQTT ----------------------------------------------------------------------
@@ -419,8 +490,18 @@ class Bridge:
                 self.spawn(self.refresh(event.ieee, ("state",)), f"refresh {event.ieee}")
             case ev.DeviceLeft():
                 _LOGGER.warning("Device '%s' left the network", self.friendly_name(event.ieee))
+            case ev.RadioRecovered():
+                # Reports sent while the coordinator was deaf are lost: read the relays again.
+                for device in self._radio.devices():
+                    if device.interviewed:
+                        self.spawn(self.refresh(device.ieee, ("state",)), f"refresh {device.ieee}")
             case ev.RadioLost():
                 _LOGGER.error("Adapter disconnected (%s), stopping", event.reason)
+                # The radio now refuses every command at once: let those under way or queued
+                # answer their callers before the daemon stops (and cancels what is left).
+                deadline = asyncio.get_running_loop().time() + LOST_ADAPTER_DRAIN_S
+                while self._tasks and (left := deadline - asyncio.get_running_loop().time()) > 0:
+                    await asyncio.wait(set(self._tasks), timeout=left)
                 if self.on_radio_lost is not None:
                     self.on_radio_lost(event.reason)
 

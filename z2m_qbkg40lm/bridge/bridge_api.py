@@ -16,7 +16,7 @@ from typing import Any
 
 from z2m_qbkg40lm import __version__
 from z2m_qbkg40lm.bridge.bridge import to_json
-from z2m_qbkg40lm.bridge.bridge_info import info_payload, is_secret_key, merge, running_config
+from z2m_qbkg40lm.bridge.bridge_info import info_payload, merge, running_config
 from z2m_qbkg40lm.bridge.config_writer import (
     ConfigEditError,
     Delete,
@@ -36,6 +36,7 @@ from z2m_qbkg40lm.bridge.devices_info import (
 )
 from z2m_qbkg40lm.bridge.extension import Context, Extension, RequestError, RequestHandler
 from z2m_qbkg40lm.bridge.logging_topic import MqttLogHandler
+from z2m_qbkg40lm.bridge.mqtt_options import options_refusal
 from z2m_qbkg40lm.config import Config, ConfigError, parse_config
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
@@ -52,15 +53,6 @@ _LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.I
 # The command line quiets these below debug; a live change of the log level does the same.
 _CHATTY_LOGGERS = ("zigpy", "zigpy_znp", "bellows", "zigpy_deconz", "aiosqlite")
 _LIVE_OPTIONS = {("advanced", "log_level")}
-# A new key, PAN id or channel forms a new network that every device has to join again: not a
-# setting to change from a dashboard by accident.
-_NETWORK_OPTIONS = {
-    ("advanced", "network_key"),
-    ("advanced", "pan_id"),
-    ("advanced", "ext_pan_id"),
-    ("advanced", "channel"),
-}
-
 _OPTIONS_EXPECTED = (
     'expected {"options": {...}} with the settings to change, '
     'e.g. {"options": {"advanced": {"log_level": "debug"}}}'
@@ -319,28 +311,17 @@ class BridgeApi(Extension):
         if permit_join is not None and not isinstance(permit_join, bool):
             raise RequestError("Invalid payload: permit_join must be true (open for 254 s) or false")
         for section in options:
-            # Checked by name, also when empty (`{"devices": {}}` has no values to look at).
-            if section == "devices":
-                raise RequestError(
-                    "Invalid options: devices are changed with bridge/request/device/options "
-                    "and bridge/request/device/rename"
-                )
             if section not in Config.model_fields:
                 raise RequestError(f"Invalid options: '{section}' is not supported by this daemon")
+            if section == "devices":
+                # Refused by name, also when empty (`{"devices": {}}` has no values to look at).
+                raise RequestError(f"Invalid options: {options_refusal((section,))}")
         leaves = _leaves(options)
         for path, _ in leaves:
-            # A whole section (`"advanced": null`) would take the network parameters with it.
-            if any(protected[: len(path)] == path or path[:2] == protected for protected in _NETWORK_OPTIONS):
-                raise RequestError(
-                    f"Invalid options: '{'.'.join(path[:2])}' is not changed over MQTT: a new value forms "
-                    "a new network and every device has to be paired again; edit the configuration file"
-                )
-            secret = next((key for key in path if is_secret_key(key)), None)
-            if secret is not None:
-                raise RequestError(
-                    f"Invalid options: '{'.'.join(path)}' is a secret and is not accepted over MQTT; "
-                    "edit the configuration file"
-                )
+            # Only the allow-list of mqtt_options passes: MQTT is no administrator's channel.
+            refusal = options_refusal(path)
+            if refusal is not None:
+                raise RequestError(f"Invalid options: {refusal}")
         edits: list[Edit] = [
             SetValue(path, value) if value is not None else Delete(path) for path, value in leaves
         ]

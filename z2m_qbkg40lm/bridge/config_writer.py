@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from z2m_qbkg40lm.atomic_file import write_atomically
+from z2m_qbkg40lm.atomic_file import keep_owner, write_atomically
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -431,6 +431,7 @@ def save_edits(path: Path, edits: Sequence[Edit]) -> EditResult:
     try:
         if not result.preserved:
             shutil.copy2(path, backup_path(path))
+            keep_owner(backup_path(path), path.stat(), backup_path(path))
         write_atomically(path, result.text)
     except OSError as exc:
         raise ConfigEditError(f"cannot write {path} ({exc.strerror})") from None

@@ -8,6 +8,7 @@ already holds the new state.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from z2m_qbkg40lm.bridge.bridge_info import device_settings, merge
 from z2m_qbkg40lm.bridge.config_writer import Delete, Edit, SetValue, device_key
 from z2m_qbkg40lm.bridge.extension import RequestError, RequestHandler
+from z2m_qbkg40lm.bridge.mqtt_options import overrides_refusal
 from z2m_qbkg40lm.bridge.topics import command_filters
 from z2m_qbkg40lm.config import DeviceConfig, friendly_name_problem
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
@@ -68,6 +70,11 @@ class DeviceRequests:
 
     def __init__(self, api: BridgeApi) -> None:
         self._api = api
+        self._moving = asyncio.Lock()
+        """Held for a whole rename or removal, its announcements included: the extensions (and the
+        retained topics) must see one device move at a time. One lock for all devices, not one per
+        device: a rename resolves its `from` name only when its turn comes, so `a -> b` and
+        `b -> c` sent back to back both succeed, in order."""
 
     def handlers(self) -> dict[str, RequestHandler]:
         """The request paths and their handlers."""
@@ -99,6 +106,10 @@ class DeviceRequests:
         homeassistant_rename = _flag(message, "homeassistant_rename")
         if message.get("last") is not True and not isinstance(message.get("from"), str):
             raise RequestError(f"Invalid payload: {_RENAME_EXPECTED}")
+        async with self._moving:
+            return await self._rename(message, new, homeassistant_rename)
+
+    async def _rename(self, message: dict[str, Any], new: str, homeassistant_rename: bool) -> dict[str, Any]:
         # Resolved and checked under the lock: two renames at once must not both take one name.
         async with self._api.lock:
             if message.get("last") is True:
@@ -118,6 +129,7 @@ class DeviceRequests:
         base = self._api.context.config.mqtt.base_topic
         for topic_filter in command_filters(base, [new]):
             self._api.context.mqtt.subscribe(topic_filter)
+        self._unsubscribe_unused(old)
         if old != new:
             await self._api.clear_retained(old)
             await self._api.clear_retained(f"{old}/availability")
@@ -169,6 +181,11 @@ class DeviceRequests:
                 "block is not supported: this daemon has no blocklist. Remove the device without "
                 "'block' and keep permit join closed so that it cannot join again"
             )
+        async with self._moving:
+            await self._remove(given, force)
+        return {"block": False, "force": force, "id": given}
+
+    async def _remove(self, given: str, force: bool) -> None:
         ieee = self._device(given).ieee
         name: str = self._bridge.friendly_name(ieee)
         async with self._api.lock:
@@ -187,10 +204,19 @@ class DeviceRequests:
                 raise RequestError(f"Device '{name}' was removed from the network, but: {exc}") from None
             finally:
                 await self._removed(ieee, name, force)
-        return {"block": False, "force": force, "id": given}
+
+    def _unsubscribe_unused(self, name: str) -> None:
+        """Drop the command subscriptions `name` had, unless a device still has that name."""
+        base = self._api.context.config.mqtt.base_topic
+        names = [settings.friendly_name for settings in self._bridge.settings.values()]
+        needed = set(command_filters(base, names))
+        for topic_filter in command_filters(base, [name]):
+            if topic_filter not in needed:
+                self._api.context.mqtt.unsubscribe(topic_filter)
 
     async def _removed(self, ieee: str, name: str, force: bool) -> None:
         """Clear the removed device's retained messages and tell everyone."""
+        self._unsubscribe_unused(name)
         await self._api.clear_retained(name)
         await self._api.clear_retained(f"{name}/availability")
         await self._api.publish_devices()
@@ -211,6 +237,9 @@ class DeviceRequests:
             raise RequestError(f"Invalid payload: {expected}")
         if "friendly_name" in changes:
             raise RequestError("friendly_name is changed with bridge/request/device/rename")
+        refusal = overrides_refusal(changes.get("homeassistant"))
+        if refusal is not None:
+            raise RequestError(f"Invalid options: {refusal}")
         ieee = self._device(given).ieee
         name = self._bridge.friendly_name(ieee)
         async with self._api.lock:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
-from z2m_qbkg40lm import __version__
+from z2m_qbkg40lm import __version__, strict_json
 from z2m_qbkg40lm.bridge.availability import Availability, availability_enabled
 from z2m_qbkg40lm.bridge.bridge import to_json
 from z2m_qbkg40lm.bridge.extension import Context, Extension
@@ -292,8 +291,9 @@ class HomeAssistant(Extension):
         if not payload:
             return
         try:
-            config = json.loads(payload)
-        except ValueError:
+            config = strict_json.loads(payload.decode("utf-8"))
+        except ValueError as exc:  # not UTF-8, not JSON, or refused (too deep, NaN)
+            _LOGGER.warning("Ignoring the retained discovery config on '%s': %s", topic, exc)
             return
         if not isinstance(config, dict) or not self._is_ours(config):
             return

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from z2m_qbkg40lm.bridge.bridge import Publisher, to_json
+from z2m_qbkg40lm.redaction import protect
 
 _LEVEL_NAMES = {
     logging.DEBUG: "debug",
@@ -35,6 +36,7 @@ class MqttLogHandler(logging.Handler):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, level: int) -> None:
         super().__init__(level)
+        protect(self)  # the network key and passwords never reach MQTT, whatever the log level
         self._loop = loop
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
 

@@ -5,7 +5,9 @@ the extensions register the rest (the bridge API: `permit_join`, `options`, `dev
 
 Responses are `{"data": {...}, "status": "ok"}` or `{"data": {}, "error": "...", "status": "error"}`,
 with the request's `transaction` echoed. An unknown path gets an error response that lists the known
-ones (Zigbee2MQTT stays silent; a script waiting for an answer is better served by an error).
+ones (Zigbee2MQTT stays silent; a script waiting for an answer is better served by an error). An
+empty payload is never a request: it is how a client clears a retained one, so it is answered with
+an error and changes nothing (Zigbee2MQTT restarts on an empty `restart`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from z2m_qbkg40lm.bridge.bridge import Bridge, Publisher, to_json
 from z2m_qbkg40lm.bridge.extension import RequestError, RequestHandler
-from z2m_qbkg40lm.bridge.topics import PayloadError, request_payload
+from z2m_qbkg40lm.bridge.topics import EmptyRequest, PayloadError, request_payload
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,7 +63,17 @@ class Requests:
                 known = ", ".join(sorted(self._handlers))
                 raise RequestError(f"unknown request '{path}' (known: {known})")
             response = {"data": await handler(message), "status": "ok"}
-        except (RequestError, PayloadError) as exc:
+        except EmptyRequest as exc:
+            # Clearing a retained request is not a mistake, but it must not act (a restart, say).
+            _LOGGER.warning("Ignoring '%s/bridge/request/%s': %s", self._base, path, exc)
+            response = {"data": {}, "error": str(exc), "status": "error"}
+        except PayloadError as exc:
+            _LOGGER.error("Request '%s/bridge/request/%s' failed with error: '%s'", self._base, path, exc)
+            response = {"data": {}, "error": str(exc), "status": "error"}
+            # Refused JSON (NaN, say) whose object still had an id: the sender can match the answer.
+            if exc.transaction is not None:
+                message = {"transaction": exc.transaction}
+        except RequestError as exc:
             _LOGGER.error("Request '%s/bridge/request/%s' failed with error: '%s'", self._base, path, exc)
             response = {"data": {}, "error": str(exc), "status": "error"}
         except Exception as exc:
@@ -76,6 +88,10 @@ class Requests:
         await self._publisher.publish(f"{self._base}/bridge/response/{path}", to_json(response))
 
     async def _health_check(self, message: Any) -> dict[str, Any]:
+        # Zigbee2MQTT answers {"healthy": bool}; "reason" is added only when it is false.
+        problem = await self._radio.coordinator_problem()
+        if problem is not None:
+            return {"healthy": False, "reason": problem}
         return {"healthy": True}
 
     # --- the virtual adapter's simulated physical events -------------------------------------

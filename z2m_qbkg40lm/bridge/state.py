@@ -10,14 +10,20 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from z2m_qbkg40lm.atomic_file import write_atomically
+from z2m_qbkg40lm.bridge.state_check import IEEE_KEY, StateSchema
+from z2m_qbkg40lm.devices.definition import DeviceDefinition
+from z2m_qbkg40lm.devices.registry import DEFINITIONS
 
 _LOGGER = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+CORRUPT_STATE_FILE = "state.corrupt"
+"""An unreadable state.json is kept under this name (once) for whoever wants to look into it."""
 SAVE_DELAY_S = 1.0
 
 # Zigbee2MQTT never caches these: an action is an event, not a state.
@@ -27,27 +33,52 @@ UNCACHED_KEYS = frozenset({"action", "elapsed", "duration"})
 class StateStore:
     """Device states keyed by IEEE address ("0x…"), persisted to `<data_dir>/state.json`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, definitions: Iterable[DeviceDefinition] = DEFINITIONS) -> None:
         self._path = path
+        self._schema = StateSchema(definitions, UNCACHED_KEYS)
         self._states: dict[str, dict[str, Any]] = {}
         self._save_task: asyncio.Task[None] | None = None
 
     def load(self) -> None:
-        """Read the file; an unreadable file is kept aside and the cache starts empty."""
+        """Read the file; an unreadable file is kept aside and the cache starts empty.
+
+        What does not fit the device definitions (a wrong type, an unknown key) is dropped, with
+        one warning naming all of it.
+        """
         if not self._path.exists():
             return
         try:
             loaded = json.loads(self._path.read_text(encoding="utf-8"))
             if not isinstance(loaded, dict):
-                raise TypeError("not a JSON object")
-        except (OSError, ValueError, TypeError) as exc:
-            aside = self._path.with_suffix(".corrupt")
+                raise TypeError(f"not a JSON object but {type(loaded).__name__}")
+        except (OSError, ValueError, TypeError, RecursionError) as exc:
+            aside = self._path.with_name(CORRUPT_STATE_FILE)
             _LOGGER.warning(
-                "State cache %s is unreadable (%s); kept as %s, starting empty", self._path, exc, aside
+                "State cache %s is unreadable (%s); kept as %s, starting empty",
+                self._path,
+                str(exc) or type(exc).__name__,
+                aside,
             )
-            self._path.replace(aside)
+            try:
+                self._path.replace(aside)
+            except OSError as moved:
+                _LOGGER.warning("Cannot keep %s aside (%s)", self._path, moved.strerror)
             return
-        self._states = {str(k): dict(v) for k, v in loaded.items() if isinstance(v, dict)}
+        dropped: list[str] = []
+        for ieee, state in loaded.items():
+            if not IEEE_KEY.match(ieee):
+                dropped.append(f"{ieee[:40]!r} (not an IEEE address like 0x54ef441000abcdef)")
+            elif not isinstance(state, dict):
+                dropped.append(f"{ieee} (not an object)")
+            else:
+                kept, problems = self._schema.clean(state)
+                dropped.extend(f"{ieee} {problem}" for problem in problems)
+                if kept:
+                    self._states[ieee] = kept
+        if dropped:
+            _LOGGER.warning(
+                "State cache %s: dropped what does not fit the devices: %s", self._path, "; ".join(dropped)
+            )
 
     def get(self, ieee: str) -> dict[str, Any]:
         """A copy of one device's cached state (empty when unknown)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from z2m_qbkg40lm import strict_json
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 """Commands are a few bytes; anything this large is a mistake and is refused unread."""
@@ -15,7 +16,18 @@ _PLAIN_STATE_COMMANDS = ("on", "off", "toggle")
 
 
 class PayloadError(ValueError):
-    """A command payload that cannot be understood; the message says what was expected."""
+    """A command payload that cannot be understood; the message says what was expected.
+
+    `transaction` is the sender's id when it could still be read, so that the refusal reaches it.
+    """
+
+    def __init__(self, message: str, transaction: Any = None) -> None:
+        super().__init__(message)
+        self.transaction = transaction
+
+
+class EmptyRequest(PayloadError):
+    """A bridge request with an empty payload: how a client clears a retained request."""
 
 
 @dataclass(frozen=True)
@@ -82,18 +94,23 @@ def command_properties(command: DeviceCommand, payload: bytes) -> dict[str, Any]
 
     `/set` takes a JSON object, or a bare on/off/toggle meaning `{"state": …}`; `/set/<property>`
     takes a JSON value or, failing that, the raw text (`ON`); `/get` takes a JSON object whose
-    values are ignored, and `/get/<property>` anything.
+    values are ignored, and `/get/<property>` anything. JSON that is not standard (NaN, Infinity,
+    numbers out of range, nesting deeper than `strict_json.MAX_DEPTH`) is refused.
     """
     text = decode_text(payload)
     if command.property is not None:
         if command.action == "get":
             return {command.property: ""}
         try:
-            return {command.property: json.loads(text)}
+            return {command.property: strict_json.loads(text)}
+        except strict_json.RefusedJson as exc:
+            raise _refused(text, exc) from None
         except ValueError:
             return {command.property: text}
     try:
-        value = json.loads(text)
+        value = strict_json.loads(text)
+    except strict_json.RefusedJson as exc:
+        raise _refused(text, exc) from None
     except ValueError:
         if command.action == "set" and text.strip().lower() in _PLAIN_STATE_COMMANDS:
             return {"state": text.strip()}
@@ -108,12 +125,30 @@ def command_properties(command: DeviceCommand, payload: bytes) -> dict[str, Any]
 
 
 def request_payload(payload: bytes) -> Any:
-    """A bridge request payload: JSON if it parses, else the raw text (Zigbee2MQTT's rule)."""
+    """A bridge request payload: JSON if it parses, else the raw text (Zigbee2MQTT's rule).
+
+    An empty payload is refused (EmptyRequest): it is what a client sends to clear a retained
+    request, never a request itself. Non-standard JSON is refused as in `command_properties`.
+    """
     text = decode_text(payload)
+    if not text.strip():
+        raise EmptyRequest(
+            "empty payload: not a request (an empty message clears a retained one); send {} or the "
+            "request's JSON object"
+        )
     try:
-        return json.loads(text)
+        return strict_json.loads(text)
+    except strict_json.RefusedJson as exc:
+        raise _refused(text, exc) from None
     except ValueError:
         return text
+
+
+def _refused(text: str, exc: strict_json.RefusedJson) -> PayloadError:
+    """Non-standard JSON as a PayloadError, with the transaction of the object if it has one."""
+    document = exc.document
+    transaction = document.get("transaction") if isinstance(document, dict) else None
+    return PayloadError(f"payload {_preview(text)} is not standard JSON: {exc}", transaction)
 
 
 def _preview(text: str, limit: int = 60) -> str:

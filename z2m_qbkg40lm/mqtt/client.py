@@ -3,19 +3,26 @@
 aiomqtt never reconnects by itself, so `MqttClient.run()` is the supervisor: every connection attempt gets
 a fresh `aiomqtt.Client` (a reused one can keep a stale CONNACK future and stale QoS 1 messages in paho's
 queue), and every successful connection calls `on_connected()` and re-subscribes what `subscribe()`
-registered. While disconnected nothing is queued: `publish()` drops the message with a warning and
-returns False, as Zigbee2MQTT does; the daemon republishes its state from `on_connected()`.
+registered. While disconnected nothing outbound is queued: `publish()` drops the message with a warning
+and returns False, as Zigbee2MQTT does; the daemon republishes its state from `on_connected()`.
+
+Inbound, the session is persistent (`mqtt.session_expiry_interval` > 0, under a stable client id) and
+subscribed at QoS 1, so the broker keeps the QoS 1 commands sent while the daemon is away and delivers
+them on its return. Only messages on the registered filters are handed on: a resumed session may still
+hold subscriptions an earlier run had (a friendly name renamed away since).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -37,6 +44,10 @@ DEFAULT_MAX_PAYLOAD = MAX_PACKET_SIZE
 _MAX_QUEUED_INCOMING = 10_000
 # Per-operation timeout handed to aiomqtt: CONNACK, SUBACK, PUBACK and DISCONNECT waits.
 _OPERATION_TIMEOUT = 10.0
+# Commands are QoS 1 at most worth keeping: the broker delivers at min(publish QoS, subscription QoS).
+# Not QoS 2: paho hands a QoS 2 message on only at PUBREL, and a fresh client per connection forgets
+# a PUBREC-ed message, so a connection lost between the two would lose the command.
+SUBSCRIPTION_QOS = 1
 
 _PROTOCOLS = {
     3: aiomqtt.ProtocolVersion.V31,
@@ -123,6 +134,28 @@ def check_publish_topic(topic: str) -> None:
         raise ValueError(f"cannot publish to '{topic}': topics must be non-empty without '+' or '#'")
 
 
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, failing a connection attempt at once when the broker closes it before CONNACK.
+
+    aiomqtt 2.5.1 ignores a disconnect before CONNACK and waits out the whole CONNACK timeout (10 s)
+    instead; a broker that restarts while we connect would keep the daemon away that long.
+    """
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
+        connecting: asyncio.Future[None] = self._connected
+        if not connecting.done():
+            connecting.set_exception(aiomqtt.MqttError(f"connection closed before CONNACK ({reason_code})"))
+            return
+        super()._on_disconnect(client, userdata, flags, reason_code, properties)
+
+
 def _abandon(client: aiomqtt.Client) -> None:
     """Close the socket of an attempt that never got a CONNACK.
 
@@ -150,6 +183,74 @@ def _send_without_delay(client: aiomqtt.Client) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             _LOGGER.warning("Cannot set TCP_NODELAY on the MQTT connection: %s", exc)
+
+
+def default_client_id(base_topic: str, prefix: str = "z2m_qbkg40lm_") -> str:
+    """A client id stable across restarts and distinct per installation (per base topic).
+
+    With the default prefix, 23 characters of [0-9a-z_], the most every MQTT 3.1.1 server must accept.
+    """
+    return prefix + hashlib.sha256(base_topic.encode()).hexdigest()[:10]
+
+
+class _FilterSet:
+    """Topic filters in registration order, matched without walking the per-name ones.
+
+    Per-name filters (`base/<a/b>/set`, `base/<a/b>/set/+`) are looked up by key; only the few
+    filters with other wildcards (`base/+/set`, `base/bridge/request/#`) are matched one by one.
+    """
+
+    def __init__(self) -> None:
+        self._order: dict[str, None] = {}
+        self._exact: set[str] = set()
+        self._parents: set[str] = set()
+        self._wild: list[str] = []
+
+    def __contains__(self, topic_filter: object) -> bool:
+        return topic_filter in self._order
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._order))
+
+    def add(self, topic_filter: str) -> None:
+        if topic_filter in self._order:
+            return
+        self._order[topic_filter] = None
+        match self._kind(topic_filter):
+            case "exact":
+                self._exact.add(topic_filter)
+            case "parent":
+                self._parents.add(topic_filter.removesuffix("/+"))
+            case _:
+                self._wild.append(topic_filter)
+
+    def discard(self, topic_filter: str) -> None:
+        if topic_filter not in self._order:
+            return
+        del self._order[topic_filter]
+        match self._kind(topic_filter):
+            case "exact":
+                self._exact.discard(topic_filter)
+            case "parent":
+                self._parents.discard(topic_filter.removesuffix("/+"))
+            case _:
+                self._wild.remove(topic_filter)
+
+    @staticmethod
+    def _kind(topic_filter: str) -> str:
+        parent, _, last = topic_filter.rpartition("/")
+        if "+" not in topic_filter and "#" not in topic_filter:
+            return "exact"
+        if last == "+" and parent and "+" not in parent and "#" not in parent:
+            return "parent"
+        return "wild"
+
+    def matches(self, topic: str) -> bool:
+        """Whether a message on `topic` is one a registered filter asked for."""
+        if topic in self._exact or topic.rpartition("/")[0] in self._parents:
+            return True
+        value = aiomqtt.Topic(topic)
+        return any(value.matches(topic_filter) for topic_filter in self._wild)
 
 
 def _refused(codes: Iterable[int | ReasonCode]) -> bool:
@@ -202,7 +303,11 @@ class MqttClient:
         # Built once, at construction: a bad file is a configuration error reported before start-up.
         self._tls_context = build_tls_context(config)
         self._password = config.password.get_secret_value() if config.password is not None else None
-        self._filters: list[str] = []
+        self._filters = _FilterSet()
+        # Filters given up but not yet confirmed gone by the broker: a persistent session would keep
+        # them, so the next connection unsubscribes them.
+        self._unsubscribe_on_connect: set[str] = set()
+        self._client_id = config.client_id or default_client_id(config.base_topic)
         self._session: _Session | None = None
         self._ready = asyncio.Event()
         self._stop_requested = asyncio.Event()
@@ -214,6 +319,16 @@ class MqttClient:
         """The broker as logged: scheme, host and port, never credentials."""
         scheme = "mqtts" if self._config.tls else "mqtt"
         return f"{scheme}://{self._config.host}:{self._config.port}"
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id: `mqtt.client_id`, else one derived from the base topic."""
+        return self._client_id
+
+    @property
+    def persistent(self) -> bool:
+        """True when the broker keeps the session (and queued QoS 1 commands) while we are away."""
+        return self._config.session_expiry_interval > 0
 
     @property
     def connected(self) -> bool:
@@ -233,14 +348,59 @@ class MqttClient:
         """Register `topic_filter` for every connection; subscribe at once if a connection is up."""
         if not topic_filter:
             raise ValueError("cannot subscribe to an empty topic filter")
-        if topic_filter not in self._filters:
-            self._filters.append(topic_filter)
+        self._filters.add(topic_filter)
+        self._unsubscribe_on_connect.discard(topic_filter)
         session = self._session
         if session is not None and topic_filter not in session.requested:
             session.requested.add(topic_filter)
             task = asyncio.create_task(self._subscribe_now(session, [topic_filter]), name="mqtt-subscribe")
             session.tasks.add(task)
             task.add_done_callback(session.tasks.discard)
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        """Forget `topic_filter`: messages only it matched are no longer handed on, and the broker
+        is told now if connected, else on the next connection (a persistent session keeps it)."""
+        if topic_filter not in self._filters:
+            return
+        self._filters.discard(topic_filter)
+        self._unsubscribe_on_connect.add(topic_filter)
+        session = self._session
+        if session is None:
+            return
+        session.requested.discard(topic_filter)
+        task = asyncio.create_task(self._unsubscribe_now(session, [topic_filter]), name="mqtt-unsubscribe")
+        session.tasks.add(task)
+        task.add_done_callback(session.tasks.discard)
+
+    async def read_retained(self, filters: Sequence[str]) -> list[tuple[str, bytes]] | None:
+        """The retained messages on `filters` now (topic, payload), read over a short second connection.
+
+        A connection of its own, so that the daemon's session never subscribes these filters and
+        the daemon's handler never sees the messages. None (and a warning) when it failed.
+        """
+        client = self._new_client(identifier=f"{self._client_id}_retained", persistent=False, will=False)
+        found: list[tuple[str, bytes]] = []
+        reached = False
+        try:
+            async with client:
+                reached = True
+                await client.subscribe([(topic, 0) for topic in filters], timeout=_OPERATION_TIMEOUT)
+                # The broker queues the retained messages while it handles the SUBSCRIBE, so they
+                # all come before the UNSUBACK of an UNSUBSCRIBE sent after the SUBACK; paho hands
+                # packets on in order, so once unsubscribed they are all in aiomqtt's queue.
+                await client.unsubscribe(list(filters), timeout=_OPERATION_TIMEOUT)
+                for _ in range(len(client.messages)):
+                    message = await anext(client.messages)
+                    payload = message.payload
+                    if message.retain and isinstance(payload, bytes) and payload:
+                        found.append((message.topic.value, payload))
+        except aiomqtt.MqttError as exc:
+            _LOGGER.warning("Cannot read retained messages from %s: %s", self.broker, self._describe(exc))
+            return None
+        finally:
+            if not reached:
+                _abandon(client)
+        return found
 
     async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
         """Publish; True once handed to the broker (PUBACK for QoS 1), False if not connected or lost."""
@@ -254,11 +414,16 @@ class MqttClient:
         )
         try:
             await asyncio.wait((sending, session.lost), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not sending.done():
-                sending.cancel()
+        except asyncio.CancelledError:
+            sending.cancel()
+            raise
+        if not sending.done():
+            # The connection ended first. cancel() only requests the cancellation, which lands on
+            # the next loop iteration: wait for it, or the outcome cannot be read yet.
+            sending.cancel()
+            await asyncio.wait((sending,))
         if sending.cancelled():
-            _LOGGER.warning("MQTT connection lost while publishing on %s", topic)
+            _LOGGER.warning("MQTT connection lost while publishing, dropping message on %s", topic)
             return False
         error = sending.exception()
         if isinstance(error, aiomqtt.MqttError):
@@ -322,20 +487,33 @@ class MqttClient:
         finally:
             self._finished.set()
 
-    def _new_client(self) -> aiomqtt.Client:
+    def _new_client(
+        self, *, identifier: str | None = None, persistent: bool | None = None, will: bool = True
+    ) -> aiomqtt.Client:
         config = self._config
+        persistent = self.persistent if persistent is None else persistent
         properties: Properties | None = None
+        session: dict[str, Any] = {}
         if config.version == 5:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.MaximumPacketSize = MAX_PACKET_SIZE
-        return aiomqtt.Client(
+            # The broker ends the session this long after a disconnect: bounds how old a command
+            # delivered on our return can be.
+            properties.SessionExpiryInterval = config.session_expiry_interval if persistent else 0
+            session["clean_start"] = not persistent
+        else:
+            # MQTT 3.1.1 has no expiry: the broker keeps the session until its own limit
+            # (Mosquitto: persistent_client_expiration).
+            session["clean_session"] = not persistent
+        return _Client(
             config.host,
             config.port,
             username=config.user,
             password=self._password,
-            identifier=config.client_id,
+            identifier=identifier or self._client_id,
             protocol=_PROTOCOLS[config.version],
-            will=self._will,
+            will=self._will if will else None,
+            **session,
             keepalive=config.keepalive,
             timeout=_OPERATION_TIMEOUT,
             properties=properties,
@@ -373,6 +551,11 @@ class MqttClient:
     async def _set_up(self, session: _Session) -> None:
         # Subscribe first, then announce online: a client that sees "online" and sends a request at
         # once must find us listening (Zigbee2MQTT announces first and can miss such a request).
+        stale = sorted(self._unsubscribe_on_connect)
+        if stale:
+            # A failure here (MqttError) ends the connection; the next one tries again.
+            await session.client.unsubscribe(stale, timeout=_OPERATION_TIMEOUT)
+            self._unsubscribe_on_connect.difference_update(stale)
         pending = [topic for topic in self._filters if topic not in session.requested]
         if pending:
             session.requested.update(pending)
@@ -390,8 +573,19 @@ class MqttClient:
             # The filter stays registered: the next connection subscribes it.
             _LOGGER.warning("Cannot subscribe to %s: %s", ", ".join(filters), self._describe(exc))
 
+    async def _unsubscribe_now(self, session: _Session, filters: list[str]) -> None:
+        try:
+            await session.client.unsubscribe(filters, timeout=_OPERATION_TIMEOUT)
+        except aiomqtt.MqttError as exc:
+            # Told again on the next connection; meanwhile its messages are not handed on.
+            _LOGGER.warning("Cannot unsubscribe from %s: %s", ", ".join(filters), self._describe(exc))
+            return
+        self._unsubscribe_on_connect.difference_update(filters)
+
     async def _subscribe(self, client: aiomqtt.Client, filters: list[str]) -> None:
-        codes = await client.subscribe([(topic, 0) for topic in filters], timeout=_OPERATION_TIMEOUT)
+        codes = await client.subscribe(
+            [(topic, SUBSCRIPTION_QOS) for topic in filters], timeout=_OPERATION_TIMEOUT
+        )
         if _refused(codes):
             _LOGGER.warning("MQTT server %s refused a subscription among %s", self.broker, ", ".join(filters))
 
@@ -399,6 +593,10 @@ class MqttClient:
         async for message in client.messages:
             topic = message.topic.value
             payload = message.payload
+            if not self._filters.matches(topic):
+                # A subscription a resumed session kept from an earlier run, or one being undone.
+                _LOGGER.debug("Ignoring a message on %s: no longer subscribed", topic)
+                continue
             if len(payload) > self._max_payload:
                 _LOGGER.warning(
                     "Dropping %d-byte message on %s (limit %d bytes)", len(payload), topic, self._max_payload

@@ -106,10 +106,8 @@ def _header_string(raw: bytes) -> str:
 def parse_header(data: bytes) -> OtaHeader:
     """The OTA header at the start of `data`; OtaImageError when it is not one or is inconsistent."""
     if len(data) < 4 or int.from_bytes(data[:4], "little") != MAGIC:
-        found = f"0x{int.from_bytes(data[:4], 'little'):08X}" if len(data) >= 4 else "nothing"
-        raise OtaImageError(
-            f"not a Zigbee OTA file (it starts with {found}, not the magic number 0x0BEEF11E)"
-        )
+        # What the file does start with is not said: an error must not show a file's content.
+        raise OtaImageError("not a Zigbee OTA file (it does not start with the magic number 0x0BEEF11E)")
     if len(data) < BASE_HEADER_LENGTH:
         raise OtaImageError(
             f"truncated: {len(data)} bytes, shorter than an OTA header ({BASE_HEADER_LENGTH})"

@@ -11,8 +11,15 @@ Zigbee2MQTT's index (its `ota.zigbee_ota_override_index_location`) is a JSON lis
       "maxFileVersion": 28, "hardwareVersionMin": 1, "hardwareVersionMax": 1,
       "manufacturerName": ["LUMI"], "otaHeaderString": "…", "releaseNotes": "…"}]
 
-`url` (or `path`, or `fileName`) is a path, absolute or relative to the index file's folder. An
-`http(s)://` URL is never fetched: the file is looked for under its own name next to the index.
+`url` (or `path`, or `fileName`) is a path relative to the index file's folder. An `http(s)://`
+URL is never fetched: the file is looked for under its own name next to the index.
+
+Only files in the two configured folders (the image folder and the index's own folder, with their
+subfolders) are ever opened. Anything else is refused before it is opened, with one message that
+says nothing about the target: a `..` in a path, an absolute path elsewhere, a `file://` URL, a
+symbolic link that leads out of the folders, a device file or a fifo. Whoever can write the index
+could otherwise learn through the refusal reasons whether any file on the machine exists, and how
+it starts.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,13 @@ IMAGE_SUFFIXES = (".ota", ".zigbee")
 """Files of the image folder that are read (other files there are left alone)."""
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 """Larger files are refused unread: no Zigbee OTA image comes near this."""
+MAX_INDEX_BYTES = 16 * 1024 * 1024
+"""A larger index is refused unread."""
+OUTSIDE_THE_FOLDERS = (
+    "refused unopened: only files in ota.image_folder or in the index's own folder are used "
+    "(no '..', no absolute path elsewhere, no file:// URL, no link that leads out of them)"
+)
+"""The one reason given for every path out of bounds: it says nothing about the target."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,30 @@ class FirmwareSources:
             self._scan_index(self.index_file, files, refused)
         return Catalogue(tuple(files), tuple(refused))
 
+    def _folders(self) -> tuple[Path, ...]:
+        """The folders files may be opened in: as configured, and with every link resolved."""
+        configured = [
+            folder
+            for folder in (self.image_folder, None if self.index_file is None else self.index_file.parent)
+            if folder is not None
+        ]
+        as_given = [Path(os.path.abspath(folder)) for folder in configured]
+        resolved = [Path(os.path.realpath(folder)) for folder in configured]
+        return tuple(dict.fromkeys(as_given + resolved))
+
+    def _confined(self, path: Path) -> Path:
+        """The path with every link resolved, when it stays in the folders; refused otherwise.
+
+        Nothing is opened here, and the refusal is the same whether the target exists or not.
+        """
+        folders = self._folders()
+        if not _inside(Path(os.path.abspath(path)), folders):
+            raise _Refused(OUTSIDE_THE_FOLDERS)
+        real = Path(os.path.realpath(path))
+        if not _inside(real, folders):
+            raise _Refused(OUTSIDE_THE_FOLDERS)
+        return real
+
     # --- the folder ------------------------------------------------------------------------------
 
     def _scan_folder(self, folder: Path, files: list[FirmwareFile], refused: list[RefusedFile]) -> None:
@@ -108,17 +147,24 @@ class FirmwareSources:
         except OSError as exc:
             refused.append(RefusedFile(str(folder), f"cannot read the image folder ({exc.strerror or exc})"))
             return
-        for path in entries:
-            if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+        for entry in entries:
+            if entry.name.startswith(".") or entry.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                continue
+            try:
+                path = self._confined(entry)
+            except _Refused as exc:
+                refused.append(RefusedFile(str(entry), str(exc)))
                 continue
             checked = self._check(path)
             if checked.error is not None or checked.header is None:
-                refused.append(RefusedFile(str(path), checked.error or "unreadable"))
+                refused.append(RefusedFile(str(entry), checked.error or "unreadable"))
                 continue
             files.append(
                 FirmwareFile(
                     path=path,
-                    name=path.name,
+                    name=entry.name,
                     header=checked.header,
                     size=checked.size,
                     sha512=checked.sha512,
@@ -131,7 +177,7 @@ class FirmwareSources:
 
     def _scan_index(self, index: Path, files: list[FirmwareFile], refused: list[RefusedFile]) -> None:
         try:
-            entries = json.loads(index.read_text(encoding="utf-8"))
+            entries = json.loads(_read_regular_file(index, MAX_INDEX_BYTES, follow_links=True))
         except OSError as exc:
             refused.append(RefusedFile(str(index), f"cannot read the index ({exc.strerror or exc})"))
             return
@@ -156,7 +202,7 @@ class FirmwareSources:
         )
         if not location:
             raise _Refused("no url (the image file's path, relative to the index)")
-        path = _local_path(index.parent, location, entry.get("fileName"))
+        path = self._confined(_local_path(index.parent, location, entry.get("fileName")))
         checked = self._check(path)
         if checked.error is not None or checked.header is None:
             raise _Refused(f"{path}: {checked.error}")
@@ -216,11 +262,15 @@ class FirmwareSources:
     # --- one file --------------------------------------------------------------------------------
 
     def _check(self, path: Path) -> _Checked:
-        """Read and check one file (remembered until its size or modification time changes)."""
+        """Read and check one file of the folders (remembered until its size or modification time
+        changes). `path` has no links left (see `_confined`)."""
         try:
-            status = path.stat()
+            status = path.lstat()
         except OSError as exc:
             return _Checked((0, 0), None, "", 0, f"cannot read ({exc.strerror or exc})")
+        if not stat.S_ISREG(status.st_mode):
+            # A fifo would block the read, a device file could do anything when opened.
+            return _Checked((0, 0), None, "", 0, "not a regular file, not opened")
         stamp = (status.st_size, status.st_mtime_ns)
         known = self._checked.get(path)
         if known is not None and known.stamp == stamp:
@@ -242,23 +292,54 @@ def _first(*values: int | None) -> int | None:
     return next((value for value in values if value is not None), None)
 
 
+def _inside(path: Path, folders: tuple[Path, ...]) -> bool:
+    return any(path.is_relative_to(folder) for folder in folders)
+
+
 def _local_path(root: Path, location: str, file_name: Any) -> Path:
-    """An index entry's file: a path (relative to the index), never a download."""
+    """An index entry's file: a path (relative to the index), never a download.
+
+    Only a name is worked out here; whether it may be opened is `FirmwareSources._confined`'s call.
+    """
     parts = urlsplit(location)
     if parts.scheme in ("http", "https"):
         name = file_name if isinstance(file_name, str) and file_name else unquote(Path(parts.path).name)
         local = root / Path(name).name
-        if not local.is_file():
+        # Not followed: a link in the folder is `_confined`'s to judge, whatever it leads to.
+        if not (local.is_symlink() or local.is_file()):
             raise _Refused(
                 f"{location} is a download and this daemon never downloads: save the file as {local}"
             )
         return local
     if parts.scheme == "file":
-        location = unquote(parts.path)
-    elif parts.scheme and len(parts.scheme) > 1:
+        raise _Refused(OUTSIDE_THE_FOLDERS)
+    if parts.scheme and len(parts.scheme) > 1:
         raise _Refused(f"{location}: only local paths are supported")
-    path = Path(os.path.expanduser(location))
-    return path if path.is_absolute() else root / path
+    if ".." in Path(location).parts:
+        # Even one that comes back: through a link it may lead anywhere on the way.
+        raise _Refused(OUTSIDE_THE_FOLDERS)
+    return root / location
+
+
+def _read_regular_file(path: Path, limit: int, *, follow_links: bool = False) -> bytes:
+    """The file's bytes, when it is a regular file of at most `limit` bytes (OSError otherwise).
+
+    Opened without blocking and, unless told, without following a link, then checked again
+    through the open descriptor: a file swapped for a fifo, a device or a link after it was
+    looked at is not read.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
+    status = path.stat() if follow_links else path.lstat()
+    if not stat.S_ISREG(status.st_mode):
+        raise OSError(0, "not a regular file, not opened")
+    descriptor = os.open(path, flags)
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(0, "not a regular file")
+        if status.st_size > limit:
+            raise OSError(0, f"{status.st_size} bytes is too large")
+        return file.read(limit + 1)
 
 
 def _check_file(path: Path, stamp: tuple[int, int]) -> _Checked:
@@ -266,7 +347,7 @@ def _check_file(path: Path, stamp: tuple[int, int]) -> _Checked:
     if size > MAX_IMAGE_BYTES:
         return _Checked(stamp, None, "", size, f"{size} bytes is too large for an OTA image")
     try:
-        data = path.read_bytes()
+        data = _read_regular_file(path, MAX_IMAGE_BYTES)
     except OSError as exc:
         return _Checked(stamp, None, "", size, f"cannot read ({exc.strerror or exc})")
     try:

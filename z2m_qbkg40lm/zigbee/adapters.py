@@ -7,14 +7,17 @@ Only the radio library the configuration names is imported (measured: zigpy, zig
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from z2m_qbkg40lm.config import Config, NetworkSettings
 from z2m_qbkg40lm.ota.provider import zigpy_ota_config
 
 DATABASE_FILE = "zigbee.db"
+ZSTACK_REQUEST_TIMEOUT_S = 6
+ZSTACK_ANSWER_TIMEOUT_S = 10
 VIRTUAL_STATE_FILE = "virtual_adapter.json"
 
 
@@ -25,10 +28,29 @@ class RadioLibrary:
     module: str
     display_name: str
     coordinator_type: str
+    reset_detection: str | None = None
+    """The module that tells when the coordinator rebooted on its own (see `ResetDetection`);
+    None: the library gives no sign of it, and only a lost connection is noticed."""
+
+
+class ResetDetection(Protocol):
+    """What a radio library's reset detection module provides (one module per library)."""
+
+    def watch_resets(self, app: Any, on_reset: Callable[[str], None]) -> Callable[[], None]:
+        """Call `on_reset(reason)` whenever the running coordinator announces it rebooted;
+        returns the function that stops watching."""
+        ...
+
+    def failure_means_reset(self, exc: BaseException) -> bool:
+        """True when a failed send is explained only by a coordinator that rebooted (and so
+        forgot what the host set up): the frame never went on air, and may be sent again."""
+        ...
 
 
 ADAPTERS: dict[str, RadioLibrary] = {
-    "zstack": RadioLibrary("zigpy_znp.zigbee.application", "zigpy-znp", "zStack3x0"),
+    "zstack": RadioLibrary(
+        "zigpy_znp.zigbee.application", "zigpy-znp", "zStack3x0", "z2m_qbkg40lm.zigbee.znp_resets"
+    ),
     "ezsp": RadioLibrary("bellows.zigbee.application", "bellows", "EZSP"),
     "ember": RadioLibrary("bellows.zigbee.application", "bellows", "EmberZNet"),
     "deconz": RadioLibrary("zigpy_deconz.zigbee.application", "zigpy-deconz", "ConBee/RaspBee"),
@@ -43,6 +65,12 @@ def application_class(adapter: str) -> Any:
     if adapter == "virtual":
         return module.VirtualControllerApplication
     return module.ControllerApplication
+
+
+def reset_detection(adapter: str) -> ResetDetection | None:
+    """The adapter family's reset detection, imported only when the configuration uses it."""
+    module = ADAPTERS[adapter].reset_detection
+    return None if module is None else cast(ResetDetection, importlib.import_module(module))
 
 
 def serial_path(port: str) -> str:
@@ -74,6 +102,16 @@ def zigpy_config(config: Config, data_dir: Path, network: NetworkSettings) -> di
         # Zigbee2MQTT scans the topology only on request; a periodic scan only adds radio traffic.
         "topology_scan_enabled": False,
     }
+    if serial.adapter == "zstack":
+        # Z-Stack answers a request at once; for one that a hung chip never answers zigpy-znp holds
+        # the serial line, and so every other command, 15 s (30 s for a data request, which it also
+        # keeps waiting for after its caller gave up). Zigbee2MQTT's Z-Stack driver gives 6 s to a
+        # request and 10 s to an asynchronous answer; so does the daemon (measured with a muted
+        # emulator: a command sent during the mute no longer blocks the next ones for 30 s).
+        result["znp_config"] = {
+            "sync_request_timeout": ZSTACK_REQUEST_TIMEOUT_S,
+            "async_response_timeout": ZSTACK_ANSWER_TIMEOUT_S,
+        }
     if serial.adapter == "virtual":
         result["virtual"] = {
             "switches": config.virtual.switches,

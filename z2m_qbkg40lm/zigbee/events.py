@@ -81,6 +81,21 @@ class FrameReceived:
 
 
 @dataclass(frozen=True)
+class RadioRestarting:
+    """The coordinator reset itself; the radio layer is re-initialising it (commands wait or fail
+    with "the adapter is restarting" meanwhile)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class RadioRecovered:
+    """The radio serves again after a re-initialisation; reports sent meanwhile may be lost."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class RadioLost:
     """The adapter went away; the daemon stops so that its supervisor restarts it."""
 
@@ -96,5 +111,7 @@ RadioEvent = (
     | DeviceLeft
     | AttributeReceived
     | FrameReceived
+    | RadioRestarting
+    | RadioRecovered
     | RadioLost
 )

@@ -19,7 +19,23 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class DeviceCommandError(Exception):
-    """A ZCL exchange with a device failed; the message says which and why, for users."""
+    """A ZCL exchange with a device failed; the message says which and why, for users.
+
+    `cause` keeps the radio library's own error, so that the radio layer can tell a failure that
+    only a rebooted coordinator explains from one of the device.
+    """
+
+    def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class NoAnswerError(DeviceCommandError):
+    """Nothing answered in time: the device, or the coordinator itself (the radio layer checks)."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(f"{operation} failed: the device did not answer")
+        self.operation = operation
 
 
 def describe(operation: ZclOperation) -> str:
@@ -100,12 +116,16 @@ async def execute(device: Any, operations: tuple[ZclOperation, ...]) -> None:
         except DeviceCommandError as exc:
             raise DeviceCommandError(f"{describe(operation)} failed: {exc}") from None
         except TimeoutError:
-            raise DeviceCommandError(f"{describe(operation)} failed: the device did not answer") from None
+            raise NoAnswerError(describe(operation)) from None
         except zigpy.exceptions.ZigbeeException as exc:
-            raise DeviceCommandError(f"{describe(operation)} failed: {exc or type(exc).__name__}") from None
+            raise DeviceCommandError(
+                f"{describe(operation)} failed: {exc or type(exc).__name__}", cause=exc
+            ) from None
         except Exception as exc:
             # The edge to zigpy and the radio libraries: whatever else they raise (a coordinator that
             # went away, an unexpected answer, a frame that cannot be encoded) becomes one clear
             # error for the user; the traceback goes to the log for the developer.
             _LOGGER.warning("%s failed", describe(operation), exc_info=True)
-            raise DeviceCommandError(f"{describe(operation)} failed: {exc or type(exc).__name__}") from None
+            raise DeviceCommandError(
+                f"{describe(operation)} failed: {exc or type(exc).__name__}", cause=exc
+            ) from None

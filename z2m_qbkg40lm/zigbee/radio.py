@@ -2,6 +2,11 @@
 
 It forms or resumes the network, teaches zigpy the devices' manufacturer clusters and hidden
 endpoints, turns zigpy's listener calls into events on a queue, and runs converter plans.
+
+It also keeps the radio serving: a coordinator that reboots on its own (noticed by the adapter
+family's reset detection, see `adapters.ResetDetection`) is re-initialised in-process, by shutting
+the zigpy application down (its database saved) and starting a new one; if that fails the radio is
+lost and the daemon exits with the adapter-lost code for its supervisor.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import zigpy.exceptions
 from z2m_qbkg40lm.config import Config, NetworkSettings
 from z2m_qbkg40lm.devices.definition import DeviceDefinition, ZclOperation
 from z2m_qbkg40lm.zigbee import events as ev
-from z2m_qbkg40lm.zigbee.adapters import ADAPTERS, application_class, zigpy_config
-from z2m_qbkg40lm.zigbee.executor import DeviceCommandError, execute
+from z2m_qbkg40lm.zigbee.adapters import ADAPTERS, application_class, reset_detection, zigpy_config
+from z2m_qbkg40lm.zigbee.executor import DeviceCommandError, NoAnswerError, execute
+from z2m_qbkg40lm.zigbee.failures import describe_failure
 from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver, register_manufacturer_clusters
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,6 +64,18 @@ class EndpointDetails:
 
 
 LogicalType = Literal["Coordinator", "Router", "EndDevice"]
+RadioState = Literal["starting", "running", "restarting", "lost", "stopped"]
+
+RESTART_TIMEOUT_S = 30.0
+"""How long a re-initialisation may take before the adapter counts as lost (zigpy-znp alone gives
+the network 15 s to come up; against the emulator it takes about 1 s)."""
+COMMAND_WAIT_S = 8.0
+"""How long a command waits for a re-initialisation under way before it fails."""
+COORDINATOR_CHECK_AFTER_S = 4.0
+"""A command still running after this long (a healthy exchange takes well under a second) has the
+coordinator pinged, and again every as long."""
+PROBE_TIMEOUT_S = 3.0
+"""How long the coordinator has to answer a ping (health check, a command nothing answered)."""
 
 ZDO_TIMEOUT_S = 7.0
 """How long a device has to answer a leave or permit-join request (zigpy's figure for routers)."""
@@ -100,7 +118,24 @@ class Radio:
         self._network = network
         self._definitions = definitions
         self._app: Any = None
+        self._app_open = False
+        self._listener: _ZigpyListener | None = None
         self._unsubscribes: dict[str, list[Callable[[], None]]] = {}
+        self._detection = reset_detection(config.serial.adapter)
+        self._stop_watching: Callable[[], None] | None = None
+        self._state: RadioState = "starting"
+        self._problem: str | None = None
+        self._serving = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._restart_task: asyncio.Task[None] | None = None
+        # False once a send was refused again right after a re-initialisation: the refusal has
+        # another cause, and re-initialising over and over would not help (until a send works).
+        self._refusal_means_reset = True
+
+    @property
+    def state(self) -> RadioState:
+        """starting, running, restarting (re-initialising after a reset), lost, or stopped."""
+        return self._state
 
     @property
     def adapter(self) -> str:
@@ -121,31 +156,15 @@ class Radio:
         """Start the adapter and form the network, or resume the one it has."""
         for definition in self._definitions:
             register_manufacturer_clusters(definition.manufacturer_clusters)
-        patches = {
-            model_id: definition.endpoint_patches
-            for definition in self._definitions
-            for model_id in definition.model_ids
-        }
-        app_class = application_class(self.adapter)
         self._data_dir.mkdir(parents=True, exist_ok=True)
-        zconfig = zigpy_config(self._config, self._data_dir, self._network)
         try:
-            self._app = await app_class.new(
-                zconfig,
-                auto_form=True,
-                start_radio=False,
-                device_resolver=make_device_resolver(patches),
-            )
-            self._app.add_listener(_ZigpyListener(self))
-            await self._app.startup(auto_form=True)
+            await self._open_app()
         except Exception as exc:
-            await self._close_after_failed_start()
             where = self._config.serial.port or "the virtual adapter"
             raise RadioError(
-                f"cannot start the {self.adapter} adapter on {where}: {exc or type(exc).__name__}"
+                f"cannot start the {self.adapter} adapter on {where}: {describe_failure(exc)}"
             ) from exc
-        for device in self._devices():
-            self._subscribe(device)
+        self._set_state("running")
         info = self._app.state.network_info
         _LOGGER.info(
             "Zigbee network up: channel %s, PAN id 0x%04x, coordinator %s, %d device(s)",
@@ -155,26 +174,158 @@ class Radio:
             len(self._devices()),
         )
 
-    async def _close_after_failed_start(self) -> None:
-        """zigpy closes the radio but not its database when start-up fails; an open database
-        thread would keep the process from exiting."""
-        if self._app is None:
-            return
-        app, self._app = self._app, None
+    async def _open_app(self) -> None:
+        """Create and start a zigpy application, follow its devices, watch for resets; it becomes
+        `_app` only once it runs (until then lookups keep using the previous one)."""
+        patches = {
+            model_id: definition.endpoint_patches
+            for definition in self._definitions
+            for model_id in definition.model_ids
+        }
+        app = await application_class(self.adapter).new(
+            zigpy_config(self._config, self._data_dir, self._network),
+            auto_form=True,
+            start_radio=False,
+            device_resolver=make_device_resolver(patches),
+        )
+        listener = _ZigpyListener(self, app)
+        app.add_listener(listener)
         try:
-            await app.shutdown(db=True)
-        except Exception:
-            _LOGGER.exception("Closing the zigpy application after a failed start failed")
+            await app.startup(auto_form=True)
+        except BaseException:
+            # zigpy closes the radio but not its database when start-up fails (and nothing when it
+            # is cancelled); an open database thread would keep the process from exiting.
+            app.remove_listener(listener)
+            try:
+                await app.shutdown(db=True)
+            except Exception:
+                _LOGGER.exception("Closing the zigpy application after a failed start failed")
+            raise
+        self._app, self._listener, self._app_open = app, listener, True
+        for device in self._devices():
+            self._subscribe(device)
+        if self._detection is not None:
+            self._stop_watching = self._detection.watch_resets(app, self._on_reset)
 
-    async def stop(self) -> None:
-        """Shut the application down, saving zigpy's database."""
+    async def _close_app(self) -> None:
+        """Stop following the running application and shut it down, saving zigpy's database."""
+        if self._stop_watching is not None:
+            self._stop_watching()
+            self._stop_watching = None
         for unsubscribes in self._unsubscribes.values():
             for unsubscribe in unsubscribes:
                 unsubscribe()
         self._unsubscribes.clear()
-        if self._app is not None:
-            await self._app.shutdown()
-            self._app = None
+        if not self._app_open:
+            return
+        self._app_open = False
+        if self._listener is not None:
+            # Closing the link on purpose must not look like a lost adapter.
+            self._app.remove_listener(self._listener)
+            self._listener = None
+        await self._app.shutdown()
+
+    async def stop(self) -> None:
+        """Shut the application down, saving zigpy's database."""
+        self._set_state("stopped")
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+            await asyncio.gather(self._restart_task, return_exceptions=True)
+            self._restart_task = None
+        await self._close_app()
+
+    # --- staying up: resets, re-initialisation, health ----------------------------------------
+
+    def _set_state(self, state: RadioState, problem: str | None = None) -> None:
+        self._state, self._problem = state, problem
+        if state == "running":
+            self._serving.set()
+        else:
+            self._serving.clear()
+        if state == "lost":
+            self._lost.set()
+
+    def _on_reset(self, reason: str) -> None:
+        """The reset detection's callback (called inside the radio library's frame handling)."""
+        self.restart(reason)
+
+    def restart(self, reason: str) -> None:
+        """Re-initialise the radio in the background (at most one at a time); commands wait for it,
+        a failure is a lost radio (RadioLost)."""
+        if self._state != "running":
+            return
+        _LOGGER.error("Adapter problem: %s; re-initialising the radio", reason)
+        self._set_state("restarting", f"the adapter is restarting ({reason})")
+        self.events.put_nowait(ev.RadioRestarting(reason=reason))
+        self._restart_task = asyncio.get_running_loop().create_task(
+            self._restart(), name="radio re-initialisation"
+        )
+
+    async def _restart(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(RESTART_TIMEOUT_S):
+                await self._close_app()
+                await self._open_app()
+        except Exception as exc:
+            reason = describe_failure(exc)
+            if isinstance(exc, TimeoutError):
+                reason = f"no network within {RESTART_TIMEOUT_S:g} s"
+            _LOGGER.error("Re-initialising the adapter failed: %s", reason, exc_info=exc)
+            self._set_state("lost", f"the adapter is lost: re-initialising it failed: {reason}")
+            self.events.put_nowait(ev.RadioLost(reason=f"re-initialising the adapter failed: {reason}"))
+            return
+        seconds = loop.time() - started
+        self._set_state("running")
+        _LOGGER.warning("The adapter is serving again, re-initialised in %.1f s", seconds)
+        self.events.put_nowait(ev.RadioRecovered(seconds=seconds))
+
+    async def _until_serving(self) -> None:
+        """Return at once while running; wait a bounded time for a re-initialisation under way."""
+        if self._state == "restarting":
+            try:
+                async with asyncio.timeout(COMMAND_WAIT_S):
+                    await self._serving.wait()
+            except TimeoutError:
+                raise DeviceCommandError(
+                    "the adapter is restarting (the coordinator reset itself); try again shortly"
+                ) from None
+        if self._state != "running":
+            raise DeviceCommandError(self._problem or f"the adapter is {self._state}")
+
+    async def coordinator_problem(self) -> str | None:
+        """None when the coordinator answers a ping within PROBE_TIMEOUT_S, else what is wrong (at
+        once when the adapter is lost meanwhile)."""
+        if self._state != "running":
+            return self._problem or f"the adapter is {self._state}"
+        loop = asyncio.get_running_loop()
+        ping = loop.create_task(self._app.watchdog_feed())
+        lost = loop.create_task(self._lost.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {ping, lost}, timeout=PROBE_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for each in (ping, lost):
+                each.cancel()
+            await asyncio.gather(ping, lost, return_exceptions=True)
+        if ping in done:
+            failure = None if ping.cancelled() else ping.exception()
+            if ping.cancelled() or failure is not None:
+                reason = "cancelled" if failure is None else describe_failure(failure)
+                return f"the coordinator did not answer a ping: {reason}"
+            return None
+        if lost in done:
+            return self._problem or "the adapter is lost"
+        return f"the coordinator did not answer a ping within {PROBE_TIMEOUT_S:g} s"
+
+    def _reset_explains(self, exc: DeviceCommandError) -> bool:
+        return (
+            self._detection is not None
+            and exc.cause is not None
+            and self._detection.failure_means_reset(exc.cause)
+        )
 
     def network_summary(self) -> dict[str, Any]:
         """Channel, PAN id, extended PAN id and coordinator IEEE of the running network."""
@@ -221,14 +372,81 @@ class Radio:
         )
 
     async def execute(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
-        """Run a converter plan on a device; DeviceCommandError says what failed."""
+        """Run a converter plan on a device; DeviceCommandError says what failed (the device, or
+        the coordinator itself)."""
+        await self._until_serving()
+        try:
+            await self._execute_watched(ieee, operations)
+        except NoAnswerError as exc:
+            problem = await self.coordinator_problem()
+            if problem is None:
+                raise
+            raise DeviceCommandError(f"{exc.operation} failed: {problem}") from None
+        except DeviceCommandError as exc:
+            if not (self._refusal_means_reset and self._reset_explains(exc)):
+                raise
+            # The frame was refused before it went on air: sending it again after the re-init
+            # cannot carry the command out twice.
+            self.restart(f"a send failed with {exc}, which only a coordinator that rebooted explains")
+            await self._until_serving()
+            try:
+                await self._execute_watched(ieee, operations)
+            except DeviceCommandError as again:
+                if self._reset_explains(again):
+                    self._refusal_means_reset = False
+                    _LOGGER.warning(
+                        "The coordinator refuses sends even after a re-initialisation; not"
+                        " re-initialising it again for this until a send succeeds"
+                    )
+                raise
+
+    async def _execute_watched(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
+        """`_execute_once`, with the coordinator pinged while it takes long: a coordinator that does
+        not answer fails the command with that reason, instead of zigpy's retries (3 x 8 s with
+        Z-Stack) ending in "the device did not answer"."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._execute_once(ieee, operations))
+        # A lost adapter ends the command at once, so that it is answered before the daemon stops.
+        lost = loop.create_task(self._lost.wait())
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    {task, lost}, timeout=COORDINATOR_CHECK_AFTER_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if task in done:
+                    break
+                if lost in done:
+                    problem: str | None = self._problem or "the adapter is lost"
+                else:
+                    problem = await self.coordinator_problem()
+                if problem is not None and not task.done():
+                    raise DeviceCommandError(f"the command got no answer: {problem}")
+        finally:
+            for each in (task, lost):
+                each.cancel()
+            await asyncio.gather(task, lost, return_exceptions=True)
+        task.result()
+
+    async def _execute_once(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
-        await execute(device, operations)
+        try:
+            await execute(device, operations)
+            self._refusal_means_reset = True
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling() or self._state != "restarting":
+                raise
+            # Shutting the old application down cancels the answers it was still waiting for.
+            raise DeviceCommandError(
+                "the adapter restarted while the command was under way; it may or may not have been"
+                " carried out"
+            ) from None
 
     async def permit_join(self, seconds: int) -> None:
         """Open (or with 0, close) the network for joining."""
+        await self._until_serving()
         await self._app.permit(time_s=seconds)
 
     # --- device details and network management (bridge requests) -----------------------------
@@ -256,6 +474,7 @@ class Radio:
 
     async def permit_join_via(self, ieee: str, seconds: int) -> None:
         """Open (or with 0, close) joining through one router only; DeviceCommandError if it fails."""
+        await self._until_serving()
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
@@ -264,6 +483,7 @@ class Radio:
     async def read_device_information(self, ieee: str) -> None:
         """Read Basic's date code, power source and build id into zigpy's attribute cache (kept in
         its database); attributes the device does not have are skipped."""
+        await self._until_serving()
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
@@ -283,6 +503,7 @@ class Radio:
         """Take a device off the network: a ZDO leave it must acknowledge, then out of zigpy's
         database. `force` skips the leave (database only: the device may still think it is
         joined). DeviceCommandError when the device does not leave."""
+        await self._until_serving()
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
@@ -298,6 +519,7 @@ class Radio:
     async def reinterview(self, ieee: str) -> None:
         """Interview a device again (zigpy keeps the old data if it fails), with the same events as
         a first interview; DeviceCommandError says why it failed."""
+        await self._until_serving()
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
@@ -423,8 +645,9 @@ class _ZigpyListener:
     """zigpy's application listener; each call becomes one event. zigpy logs listener exceptions
     only at DEBUG, so every body is guarded and logged at ERROR."""
 
-    def __init__(self, radio: Radio) -> None:
+    def __init__(self, radio: Radio, app: Any) -> None:
         self._radio = radio
+        self._app = app
 
     def _put(self, event: ev.RadioEvent) -> None:
         self._radio.events.put_nowait(event)
@@ -439,7 +662,7 @@ class _ZigpyListener:
 
     def device_initialized(self, device: Any) -> None:
         try:
-            if device.ieee == self._radio._app.state.node_info.ieee:
+            if device.ieee == self._app.state.node_info.ieee:
                 return
             self._radio._subscribe(device)
             self._put(
@@ -473,7 +696,19 @@ class _ZigpyListener:
             _LOGGER.exception("Handling a received frame failed")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._put(ev.RadioLost(reason=str(exc) if exc else "connection lost"))
+        if self._radio.state != "running" or self._radio._app is not self._app:
+            # A start or re-initialisation under way fails on its own and says why.
+            _LOGGER.debug("Connection lost while the radio is %s: %r", self._radio.state, exc)
+            return
+        if exc is None:
+            reason = "the connection to the adapter was closed"
+        elif isinstance(exc, TimeoutError):
+            # zigpy's watchdog pings the coordinator every 30 s and gives up on a missing answer.
+            reason = "the coordinator stopped answering (zigpy's watchdog ping timed out)"
+        else:
+            reason = describe_failure(exc)
+        self._radio._set_state("lost", f"the adapter is lost: {reason}")
+        self._put(ev.RadioLost(reason=reason))
 
 
 class _AnnounceListener:

@@ -21,8 +21,9 @@ from typing import Any, Final
 
 import zigpy_znp.types as t
 
+from z2m_qbkg40lm import strict_json
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
-from z2m_qbkg40lm.mqtt.client import MqttClient
+from z2m_qbkg40lm.mqtt.client import MqttClient, default_client_id
 from z2m_qbkg40lm.sim.switch import MODEL_ID
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
 from z2m_qbkg40lm.sim.znp.chip import Node
@@ -260,8 +261,15 @@ class MqttControl:
     def __init__(self, control: EmulatorControl, config: MqttConfig, base_topic: str | None = None) -> None:
         self._control = control
         self._base = base_topic or config.base_topic
+        # Never the daemon's client id (taken from the same configuration file): two clients with one
+        # id throw each other off the broker in turn. And no kept session: a simulation request sent
+        # while the emulator is away is of no use later.
+        own = {
+            "client_id": default_client_id(self._base, prefix="z2m_emulator_"),
+            "session_expiry_interval": 0,
+        }
         self.client = MqttClient(
-            config,
+            config.model_copy(update=own),
             will_topic=f"{self._base}/bridge/emulator",
             will_payload=_to_json({"state": "offline"}),
             on_connected=self._on_connected,
@@ -392,8 +400,16 @@ def _payload(payload: bytes) -> Any:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise SimulationError("Invalid payload: not UTF-8") from None
+    if not text.strip():
+        # How a client clears a retained request; acting on it would drop the link, say.
+        raise SimulationError(
+            "empty payload: not a request (an empty message clears a retained one); send {} or the "
+            "request's JSON object"
+        )
     try:
-        return json.loads(text) if text.strip() else {}
+        return strict_json.loads(text)
+    except strict_json.RefusedJson as exc:
+        raise SimulationError(f"Invalid payload: not standard JSON: {exc}") from None
     except ValueError:
         return text
 
