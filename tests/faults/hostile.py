@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,9 @@ from z2m_qbkg40lm.bridge.topics import MAX_PAYLOAD_BYTES
 from z2m_qbkg40lm.devices.lumi_tlv import TlvError, encode_tlv
 
 TX = "@TX@"
+MAX_JSON_DEPTH = 32
+"""README: JSON nested deeper is refused unread, so its transaction cannot be known."""
+_JSON_TOKENS = re.compile(rb'\\.|"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 BATCH = scale(ci=50, full=200)
 """Inputs published without waiting before the daemon must show it still serves."""
 PROPERTIES = (
@@ -90,27 +94,37 @@ class Case:
     def standard_json_object(self) -> bool:
         """True when the payload is a JSON object of standard JSON that Python parses, within the
         daemon's 64 KiB (a larger one is refused unread, so its transaction cannot be known)."""
-        if len(self.payload) > MAX_PAYLOAD_BYTES:
+        if len(self.payload) > MAX_PAYLOAD_BYTES or _nesting(self.payload) > MAX_JSON_DEPTH:
             return False
         try:
-            value = json.loads(self.payload, parse_constant=_refuse)
-            return isinstance(value, dict) and not _has_non_finite(value)
+            value = json.loads(self.payload, parse_constant=_refuse, parse_float=_finite, parse_int=_finite)
+            return isinstance(value, dict)
         except (ValueError, RecursionError):
             return False
+
+
+def _nesting(payload: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    deepest = depth = 0
+    for token in _JSON_TOKENS.findall(payload):
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 def _refuse(token: str) -> Any:
     raise ValueError(token)
 
 
-def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_non_finite(v) for v in value)
-    return False
+def _finite(token: str) -> float:
+    """A number as read, refused when a double cannot hold it (also one a duplicate key hides)."""
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(token)
+    return value
 
 
 def topic_safe(text: str) -> bool:
