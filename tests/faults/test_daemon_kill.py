@@ -31,6 +31,7 @@ from tests.support import (
     watching,
     write_config,
 )
+from z2m_qbkg40lm.atomic_file import TEMP_SUFFIX
 
 KILLS = scale(ci=2, full=10)
 SETTINGS = (
@@ -71,11 +72,12 @@ def _device_on_file(config: Path, ieee: str) -> dict[str, Any]:
 
 def _leave_debris(config: Path, data_dir: Path) -> list[Path]:
     """What a kill between an atomic write's temporary file and its rename leaves (the kills of the
-    load hit that moment only by chance): one per file the daemon rewrites."""
+    load hit that moment only by chance): one per file the daemon rewrites, named as the writer
+    names them."""
     debris = [
-        config.parent / f".{config.name}.k9x1a2",
-        data_dir / ".state.json.k9x1a2",
-        data_dir / ".settings_guard.json.k9x1a2",
+        config.parent / f".{config.name}.k9x1a2b3{TEMP_SUFFIX}",
+        data_dir / f".state.json.k9x1a2b3{TEMP_SUFFIX}",
+        data_dir / f".settings_guard.json.k9x1a2b3{TEMP_SUFFIX}",
     ]
     for path in debris:
         path.write_text("half", encoding="utf-8")
