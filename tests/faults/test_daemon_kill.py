@@ -51,10 +51,14 @@ class KillableDaemon(DaemonProcess):
         process.wait()
 
 
-async def _load(watcher: Watcher, ieee: str, precisions: list[int]) -> None:
-    """Commands until cancelled: `/set` toggles, and now and then a `device/options` write."""
+async def _load(watcher: Watcher, ieee: str, precisions: list[int], stop: asyncio.Event) -> None:
+    """Commands until `stop` is set: `/set` toggles, and now and then a `device/options` write.
+
+    Not ended by cancelling alone: Python 3.11's `asyncio.wait_for` (inside aiomqtt's publish) can
+    swallow a cancellation that meets the publish's completion, and the load would go on for ever.
+    """
     count = 0
-    while True:
+    while not stop.is_set():
         count += 1
         await watcher.publish(f"{ieee}/set", json.dumps({"state": "TOGGLE", "transaction": f"load{count}"}))
         if count % 4 == 0:
@@ -150,12 +154,15 @@ async def _cached(data_dir: Path, ieee: str, settings: dict[str, Any]) -> None:
 async def _kill_under_load(watcher: Watcher, daemon: KillableDaemon, ieee: str, after: float) -> list[int]:
     """Load the daemon, SIGKILL it `after` seconds into the load; returns the precisions sent."""
     precisions: list[int] = []
-    load = asyncio.get_running_loop().create_task(_load(watcher, ieee, precisions))
+    stop = asyncio.Event()
+    load = asyncio.get_running_loop().create_task(_load(watcher, ieee, precisions, stop))
     await asyncio.sleep(after)  # kill at a random moment of the load
     daemon.kill_9()
+    stop.set()
     load.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await load
+        async with asyncio.timeout(10):
+            await load
     return precisions
 
 
