@@ -317,10 +317,18 @@ def _answer(
         full = f"{run.base}/{topic}"
         answers = [m for m in out if m.topic == full]
         if case.has_transaction and case.standard_json_object:
-            echoed = [m for m in answers if json.loads(m.payload).get("transaction") == transaction]
-            if len(echoed) == 1 and len(answers) == 1:
+            # Found by transaction (unique per case), not by the input a publish is traced to: a
+            # device's command line is worked through by one task, which carries the context of
+            # the command that started it, so later commands' results are traced to that one.
+            since = run.trace.received_at[index]
+            echoed = [
+                m
+                for m in run.trace.published[since:]
+                if m.topic == full and json.loads(m.payload).get("transaction") == transaction
+            ]
+            if len(echoed) == 1:
                 return None
-            return f"{len(answers)} responses, {len(echoed)} with its transaction, on {topic}"
+            return f"{len(echoed)} responses with its transaction on {topic}"
         if topic.startswith("bridge/response/"):
             # Every bridge request is answered on its response topic, whatever its payload.
             return None if len(answers) == 1 else f"{len(answers)} responses on {topic}"
