@@ -37,6 +37,8 @@ class ClusterCommand:
     command_id: int
     args: tuple[Any, ...] = ()
     manufacturer: int | None = None
+    disable_default_response: bool = False
+    """A command asks for the device's Default Response (zigpy and Zigbee2MQTT do so)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class WriteAttribute:
     value: Any
     manufacturer: int | None = None
     await_response: bool = True
+    disable_default_response: bool = True
+    """Zigbee2MQTT sends every write with the disable-default-response bit set (the Write
+    Attributes Response still comes)."""
 
 
 @dataclass(frozen=True)
@@ -103,12 +108,42 @@ class InboundConverter:
 
 
 @dataclass(frozen=True)
+class TimedFallback:
+    """What to do instead when the device refuses a plan's first command as unsupported
+    (a Default Response UNSUP_CLUSTER_COMMAND): run `operations` now (with `optimistic_state`),
+    then the daemon's own timer runs `later_operations` after `delay_s` seconds (publishing
+    `later_state`). `notice` is said once per device on `bridge/logging`."""
+
+    operations: tuple[ZclOperation, ...]
+    optimistic_state: State
+    delay_s: float
+    later_operations: tuple[ZclOperation, ...]
+    later_state: State
+    notice: str
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """What a plan that looks at its operations' results (the generic `read`) makes of them:
+    state to publish and a line for the log (info)."""
+
+    state: State
+    log: str | None = None
+
+
+@dataclass(frozen=True)
 class SetPlan:
     """What a `/set` of one property does: ZCL operations, then the optimistic state to publish
-    once every operation succeeded (empty when the device's report is awaited instead)."""
+    once every operation succeeded (empty when the device's report is awaited instead).
+
+    `fallback`: see TimedFallback. `on_results`: called with one result per operation (a read
+    gives {attribute id: value}, a write or a command None or its response) once all succeeded.
+    """
 
     operations: tuple[ZclOperation, ...]
     optimistic_state: State = field(default_factory=dict)
+    fallback: TimedFallback | None = None
+    on_results: Callable[[tuple[Any, ...]], PlanOutcome] | None = None
 
 
 OutboundConvert = Callable[[str, Any, State, Options], SetPlan]

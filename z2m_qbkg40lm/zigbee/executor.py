@@ -30,6 +30,11 @@ class DeviceCommandError(Exception):
         self.cause = cause
 
 
+class UnsupportedCommandError(DeviceCommandError):
+    """The device answered a command with Default Response UNSUP_CLUSTER_COMMAND: its firmware
+    does not implement it (a plan may have a fallback for that)."""
+
+
 class NoAnswerError(DeviceCommandError):
     """Nothing answered in time: the device, or the coordinator itself (the radio layer checks)."""
 
@@ -72,9 +77,14 @@ async def _run(device: Any, operation: ZclOperation) -> None:
     match operation:
         case ClusterCommand():
             result = await cluster.command(
-                operation.command_id, *operation.args, manufacturer=operation.manufacturer
+                operation.command_id,
+                *operation.args,
+                manufacturer=operation.manufacturer,
+                disable_default_response=operation.disable_default_response,
             )
             status = getattr(result, "status", foundation.Status.SUCCESS)
+            if status == foundation.Status.UNSUP_CLUSTER_COMMAND:
+                raise UnsupportedCommandError(f"the device answered {_status_name(status)}")
             if status != foundation.Status.SUCCESS:
                 raise DeviceCommandError(f"the device answered {_status_name(status)}")
         case WriteAttribute():
@@ -86,10 +96,17 @@ async def _run(device: Any, operation: ZclOperation) -> None:
             if not operation.await_response:
                 # Zigbee2MQTT sends the configure write without waiting for the answer.
                 await cluster.write_attributes_raw(
-                    [record], manufacturer_code=operation.manufacturer, expect_reply=False
+                    [record],
+                    manufacturer_code=operation.manufacturer,
+                    expect_reply=False,
+                    disable_default_response=operation.disable_default_response,
                 )
                 return
-            response = await cluster.write_attributes_raw([record], manufacturer_code=operation.manufacturer)
+            response = await cluster.write_attributes_raw(
+                [record],
+                manufacturer_code=operation.manufacturer,
+                disable_default_response=operation.disable_default_response,
+            )
             failures = [
                 r for r in getattr(response, "status_records", []) if r.status != foundation.Status.SUCCESS
             ]
@@ -113,6 +130,8 @@ async def execute(device: Any, operations: tuple[ZclOperation, ...]) -> None:
     for operation in operations:
         try:
             await _run(device, operation)
+        except UnsupportedCommandError as exc:
+            raise UnsupportedCommandError(f"{describe(operation)} failed: {exc}") from None
         except DeviceCommandError as exc:
             raise DeviceCommandError(f"{describe(operation)} failed: {exc}") from None
         except TimeoutError:
