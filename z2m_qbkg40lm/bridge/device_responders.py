@@ -84,13 +84,13 @@ class DeviceResponders(Extension):
             await self.context.radio.execute(ieee, response.operations)
         except DeviceCommandError as exc:
             _LOGGER.warning(
-                "Device '%s' asked for %s (%s); the answer failed: %s", name, response.name, asked, exc
+                "Could not answer the %s request of '%s' (%s): %s", response.name, name, asked, exc
             )
             return
         except Exception:
-            _LOGGER.exception("Device '%s' asked for %s (%s); the answer failed", name, response.name, asked)
+            _LOGGER.exception("Could not answer the %s request of '%s' (%s)", response.name, name, asked)
             return
-        _LOGGER.info("Device '%s' asked for %s (%s); answered with the %s", name, response.name, asked, sent)
+        _LOGGER.info("Answered the %s request of '%s' (%s) with the %s", response.name, name, asked, sent)
 
 
 def _value(value: object) -> str:
