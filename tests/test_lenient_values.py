@@ -14,10 +14,13 @@ Each is published normalised (`true`/`false`, `"ON"`/`"OFF"`, the mode's own spe
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from zigpy.zcl import foundation
 
+from tests.in_process import ReceivedFrame, daemon_in_process
 from z2m_qbkg40lm.devices.definition import (
     ClusterCommand,
     ConversionError,
@@ -143,3 +146,58 @@ def test_state_takes_any_case(value: str, command: int, word: str | None) -> Non
     assert isinstance(operation, ClusterCommand)
     assert (operation.cluster_id, operation.command_id) == (ON_OFF, command)
     assert plan.optimistic_state == ({} if word is None else {"state": word})
+
+
+# --- End to end: through the broker to the simulated switch --------------------------------------------
+
+
+def _power_outage_memory_write(received: ReceivedFrame) -> bool:
+    return (
+        received.frame.cluster_id == LUMI
+        and received.header.command_id == foundation.GeneralCommand.Write_Attributes
+    )
+
+
+def _written_value(received: ReceivedFrame) -> Any:
+    schema = foundation.GENERAL_COMMANDS[foundation.GeneralCommand.Write_Attributes].schema
+    args, _ = schema.deserialize(received.body)
+    [attribute] = args.attributes
+    assert (attribute.attrid, attribute.value.type) == (0x0201, 0x10)
+    return attribute.value.value
+
+
+async def test_power_outage_memory_false_as_a_string_publishes_false_and_writes_0(tmp_path: Path) -> None:
+    async with daemon_in_process(tmp_path) as running:
+        watcher, name = running.watcher, running.ieee
+        position = watcher.mark()
+        await watcher.publish(f"{name}/set", '{"power_outage_memory": "ON"}')
+        state = await watcher.wait_state(name, lambda s: s.get("power_outage_memory") is True, after=position)
+        assert state["power_outage_memory"] is True
+        assert running.switch.power_outage_memory is True
+
+        written = len(running.received)
+        position = watcher.mark()
+        await watcher.publish(f"{name}/set", '{"power_outage_memory": "false"}')
+        state = await watcher.wait_state(name, lambda s: "power_outage_memory" in s, after=position)
+        assert state["power_outage_memory"] is False  # the JSON false, not the string "false"
+        assert running.switch.power_outage_memory is False
+        [write] = [r for r in running.received[written:] if _power_outage_memory_write(r)]
+        assert _written_value(write) == 0
+
+        # The plain-value topic takes the same words.
+        position = watcher.mark()
+        await watcher.publish(f"{name}/set/power_outage_memory", "1")
+        await watcher.wait_state(name, lambda s: s.get("power_outage_memory") is True, after=position)
+        assert running.switch.power_outage_memory is True
+
+
+async def test_a_value_outside_the_table_is_refused_naming_what_is_taken(tmp_path: Path) -> None:
+    async with daemon_in_process(tmp_path) as running:
+        watcher, name = running.watcher, running.ieee
+        position = watcher.mark()
+        await watcher.publish(f"{name}/set", '{"power_outage_memory": "maybe"}')
+        record = await watcher.wait_log(lambda r: r["level"] == "error", after=position)
+        assert "power_outage_memory: 'maybe' is not one of true, false" in record["message"]
+        assert '"ON", "OFF"' in record["message"]
+        assert running.switch.power_outage_memory is False
+        assert not [r for r in running.received if _power_outage_memory_write(r)]
