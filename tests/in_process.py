@@ -46,21 +46,22 @@ class InProcess:
     ieee: str
     received: list[ReceivedFrame] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
-    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_received(
         self, predicate: Callable[[ReceivedFrame], bool], *, timeout: float = 10.0
     ) -> ReceivedFrame:
         """The first frame the switch received for which the predicate holds."""
 
-        def found() -> ReceivedFrame | None:
-            return next((frame for frame in self.received if predicate(frame)), None)
+        async def found() -> ReceivedFrame:
+            while True:
+                self.arrived.clear()
+                match = next((frame for frame in self.received if predicate(frame)), None)
+                if match is not None:
+                    return match
+                await self.arrived.wait()
 
-        async with self.arrived:
-            await asyncio.wait_for(self.arrived.wait_for(lambda: found() is not None), timeout)
-        result = found()
-        assert result is not None
-        return result
+        return await asyncio.wait_for(found(), timeout)
 
     def send_from_switch(self, frames: list[ApsFrame]) -> None:
         """The switch sends frames of its own (as over the air)."""
@@ -74,7 +75,7 @@ class InProcess:
                 except ValueError:
                     return original(frame, broadcast=broadcast)
                 self.received.append(ReceivedFrame(frame, header, body))
-                asyncio.get_running_loop().create_task(self._notify())
+                self.arrived.set()
                 for answer in self.answers:
                     replies = answer(frame, header)
                     if replies is not None:
@@ -82,10 +83,6 @@ class InProcess:
             return original(frame, broadcast=broadcast)
 
         return handle
-
-    async def _notify(self) -> None:
-        async with self.arrived:
-            self.arrived.notify_all()
 
 
 @contextlib.asynccontextmanager
