@@ -48,15 +48,25 @@ class InProcess:
     answers: list[Answer] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def mark(self) -> int:
+        """A position in the frames the switch received: later looks can start there."""
+        return len(self.received)
+
+    def received_since(
+        self, position: int, predicate: Callable[[ReceivedFrame], bool]
+    ) -> list[ReceivedFrame]:
+        """The frames received after a position for which the predicate holds."""
+        return [frame for frame in self.received[position:] if predicate(frame)]
+
     async def wait_received(
-        self, predicate: Callable[[ReceivedFrame], bool], *, timeout: float = 10.0
+        self, predicate: Callable[[ReceivedFrame], bool], *, after: int = 0, timeout: float = 10.0
     ) -> ReceivedFrame:
-        """The first frame the switch received for which the predicate holds."""
+        """The first frame the switch received after a position for which the predicate holds."""
 
         async def found() -> ReceivedFrame:
             while True:
                 self.arrived.clear()
-                match = next((frame for frame in self.received if predicate(frame)), None)
+                match = next(iter(self.received_since(after, predicate)), None)
                 if match is not None:
                     return match
                 await self.arrived.wait()

@@ -169,9 +169,9 @@ async def test_better_operation_mode_published_is_what_the_switch_answers(tmp_pa
             ]
 
         running.answers.append(acknowledge_only)
-        position, before = watcher.mark(), len(running.received)
+        position, before = watcher.mark(), running.mark()
         await watcher.publish(f"{name}/set", '{"operation_mode": "control_relay"}')
-        await running.wait_received(lambda r: r in running.received[before:] and _is_operation_mode_read(r))
+        await running.wait_received(_is_operation_mode_read, after=before)
         state = await watcher.wait_state(name, lambda s: "operation_mode" in s, after=position)
         assert state["operation_mode"] == "decoupled"
         assert switch.operation_mode_name == "decoupled"

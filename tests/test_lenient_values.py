@@ -175,13 +175,13 @@ async def test_power_outage_memory_false_as_a_string_publishes_false_and_writes_
         assert state["power_outage_memory"] is True
         assert running.switch.power_outage_memory is True
 
-        written = len(running.received)
+        written = running.mark()
         position = watcher.mark()
         await watcher.publish(f"{name}/set", '{"power_outage_memory": "false"}')
         state = await watcher.wait_state(name, lambda s: "power_outage_memory" in s, after=position)
         assert state["power_outage_memory"] is False  # the JSON false, not the string "false"
         assert running.switch.power_outage_memory is False
-        [write] = [r for r in running.received[written:] if _power_outage_memory_write(r)]
+        [write] = running.received_since(written, _power_outage_memory_write)
         assert _written_value(write) == 0
 
         # The plain-value topic takes the same words.

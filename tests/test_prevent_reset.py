@@ -165,10 +165,10 @@ async def test_the_daemon_answers_the_reset_request_on_the_wire(
         # The switch's firmware model is tested on its own; here the test answers the write as a
         # switch that takes it, so that the daemon's side is checked alone.
         running.answers.append(_answer_0xfff0_writes(foundation.Status.SUCCESS))
-        position = running.watcher.mark()
+        position, sent = running.watcher.mark(), running.mark()
         running.send_from_switch([_trigger(running, manufacturer=manufacturer)])
 
-        received = await running.wait_received(_is_the_answer)
+        received = await running.wait_received(_is_the_answer, after=sent)
         assert received.frame.dst_endpoint == 1
         assert received.frame.profile_id == 0x0104
         assert received.header.frame_control.is_manufacturer_specific
@@ -186,7 +186,7 @@ async def test_the_daemon_answers_the_reset_request_on_the_wire(
         assert record["message"].startswith(f"Answered the prevent reset request of '{running.ieee}'")
         assert ASK.hex(" ") in record["message"]
         assert ANSWER.hex(" ") in record["message"]
-        assert len([r for r in running.received if _is_the_answer(r)]) == 1
+        assert len(running.received_since(sent, _is_the_answer)) == 1
 
 
 async def test_a_failed_answer_is_a_warning_and_the_daemon_serves_on(tmp_path: Path) -> None:
@@ -209,9 +209,10 @@ async def test_a_failed_answer_is_a_warning_and_the_daemon_serves_on(tmp_path: P
 async def test_a_report_that_is_not_the_request_gets_no_answer(tmp_path: Path) -> None:
     async with daemon_in_process(tmp_path) as running:
         other = running.switch._report(1, BASIC, [(0xFFF0, 0x41, ANSWER)])
+        sent = running.mark()
         running.send_from_switch([other])
         # A request after it is answered; the other report before it was not.
         running.answers.append(_answer_0xfff0_writes(foundation.Status.SUCCESS))
         running.send_from_switch([_trigger(running)])
-        await running.wait_received(_is_the_answer)
-        assert len([r for r in running.received if _is_the_answer(r)]) == 1
+        await running.wait_received(_is_the_answer, after=sent)
+        assert len(running.received_since(sent, _is_the_answer)) == 1
