@@ -216,3 +216,36 @@ async def test_a_report_that_is_not_the_request_gets_no_answer(tmp_path: Path) -
         running.send_from_switch([_trigger(running)])
         await running.wait_received(_is_the_answer, after=sent)
         assert len(running.received_since(sent, _is_the_answer)) == 1
+
+
+async def test_one_answer_at_a_time_and_none_left_running_at_shutdown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="z2m_qbkg40lm.bridge.device_responders")
+
+    def swallow(frame: ApsFrame, header: foundation.ZCLHeader) -> list[ApsFrame] | None:
+        # A switch that takes the write but does not (yet) answer it: the answer stays under way.
+        if frame.cluster_id == BASIC and header.command_id == foundation.GeneralCommand.Write_Attributes:
+            return []
+        return None
+
+    async with daemon_in_process(tmp_path) as running:
+        running.answers.append(swallow)
+        sent = running.mark()
+        running.send_from_switch([_trigger(running)])
+        await running.wait_received(_is_the_answer, after=sent)
+
+        # Asked again while the first answer waits: the press behind it in the same burst shows
+        # that the daemon has seen the second request.
+        position = running.watcher.mark()
+        press = running.switch._report(41, 0x0012, [(0x0055, 0x21, 2)])
+        running.send_from_switch([_trigger(running), press])
+        await running.watcher.wait_state(running.ieee, lambda s: s.get("action") == "double", after=position)
+        assert len(running.received_since(sent, _is_the_answer)) == 1
+        [again] = [r for r in caplog.records if "asked again" in r.getMessage()]
+        assert (
+            again.getMessage()
+            == f"'{running.ieee}' asked again (prevent reset) while the answer is under way"
+        )
+    # Leaving the context stopped the daemon with exit code 0 while the answer was under way; the
+    # test's fixture fails it if a task was left running.

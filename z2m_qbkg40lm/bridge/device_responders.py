@@ -4,10 +4,11 @@ Lumi switches report Basic 0xFFF0 `aa 10 05 41 87 …` and expect the hub to wri
 unanswered, they can reset themselves. The definition says which messages need an answer and what
 it is (`DeviceDefinition.responders`, pure); this extension sends it.
 
-The answer goes out at once, beside any `/set` under way for the device rather than behind it (as
-in Zigbee2MQTT, which sends it from its inbound converter): it touches none of the properties a
-command changes, zigpy keeps concurrent exchanges apart by transaction number, and a command
-waiting for a silent device must not hold back the answer the switch is waiting for. It runs as a
+The answer goes out at once, beside any `/set` under way for the device rather than behind the
+device's command line (as in Zigbee2MQTT, which sends it from its inbound converter): it touches
+none of the properties a command changes, zigpy keeps concurrent exchanges apart by transaction
+number (and caps how many run per device), and commands queued for a slow device must not hold
+back the answer the switch is waiting for. It runs as a
 task of its own, so that the radio events behind the report are not held up while it waits for the
 device's Write Attributes Response. One answer per device and responder is under way at a time; a
 repeated request meanwhile is left to that answer.
