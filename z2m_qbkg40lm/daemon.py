@@ -18,6 +18,7 @@ from z2m_qbkg40lm.bridge.availability import Availability
 from z2m_qbkg40lm.bridge.bridge import Bridge, to_json
 from z2m_qbkg40lm.bridge.bridge_api import BridgeApi
 from z2m_qbkg40lm.bridge.command_feedback import CommandFeedback
+from z2m_qbkg40lm.bridge.device_responders import DeviceResponders
 from z2m_qbkg40lm.bridge.extension import Context, Extension
 from z2m_qbkg40lm.bridge.homeassistant import HomeAssistant
 from z2m_qbkg40lm.bridge.logging_topic import MqttLogHandler
@@ -50,6 +51,7 @@ EXTENSIONS: tuple[type[Extension], ...] = (
     CommandFeedback,
     SettingsGuard,
     OtaUpdates,
+    DeviceResponders,
 )
 
 OFFLINE = to_json({"state": "offline"})

@@ -163,6 +163,42 @@ class OutboundConverter:
     read: Callable[[str], tuple[ZclOperation, ...]] | None
 
 
+# --- Answers the device asks for --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Responder:
+    """An inbound message the device expects the coordinator to answer (Lumi's "may I reset?").
+
+    `respond(message)` is pure: the ZCL operations that answer the message, or () when this
+    message needs no answer. `kinds` are the message kinds answered (reports only, by default:
+    a read answer is the daemon's own question coming back). `name` says what the answer is for,
+    in the log.
+    """
+
+    name: str
+    cluster_id: int
+    attribute_ids: frozenset[int]
+    respond: Callable[[AttributeMessage], tuple[ZclOperation, ...]]
+    kinds: frozenset[Literal["report", "read"]] = frozenset({"report"})
+
+    def matches(self, message: AttributeMessage) -> bool:
+        """True when this responder looks at the message."""
+        return (
+            message.cluster_id == self.cluster_id
+            and message.attribute_id in self.attribute_ids
+            and message.kind in self.kinds
+        )
+
+
+@dataclass(frozen=True)
+class Response:
+    """What to send a device in answer to one of its messages; `name` is the responder's."""
+
+    name: str
+    operations: tuple[ZclOperation, ...]
+
+
 # --- The definition ---------------------------------------------------------------------------
 
 
@@ -212,3 +248,4 @@ class DeviceDefinition:
     manufacturer_clusters: tuple[ManufacturerCluster, ...] = ()
     endpoint_patches: tuple[EndpointPatch, ...] = ()
     supports_ota: bool = False
+    responders: tuple[Responder, ...] = ()

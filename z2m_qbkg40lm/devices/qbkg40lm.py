@@ -23,6 +23,7 @@ from z2m_qbkg40lm.devices.definition import (
     Options,
     OutboundConverter,
     ReadAttributes,
+    Responder,
     SetPlan,
     State,
     WriteAttribute,
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 LUMI_MANUFACTURER_CODE = 0x115F
 LUMI_CLUSTER_ID = 0xFCC0
+BASIC_CLUSTER_ID = 0x0000
 ON_OFF_CLUSTER_ID = 0x0006
 MULTISTATE_INPUT_CLUSTER_ID = 0x0012
 SWITCH_ENDPOINT = 1
@@ -48,6 +50,13 @@ ATTR_HEARTBEAT = 0x00F7
 ATTR_PREVENT_LEAVE = 0x00FC
 ATTR_OPERATION_MODE = 0x0200
 ATTR_POWER_OUTAGE_MEMORY = 0x0201
+
+# Basic 0xFFF0: Lumi's private exchange with its hub (§8 of the wire reference).
+ATTR_BASIC_LUMI_EXCHANGE = 0xFFF0
+PREVENT_RESET_ASK = bytes.fromhex("aa 10 05 41 87")
+"""The first bytes of the switch's "may I reset?" report (e.g. `aa 10 05 41 87 01 01 10 00`)."""
+PREVENT_RESET_ANSWER = bytes.fromhex("aa 10 05 41 47 01 01 10 01")
+"""What the Aqara hub (and Zigbee2MQTT) writes back so that the switch does not reset itself."""
 
 # ZCL data type ids used on the wire.
 ZCL_BOOL = 0x10
@@ -98,6 +107,20 @@ OPERATION_MODES: dict[str, int] = {"control_relay": 1, "decoupled": 0}
 # by name (as Zigbee2MQTT does) beats dropping a real press.
 ACTIONS: dict[int, str] = {0: "hold", 1: "single", 2: "double", 3: "triple", 255: "release"}
 EXPOSED_ACTIONS = ("single", "double")
+
+# What a `/set` of power_outage_memory takes. Zigbee2MQTT writes any JavaScript-truthy value as
+# true, so `"false"`, `"OFF"` and `"0"` switch the memory ON there; here each means what it says,
+# and anything else is refused instead of guessed.
+POWER_OUTAGE_MEMORY_WORDS: dict[str, bool] = {
+    "true": True,
+    "false": False,
+    "on": True,
+    "off": False,
+    "1": True,
+    "0": False,
+}
+POWER_OUTAGE_MEMORY_NUMBERS: dict[float, bool] = {1: True, 0: False}
+FLIP_INDICATOR_LIGHT_CODES: dict[str, int] = {"ON": 1, "OFF": 0}
 
 # --- Option names --------------------------------------------------------------------------------
 
@@ -360,11 +383,16 @@ def state_read(prop: str) -> tuple[ZclOperation, ...]:
 
 
 def operation_mode_to_zigbee(prop: str, value: Any, state: State, options: Options) -> SetPlan:
-    """operation_mode control_relay/decoupled (or legacy {"state": ...}) -> write 0x0200, read back."""
+    """operation_mode control_relay/decoupled (any case, or legacy {"state": ...}) -> write 0x0200,
+    read back."""
+    # Zigbee2MQTT takes a string in any case, and the older form {"state": "decoupled"}; not numbers.
     wanted = value.get("state") if isinstance(value, Mapping) else value
     code = OPERATION_MODES.get(wanted.lower()) if isinstance(wanted, str) else None
     if code is None:
-        raise ConversionError(f"{prop}: {_show(value)} is not one of {', '.join(OPERATION_MODES)}")
+        raise ConversionError(
+            f"{prop}: {_show(value)} is not one of {', '.join(OPERATION_MODES)} "
+            '(any case, or {"state": ...})'
+        )
     # No optimistic state: the mode has been seen reverting on its own (z-h-c #12568), so publish
     # only what the device answers. The read-back right after the write is that answer.
     return SetPlan(
@@ -375,16 +403,26 @@ def operation_mode_to_zigbee(prop: str, value: Any, state: State, options: Optio
     )
 
 
+def power_outage_memory_value(value: Any) -> bool | None:
+    """A `/set` value of power_outage_memory as a boolean, None when it is not one of the accepted."""
+    if isinstance(value, bool):
+        return value
+    if _is_number(value):
+        return POWER_OUTAGE_MEMORY_NUMBERS.get(value)
+    if isinstance(value, str):
+        return POWER_OUTAGE_MEMORY_WORDS.get(value.lower())
+    return None
+
+
 def power_outage_memory_to_zigbee(prop: str, value: Any, state: State, options: Options) -> SetPlan:
-    """power_outage_memory true/false -> write 0x0201 (bool); optimistic state."""
-    # JSON booleans, plus the strings "true"/"false": `/set/power_outage_memory` with payload
-    # `"true"` (quoted) or a script that stringifies must not silently write the wrong value.
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        enabled: bool | None = value.lower() == "true"
-    else:
-        enabled = value if isinstance(value, bool) else None
+    """power_outage_memory true/false (or 1/0, "ON"/"OFF", "true"/"false") -> write 0x0201 (bool);
+    the normalised boolean published optimistically."""
+    enabled = power_outage_memory_value(value)
     if enabled is None:
-        raise ConversionError(f"{prop}: {_show(value)} is not one of true, false")
+        raise ConversionError(
+            f"{prop}: {_show(value)} is not one of true, false "
+            '(also 1, 0, "ON", "OFF", "true", "false", "1", "0"; strings in any case)'
+        )
     return SetPlan(
         (_lumi_write(ATTR_POWER_OUTAGE_MEMORY, ZCL_BOOL, 1 if enabled else 0),),
         {"power_outage_memory": enabled},
@@ -392,12 +430,13 @@ def power_outage_memory_to_zigbee(prop: str, value: Any, state: State, options: 
 
 
 def flip_indicator_light_to_zigbee(prop: str, value: Any, state: State, options: Options) -> SetPlan:
-    """flip_indicator_light ON/OFF (any case) -> write 0x00F0 (uint8 1/0); optimistic state."""
+    """flip_indicator_light ON/OFF (any case) -> write 0x00F0 (uint8 1/0); "ON"/"OFF" published."""
+    # Strings only, as in Zigbee2MQTT (its lookup refuses true and 1 for this property).
     word = value.upper() if isinstance(value, str) else None
-    if word not in ("ON", "OFF"):
-        raise ConversionError(f"{prop}: {_show(value)} is not one of ON, OFF")
+    if word not in FLIP_INDICATOR_LIGHT_CODES:
+        raise ConversionError(f"{prop}: {_show(value)} is not one of ON, OFF (any case)")
     return SetPlan(
-        (_lumi_write(ATTR_FLIP_INDICATOR_LIGHT, ZCL_UINT8, 1 if word == "ON" else 0),),
+        (_lumi_write(ATTR_FLIP_INDICATOR_LIGHT, ZCL_UINT8, FLIP_INDICATOR_LIGHT_CODES[word]),),
         {"flip_indicator_light": word},
     )
 
@@ -413,6 +452,36 @@ OUTBOUND = (
     OutboundConverter(frozenset({"operation_mode"}), operation_mode_to_zigbee, lumi_read),
     OutboundConverter(frozenset({"power_outage_memory"}), power_outage_memory_to_zigbee, lumi_read),
     OutboundConverter(frozenset({"flip_indicator_light"}), flip_indicator_light_to_zigbee, lumi_read),
+)
+
+
+# --- Answers the switch asks for ----------------------------------------------------------------
+
+
+def prevent_reset(message: AttributeMessage) -> tuple[ZclOperation, ...]:
+    """Basic 0xFFF0 report starting `aa 10 05 41 87` -> write the hub's answer to Basic 0xFFF0 on
+    endpoint 1 (octet string, manufacturer code 0x115F); any other value needs no answer."""
+    value = message.value
+    if not isinstance(value, bytes | bytearray | memoryview):
+        return ()
+    if bytes(value[: len(PREVENT_RESET_ASK)]) != PREVENT_RESET_ASK:
+        return ()
+    # Lumi E1 devices left unanswered can reset themselves (z-h-c lumiPreventReset). Zigbee2MQTT
+    # waits for the Write Attributes Response and logs a failure; so does the daemon.
+    return (
+        WriteAttribute(
+            SWITCH_ENDPOINT,
+            BASIC_CLUSTER_ID,
+            ATTR_BASIC_LUMI_EXCHANGE,
+            ZCL_OCTET_STRING,
+            PREVENT_RESET_ANSWER,
+            manufacturer=LUMI_MANUFACTURER_CODE,
+        ),
+    )
+
+
+RESPONDERS = (
+    Responder("prevent reset", BASIC_CLUSTER_ID, frozenset({ATTR_BASIC_LUMI_EXCHANGE}), prevent_reset),
 )
 
 
@@ -507,4 +576,5 @@ QBKG40LM = DeviceDefinition(
     manufacturer_clusters=(LUMI_CLUSTER,),
     endpoint_patches=ENDPOINT_PATCHES,
     supports_ota=True,
+    responders=RESPONDERS,
 )

@@ -18,6 +18,7 @@ from z2m_qbkg40lm.devices.definition import (
     Options,
     OutboundConvert,
     ReadAttributes,
+    Response,
     SetPlan,
     State,
     ZclOperation,
@@ -146,3 +147,30 @@ def merged_reads(operations: Iterable[ZclOperation]) -> tuple[ZclOperation, ...]
             others.append(operation)
     reads = [ReadAttributes(e, c, tuple(ids), m) for (e, c, m), ids in groups.items()]
     return (*others, *reads)
+
+
+# --- Answers a device asks for ----------------------------------------------------------------------
+
+
+def responses(definition: DeviceDefinition, message: AttributeMessage) -> tuple[Response, ...]:
+    """The answers the definition's responders give to one attribute message (usually none)."""
+    answers: list[Response] = []
+    for responder in definition.responders:
+        if not responder.matches(message):
+            continue
+        try:
+            operations = responder.respond(message)
+        except Exception:
+            # Like a converter: lose this answer, not the radio listener that called us.
+            logger.exception(
+                "%s: responder '%s' failed on 0x%04X/0x%04X %r",
+                definition.model,
+                responder.name,
+                message.cluster_id,
+                message.attribute_id,
+                message.value,
+            )
+            continue
+        if operations:
+            answers.append(Response(responder.name, operations))
+    return tuple(answers)
