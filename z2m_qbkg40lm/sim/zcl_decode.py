@@ -166,18 +166,17 @@ def to_json(value: Any) -> Any:
         return bool(value) if int(value) in (0, 1) else int(value)
     if isinstance(value, t.EUI64):
         return "0x" + "".join(f"{octet:02x}" for octet in reversed(value))
-    if isinstance(value, t.KeyData):
-        return bytes(value).hex()
+    if isinstance(value, t.KeyData | t.FixedList):
+        # Keys, and the general data types (data8-data64), which zigpy reads as lists of bytes.
+        return bytes(value.serialize()).hex()
     if isinstance(value, int):  # zigpy's enums and bitmaps are ints too
         return int(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)  # JSON has no NaN or infinity
     if isinstance(value, bytes | bytearray):
         return bytes(value).hex()
-    if isinstance(value, foundation.TypeValue):
+    if isinstance(value, foundation.TypeValue):  # arrays, sets and bags too, with their element type
         return {"type": int(value.type), "value": to_json(value.value)}
-    if isinstance(value, foundation.Array):
-        return [to_json(item) for item in value.value]
     if isinstance(value, t.Struct):
         return _fields(value)
     if isinstance(value, list | tuple | set | frozenset):
