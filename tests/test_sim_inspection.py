@@ -197,6 +197,28 @@ def test_inject_request_by_numbers() -> None:
     ]
 
 
+def test_endpoints_and_clusters_the_switch_does_not_have_are_allowed() -> None:
+    # Real devices send from endpoints they never advertised; what the daemon makes of it is the test.
+    report = parse_inject(
+        {
+            "id": SWITCH,
+            "endpoint": 240,
+            "cluster": 0x1234,
+            "attributes": [{"id": 1, "type": 0x20, "value": 1}],
+        }
+    ).report
+    [frame], _answer = inject(make(), report)
+    assert (frame.src_endpoint, frame.cluster_id) == (240, 0x1234)
+
+
+def test_hex_values_are_echoed_without_spaces() -> None:
+    request = parse_inject(
+        {"id": SWITCH, "cluster": 0, "attributes": [{"id": 0xFFF0, "type": 0x41, "value": "AA10 0541"}]}
+    )
+    _frames, answer = inject(make(), request.report)
+    assert answer["attributes"] == [{"id": 0xFFF0, "type": 0x41, "value": "aa100541"}]
+
+
 def test_injected_heartbeat_is_the_frame_the_firmware_sends_itself() -> None:
     own = make()
     [heartbeat] = own.heartbeat()

@@ -14,9 +14,10 @@ a name: `on_off`, `manuSpecificLumi`), `manufacturer_code` (optional), and `attr
 `id` (a number or the attribute's name), a ZCL `type` id (or its name: `uint8`, `octstr`) and a
 `value` in the JSON form `zcl_values` describes. Any endpoint and cluster are allowed, also ones the
 switch does not have: real devices send from endpoints they never advertised, and seeing what the
-daemon does with that is the point (zigpy ignores frames from endpoints and clusters it does not
-know of the device). Everything else is checked: a value that does not fit its type, an unknown
-type, a frame longer than one Zigbee frame carries (`MAX_ZCL_PAYLOAD`), unknown keys.
+daemon does with that is the point (zigpy converts nothing from endpoints and clusters it does not
+know of the device, but counts the frame as a sign of life). Everything else is checked: a value
+that does not fit its type, an unknown type, a frame longer than one Zigbee frame carries
+(`MAX_ZCL_PAYLOAD`), unknown keys.
 
 `frames`: the ZCL frames the switch received since the last call, decoded (zcl_decode.py), oldest
 first, with `dropped`, the number of older ones the bounded log lost meanwhile; `cluster` takes
@@ -51,6 +52,7 @@ _SWITCH_KEYS: Final = ("id", "ieee")
 _INJECT_KEYS: Final = frozenset({*_SWITCH_KEYS, "endpoint", "cluster", "manufacturer_code", "attributes"})
 _FRAMES_KEYS: Final = frozenset({*_SWITCH_KEYS, "cluster"})
 _ATTRIBUTE_KEYS: Final = frozenset({"id", "type", "value"})
+_HEX_KINDS: Final = frozenset({"octets", "fixed_hex", "composite"})
 _TYPES_BY_NAME: Final = {kind.name.lower(): kind.type_id for kind in ZCL_TYPES.values()}
 
 Json = dict[str, Any]
@@ -279,6 +281,8 @@ def _attribute(item: Any, where: str, cluster_id: int, manufacturer: int | None)
         encoded = encode_value(type_id, value)
     except ZclValueError as exc:
         raise InspectionError(f"Invalid payload: {where}.value: {exc}") from None
+    if isinstance(value, str) and zcl_type(type_id).kind in _HEX_KINDS:
+        value = "".join(value.split()).lower()  # echoed as the frames request shows bytes
     return ReportedAttribute(attribute_id, type_id, value, encoded)
 
 
