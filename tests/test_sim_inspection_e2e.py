@@ -67,7 +67,13 @@ async def _set(watcher: Watcher, ieee: str, payload: dict[str, Any]) -> dict[str
 
 
 def _writes(data: dict[str, Any]) -> list[dict[str, Any]]:
-    return [frame for frame in data["frames"] if frame.get("command_name") == "write_attributes"]
+    """The Write Attributes frames on the Lumi cluster (the daemon may write Basic on its own, to
+    keep the switch from resetting itself)."""
+    return [
+        frame
+        for frame in data["frames"]
+        if frame.get("command_name") == "write_attributes" and frame["cluster"] == LUMI
+    ]
 
 
 async def test_an_injected_heartbeat_is_converted_like_the_devices_own(running: Running) -> None:

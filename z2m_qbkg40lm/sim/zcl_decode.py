@@ -166,7 +166,7 @@ def to_json(value: Any) -> Any:
         return bool(value) if int(value) in (0, 1) else int(value)
     if isinstance(value, t.EUI64):
         return "0x" + "".join(f"{octet:02x}" for octet in reversed(value))
-    if isinstance(value, t.KeyData | t.FixedList):
+    if isinstance(value, t.FixedList) and value._item_type is t.uint8_t:
         # Keys, and the general data types (data8-data64), which zigpy reads as lists of bytes.
         return bytes(value.serialize()).hex()
     if isinstance(value, int):  # zigpy's enums and bitmaps are ints too

@@ -56,11 +56,6 @@ def cluster_by_name(name: str) -> int | None:
     return _ids_by_name().get(name)
 
 
-def known_cluster_names() -> list[str]:
-    """Every cluster name `cluster_by_name` knows, sorted."""
-    return sorted(_ids_by_name())
-
-
 def attribute_name(cluster_id: int, manufacturer: int | None, attribute_id: int) -> str | None:
     """The name of an attribute as a frame with this manufacturer code (or None) addresses it."""
     manufacturer_cluster = _manufacturer_clusters().get(cluster_id)
