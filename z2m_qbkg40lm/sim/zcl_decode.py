@@ -183,4 +183,6 @@ def to_json(value: Any) -> Any:
         return [to_json(item) for item in value]
     if isinstance(value, t.NoData | foundation.Unknown):
         return None
+    if hasattr(value, "__dict__"):  # zigpy's plain record classes (reporting configurations)
+        return {name: to_json(item) for name, item in vars(value).items() if not name.startswith("_")}
     return str(value)
