@@ -41,6 +41,8 @@ class Requests:
             "simulation/power_cycle": self._sim_power_cycle,
             "simulation/responsive": self._sim_responsive,
             "simulation/join": self._sim_join,
+            "simulation/inject": self._sim_inject,
+            "simulation/frames": self._sim_frames,
         }
 
     def register(self, handlers: dict[str, Handler]) -> None:
@@ -157,3 +159,18 @@ class Requests:
     async def _sim_join(self, message: Any) -> dict[str, Any]:
         ieee = await self._call(self._simulation().join_new_switch())
         return {"id": ieee}
+
+    def _named_switch(self, message: Any) -> str:
+        # inject and frames name the switch by "id" or "ieee"; the simulation checks the rest.
+        name = message.get("id", message.get("ieee")) if isinstance(message, dict) else message
+        return self._switch_ieee(name)
+
+    async def _sim_inject(self, message: Any) -> dict[str, Any]:
+        ieee = self._named_switch(message)
+        answer: dict[str, Any] = await self._call(self._simulation().inject(ieee, message))
+        return answer
+
+    async def _sim_frames(self, message: Any) -> dict[str, Any]:
+        ieee = self._named_switch(message)
+        answer: dict[str, Any] = await self._call(self._simulation().received_frames(ieee, message))
+        return answer

@@ -66,6 +66,7 @@ from z2m_qbkg40lm.devices.qbkg40lm import (
     ON_OFF_CLUSTER_ID,
     SWITCH_ENDPOINT,
 )
+from z2m_qbkg40lm.sim.frame_log import FrameLog
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
 from z2m_qbkg40lm.sim.ota_client import (
     IMAGE_BLOCK_RESPONSE,
@@ -367,6 +368,8 @@ class SimulatedSwitch:
         self._link: SwitchLink | None = None
         self.ota: OtaClient = OtaClient(self)
         """The OTA Upgrade client: attributes, downloads, the reboot into a new version."""
+        self.received = FrameLog()
+        """The last ZCL frames that reached the firmware, for `simulation/frames` (not persisted)."""
 
     @classmethod
     def create(
@@ -611,6 +614,7 @@ class SimulatedSwitch:
             return []
         if frame.is_zdo:
             return self._handle_zdo(frame, broadcast)
+        self.received.record(frame, broadcast=broadcast)
         if frame.profile_id != HA_PROFILE:
             return []  # the APS layer drops frames for other profiles
         if (

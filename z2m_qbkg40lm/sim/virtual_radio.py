@@ -59,6 +59,7 @@ import zigpy.types as t
 import zigpy.zdo.types as zdo_t
 
 from z2m_qbkg40lm.devices.qbkg40lm import SWITCH_ENDPOINT
+from z2m_qbkg40lm.sim import inspection
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
 from z2m_qbkg40lm.sim.neighbours import neighbours_body
 from z2m_qbkg40lm.sim.ota_client import OtaFault, Timer, TimerSet
@@ -695,6 +696,22 @@ class Simulation:
         LOGGER.info("New simulated switch %s joins", self._app._ieee_text(switch))
         self._app._deliver_now(switch, switch.announce())
         return self._app._ieee_text(switch)
+
+    async def inject(self, ieee: str, message: Any) -> dict[str, Any]:
+        """The switch sends the attribute report a `simulation/inject` payload describes
+        (sim/inspection.py); returns the answer's data."""
+        request = inspection.parse_inject(message)
+        switch = self._running_switch(ieee)
+        frames, answer = inspection.inject(switch, request.report)
+        self._sent(switch, frames)
+        return {"id": self._app._ieee_text(switch), **answer}
+
+    async def received_frames(self, ieee: str, message: Any) -> dict[str, Any]:
+        """The ZCL frames the switch received since the last call, decoded, as a
+        `simulation/frames` payload asks (sim/inspection.py)."""
+        request = inspection.parse_frames(message)
+        switch = self._running_switch(ieee)
+        return {"id": self._app._ieee_text(switch), **inspection.take_frames(switch, request.cluster_id)}
 
     # --- OTA ------------------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ import zigpy_znp.types as t
 from z2m_qbkg40lm import strict_json
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
 from z2m_qbkg40lm.mqtt.client import MqttClient, default_client_id
+from z2m_qbkg40lm.sim import inspection
+from z2m_qbkg40lm.sim.inspection import AttributeReport
 from z2m_qbkg40lm.sim.switch import MODEL_ID
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
 from z2m_qbkg40lm.sim.znp.chip import Node
@@ -203,6 +205,19 @@ class EmulatorControl:
         self._firmware.leave(node)
         return node.ieee_text
 
+    def inject(self, name: str, report: AttributeReport) -> dict[str, Any]:
+        """The switch sends an attribute report of the caller's making (sim/inspection.py)."""
+        node = self._reachable(name)
+        frames, answer = inspection.inject(node.switch, report)
+        LOGGER.info("Switch %s: injected report on cluster 0x%04X", node.ieee_text, report.cluster_id)
+        self._firmware.emit(node, frames)
+        return {"id": node.ieee_text, **answer}
+
+    def received_frames(self, name: str, cluster_id: int | None = None) -> dict[str, Any]:
+        """The ZCL frames the switch received since the last call, decoded (sim/inspection.py)."""
+        node = self.node(name)
+        return {"id": node.ieee_text, **inspection.take_frames(node.switch, cluster_id)}
+
     # --- faults ------------------------------------------------------------------------------------
 
     def drop_link(self) -> bool:
@@ -285,6 +300,8 @@ class MqttControl:
             "revert_settings": lambda message: {"id": control.revert_settings(_switch(message))},
             "join": self._join,
             "leave": lambda message: {"id": control.leave(_switch(message))},
+            "inject": self._inject,
+            "frames": self._frames,
             "fault/drop_link": lambda _message: {"dropped": control.drop_link()},
             "fault/mute": self._mute,
             "fault/delay_confirms": self._delay_confirms,
@@ -357,6 +374,20 @@ class MqttControl:
         if name is not None and not isinstance(name, str):
             raise SimulationError('Invalid payload: expected {} or {"id": "<IEEE address>"}')
         return {"id": self._control.join(name)}
+
+    def _inject(self, message: Any) -> dict[str, Any]:
+        try:
+            request = inspection.parse_inject(message)
+        except inspection.InspectionError as exc:
+            raise SimulationError(str(exc)) from None
+        return self._control.inject(request.switch, request.report)
+
+    def _frames(self, message: Any) -> dict[str, Any]:
+        try:
+            request = inspection.parse_frames(message)
+        except inspection.InspectionError as exc:
+            raise SimulationError(str(exc)) from None
+        return self._control.received_frames(request.switch, request.cluster_id)
 
     def _mute(self, message: Any) -> dict[str, Any]:
         muted = message.get("mute", True) if isinstance(message, dict) else True
