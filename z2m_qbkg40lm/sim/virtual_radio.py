@@ -59,6 +59,7 @@ import zigpy.types as t
 import zigpy.zdo.types as zdo_t
 
 from z2m_qbkg40lm.devices.qbkg40lm import SWITCH_ENDPOINT
+from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
 from z2m_qbkg40lm.sim.neighbours import neighbours_body
 from z2m_qbkg40lm.sim.ota_client import OtaFault, Timer, TimerSet
@@ -388,13 +389,20 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             self._permit_until[switch.nwk] = asyncio.get_running_loop().time() + duration
         replies = switch.handle(frame, broadcast=broadcast)
         self._queue(switch, replies)
-        if switch.left:
-            self._switches.pop(switch.ieee, None)
-            switch.attach(None)
-            LOGGER.info("Simulated switch %s left the network", self._ieee_text(switch))
-            nwk, ieee = t.NWK(switch.nwk), switch.ieee
-            self._outbox.append(lambda: self.handle_leave(nwk, ieee))
+        self._take_off_if_left(switch)
         self._save_switch(switch)
+
+    def _take_off_if_left(self, switch: SimulatedSwitch) -> None:
+        """A switch that left (told to, or on its own) is gone from the network and the state file."""
+        if not switch.left:
+            return
+        self._switches.pop(switch.ieee, None)
+        switch.attach(None)
+        LOGGER.info("Simulated switch %s left the network", self._ieee_text(switch))
+        nwk, ieee = t.NWK(switch.nwk), switch.ieee
+        self._outbox.append(lambda: self.handle_leave(nwk, ieee))
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     # --- frames from switches --------------------------------------------------------------------
 
@@ -431,6 +439,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             LOGGER.debug("Simulated switch %s is off the network: its frames are lost", switch.ieee)
             return
         self._queue(switch, frames)
+        self._take_off_if_left(switch)
         self._save_switch(switch)
 
     def _flush(self) -> None:
@@ -695,6 +704,37 @@ class Simulation:
         LOGGER.info("New simulated switch %s joins", self._app._ieee_text(switch))
         self._app._deliver_now(switch, switch.announce())
         return self._app._ieee_text(switch)
+
+    async def firmware(
+        self, ieee: str, changes: dict[str, Any] | None = None, *, send_prevent_reset: bool = False
+    ) -> dict[str, Any]:
+        """Read or change what the switch's firmware does (sim/firmware_settings.py), saved at once.
+
+        `changes` maps setting names (`on_with_timed_off`, `prevent_reset`,
+        `prevent_reset_delay_s`, `prevent_reset_interval_s`, `prevent_reset_retry_s`,
+        `prevent_reset_attempts`) to new values; `send_prevent_reset` makes the switch send its
+        Basic 0xFFF0 report now. Returns `id`, all `firmware` settings and the `prevent_reset`
+        cycle (`waiting_for`, `unanswered`, `reports`, `answers`).
+        """
+        switch = self._running_switch(ieee)
+        try:
+            result = switch.set_firmware(changes or {}, send_prevent_reset=send_prevent_reset)
+        except ValueError as exc:
+            raise SimulationError(f"switch {self._app._ieee_text(switch)}: {exc}") from exc
+        if changes:
+            LOGGER.info(
+                "Simulated switch %s firmware settings: %s", self._app._ieee_text(switch), result["firmware"]
+            )
+        self._app._save_state()
+        return {"id": self._app._ieee_text(switch), **result}
+
+    async def firmware_request(self, ieee: str, message: Any) -> dict[str, Any]:
+        """`firmware()` from a `simulation/firmware` payload: settings by name, `send_prevent_reset`."""
+        try:
+            changes, send_now = firmware_request(message)
+        except FirmwareSettingError as exc:
+            raise SimulationError(str(exc)) from None
+        return await self.firmware(ieee, changes, send_prevent_reset=send_now)
 
     # --- OTA ------------------------------------------------------------------------------------
 

@@ -187,6 +187,7 @@ class ZStackChip:
                     bool(record.get("pairing", False)),
                 )
                 self.nodes[switch.ieee] = node
+                switch.joined = node.network is not None  # the chip's record of the network decides
                 switch.attach(_NodeLink(self, node))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"emulator state file {self._state_file} cannot be used: {exc}") from exc
