@@ -22,8 +22,13 @@ authoritative once it exists: `switches` only sizes the first start. Without a s
 network still resumes from zigpy's database backup, but new switches are created at every start.
 
 `app.simulation` is the scripting API (`Simulation`): presses, heartbeats, power cycles,
-silent switches and new joins, as the daemon exposes them to users; and for the switches' OTA
-clients (sim/ota_client.py) a query, their status, their timing and injected faults.
+silent switches, new joins and the switches' firmware settings (sim/firmware_settings.py), as the
+daemon exposes them to users; and for the switches' OTA clients (sim/ota_client.py) a query, their
+status, their timing and injected faults.
+
+A switch that leaves the network, told to (Mgmt_Leave_req) or on its own (its prevent-reset
+report left unanswered, sim/prevent_reset.py), is gone from the simulated network and the state
+file, and zigpy sees it leave.
 
 While connected, every switch has a link to the adapter (`SimulatedSwitch.attach`): frames it
 sends on its own later (OTA requests, the reboot after an upgrade) reach zigpy like its answers,
