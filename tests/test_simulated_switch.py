@@ -10,6 +10,7 @@ import pytest
 import zigpy.types as t
 import zigpy.zdo.types as zdo_t
 
+from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
 from z2m_qbkg40lm.sim.frames import ApsFrame
 from z2m_qbkg40lm.sim.switch import SimulatedSwitch
 
@@ -866,3 +867,32 @@ def test_firmware_settings_and_joined_are_saved() -> None:
     assert restored.firmware.on_with_timed_off
     with pytest.raises(ValueError, match="key 'firmware'"):
         SimulatedSwitch.from_dict({**record, "firmware": {"prevent_reset_attempts": -1}})
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"id": "hall", "transaction": "t1"}, ({}, False)),
+        ("hall", ({}, False)),
+        (
+            {"id": "hall", "prevent_reset_attempts": 2, "send_prevent_reset": True},
+            ({"prevent_reset_attempts": 2}, True),
+        ),
+    ],
+)
+def test_a_firmware_request_splits_into_settings_and_send_now(message: Any, expected: Any) -> None:
+    assert firmware_request(message) == expected
+
+
+@pytest.mark.parametrize(
+    ("message", "words"),
+    [
+        (["hall"], "Invalid payload: expected"),
+        ({"id": "hall", "send_prevent_reset": "yes"}, "send_prevent_reset must be true or false"),
+        ({"id": "hall", "prevent_reset_delay_s": True}, "prevent_reset_delay_s must be seconds"),
+        ({"id": "hall", "prevent_reset_delay_s": 8 * 24 * 3600}, "at most 604800"),
+    ],
+)
+def test_a_bad_firmware_request_says_what_is_wrong(message: Any, words: str) -> None:
+    with pytest.raises(FirmwareSettingError, match=words):
+        firmware_request(message)

@@ -102,8 +102,11 @@ def firmware_request(message: Any) -> tuple[dict[str, Any], bool]:
     """A `simulation/firmware` payload: (the settings it changes, whether to send the report now).
 
     The payload is a JSON object with the switch's `id` (and maybe a `transaction`); every other
-    key is a setting or `send_prevent_reset`. FirmwareSettingError says what is wrong.
+    key is a setting or `send_prevent_reset`. A bare string (the switch's name, as the other
+    simulation requests take it) only reads. FirmwareSettingError says what is wrong.
     """
+    if isinstance(message, str):
+        return {}, False
     if not isinstance(message, dict):
         raise FirmwareSettingError(
             'Invalid payload: expected {"id": "<friendly name or IEEE address>", "<setting>": <value>, …}'
