@@ -45,6 +45,7 @@ from z2m_qbkg40lm.config import MqttConfig
 from z2m_qbkg40lm.devices.qbkg40lm import ENDPOINT_PATCHES
 from z2m_qbkg40lm.sim.prevent_reset import ANSWER, ATTR_PREVENT_RESET, TRIGGER
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
+from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
 from z2m_qbkg40lm.sim.znp_emulator import EmulatorOptions, ZnpEmulator
 from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver
 
@@ -307,3 +308,14 @@ async def test_on_time_on_set_ends_with_the_switchs_own_off_report(daemon: str) 
         await watcher.wait_for(NAME, lambda m: _state(m.payload) == "OFF", after=on_position(watcher, on))
         status = await watcher.request("simulation/switches", {})
         assert status["data"]["switches"][0]["relay"] is False
+
+
+def test_an_emulated_switch_that_leaves_while_the_network_is_down_is_off_it() -> None:
+    firmware = ZStackFirmware(None, switches=1)
+    [node] = firmware.nodes.values()
+    node.network = t.EUI64.convert("dd:dd:dd:dd:dd:dd:dd:dd")  # joined once; the host is away now
+    node.switch.joined = True
+    assert not firmware.online(node)
+    node.switch.leave_network()
+    assert node.network is None and not node.switch.joined
+    assert node.switch.to_dict()["joined"] is False
