@@ -319,3 +319,32 @@ def test_an_emulated_switch_that_leaves_while_the_network_is_down_is_off_it() ->
     node.switch.leave_network()
     assert node.network is None and not node.switch.joined
     assert node.switch.to_dict()["joined"] is False
+
+
+class _NoHost:
+    """A serial line that carries nothing: enough for the chip to know a host connected."""
+
+    def send(self, frame: Any) -> None:
+        """Dropped."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_an_emulator_set_up_before_its_loop_runs_starts_the_switch_timers_with_a_host(tmp_path: Path) -> None:
+    path = tmp_path / "znp.json"
+    first = ZStackFirmware(path, switches=1)
+    [node] = first.nodes.values()
+    node.network = t.EUI64.convert("dd:dd:dd:dd:dd:dd:dd:dd")
+    first.save()
+    loaded = ZStackFirmware(path)  # no event loop: no timer can start yet, and none is tried
+    [node] = loaded.nodes.values()
+    assert node.switch.joined and not node.switch.ota.attached
+
+    async def connect() -> int:
+        loaded.attach(_NoHost())
+        pending = len(loaded._switch_timers)  # the joined switch's prevent-reset cycle
+        loaded.close()
+        return pending
+
+    assert asyncio.run(connect()) == 1
