@@ -43,6 +43,7 @@ class Requests:
             "simulation/join": self._sim_join,
             "simulation/inject": self._sim_inject,
             "simulation/frames": self._sim_frames,
+            "simulation/firmware": self._sim_firmware,
         }
 
     def register(self, handlers: dict[str, Handler]) -> None:
@@ -155,6 +156,11 @@ class Requests:
             raise RequestError('Invalid payload: expected {"id": …, "responsive": true|false}')
         await self._call(self._simulation().set_responsive(ieee, responsive))
         return {"id": ieee, "responsive": responsive}
+
+    async def _sim_firmware(self, message: Any) -> dict[str, Any]:
+        ieee = self._switch_ieee(message)
+        result: dict[str, Any] = await self._call(self._simulation().firmware_request(ieee, message))
+        return result
 
     async def _sim_join(self, message: Any) -> dict[str, Any]:
         ieee = await self._call(self._simulation().join_new_switch())

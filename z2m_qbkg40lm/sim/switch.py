@@ -33,6 +33,28 @@ What the model does, and where it had to choose (the reference marks these UNCER
   sends on its own and owns its timers. A successful upgrade changes `firmware_version` (hence
   Basic's application version and sw build id) and reboots the switch like `power_cycle()`.
 - Frames for the broadcast endpoint 0xFF reach every firmware endpoint that has the cluster.
+- On/Off OnWithTimedOff (0x42) and its attributes GlobalSceneControl (0x4000, always true),
+  OnTime (0x4001) and OffWaitTime (0x4002, both uint16 in tenths of a second, readable and
+  writable) follow the ZCL specification (sim/on_off_timing.py): the relay goes off by itself when
+  the on time runs out, and reports it like any relay change. A discarded 0x42 (accept only when
+  on, relay off) changes nothing and is not reported; an accepted one is followed by an On/Off
+  report. A single press in control_relay mode counts as a Toggle for the timing. The countdown
+  runs on the radio's timers (`SwitchLink.call_later`), one tick per tenth of a second while
+  something counts; taken off the radio it pauses, and OnTime, OffWaitTime and the running update
+  are saved with the switch, so a restarted simulation resumes the countdown where it stopped. A
+  power cycle (or an OTA reboot) clears them: the relay comes back as power-outage memory says
+  (on, with memory on and the relay on) and stays so: the timer is gone. StartUpOnOff (0x4003) is
+  not implemented (the switch has power-outage memory on 0xFCC0 instead).
+- Firmware settings (`FirmwareSettings`, sim/firmware_settings.py, saved with the switch):
+  `on_with_timed_off` off makes 0x42 UNSUP_CLUSTER_COMMAND and its attributes unsupported, for a
+  firmware without it (whether the real one has it is UNCERTAIN); the prevent-reset timings.
+- Prevent reset (sim/prevent_reset.py): once joined, the switch reports Basic 0xFFF0 after a delay
+  and periodically; the hub's write of the answer resets the count; left unanswered it leaves the
+  network (`left`, and `joined` cleared and saved: it needs pairing again). Basic 0xFFF0 (with
+  manufacturer code 0x115F) reads the trigger value.
+- `joined` says whether the switch believes it is on a network: set when it announces itself
+  after joining, cleared when it leaves; a switch created directly starts unjoined (no
+  prevent-reset cycle), one restored from a record without the key is joined.
 """
 
 # zigpy's wire types (uint8_t, NWK, ZDOCmd, ...) have untyped constructors.
@@ -50,7 +72,7 @@ from typing import Any, Final, Literal
 import zigpy.types as t
 import zigpy.zdo.types as zdo_t
 from zigpy.zcl import foundation
-from zigpy.zcl.clusters.general import Groups
+from zigpy.zcl.clusters.general import Groups, OnOff
 
 from z2m_qbkg40lm.devices.qbkg40lm import (
     ATTR_FLIP_INDICATOR_LIGHT,
@@ -66,8 +88,10 @@ from z2m_qbkg40lm.devices.qbkg40lm import (
     ON_OFF_CLUSTER_ID,
     SWITCH_ENDPOINT,
 )
+from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettings
 from z2m_qbkg40lm.sim.frame_log import FrameLog
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
+from z2m_qbkg40lm.sim.on_off_timing import TICK_SECONDS, OnOffTiming
 from z2m_qbkg40lm.sim.ota_client import (
     IMAGE_BLOCK_RESPONSE,
     OTA_IMAGE_TYPE,
@@ -75,7 +99,9 @@ from z2m_qbkg40lm.sim.ota_client import (
     ZIGBEE_PRO_STACK,
     OtaClient,
     SwitchLink,
+    Timer,
 )
+from z2m_qbkg40lm.sim.prevent_reset import ANSWER, ATTR_PREVENT_RESET, TRIGGER, PreventReset
 
 LOGGER = logging.getLogger(__name__)
 
@@ -100,6 +126,7 @@ SCENES: Final = 0x0005
 ALARMS: Final = 0x0009
 TIME: Final = 0x000A
 OTA: Final = 0x0019
+ON_WITH_TIMED_OFF: Final = OnOff.ServerCommandDefs.on_with_timed_off.id
 
 PRESS_VALUES: Final[Mapping[str, int]] = {"hold": 0, "single": 1, "double": 2, "triple": 3, "release": 255}
 OPERATION_MODES: Final[Mapping[str, int]] = {"control_relay": 1, "decoupled": 0}
@@ -212,6 +239,8 @@ class _Attribute:
     valid: Callable[[Any], bool] = _any
     manufacturer: int | None = None
     """The manufacturer code requests must carry; None for standard attributes."""
+    present: Callable[[SimulatedSwitch], bool] = lambda s: True
+    """Whether the switch's firmware has the attribute (a firmware setting may take it away)."""
 
 
 def _set_mode(switch: SimulatedSwitch, value: Any) -> None:
@@ -228,6 +257,28 @@ def _set_operation_mode(switch: SimulatedSwitch, value: Any) -> None:
 
 def _set_power_outage_memory(switch: SimulatedSwitch, value: Any) -> None:
     switch.power_outage_memory = bool(value)
+
+
+def _set_on_time(switch: SimulatedSwitch, value: Any) -> None:
+    switch.timing.on_time = int(value)
+    switch.timing_changed()
+
+
+def _set_off_wait_time(switch: SimulatedSwitch, value: Any) -> None:
+    switch.timing.off_wait_time = int(value)
+    switch.timing_changed()
+
+
+def _timed_off_present(switch: SimulatedSwitch) -> bool:
+    return switch.firmware.on_with_timed_off
+
+
+def _is_prevent_reset_answer(value: Any) -> bool:
+    return bytes(value) == ANSWER
+
+
+def _prevent_reset_answered(switch: SimulatedSwitch, _value: Any) -> None:
+    switch.prevent_reset.answered()
 
 
 def _lumi(
@@ -250,6 +301,7 @@ _ATTRIBUTES: Final[Mapping[ClusterKey, Mapping[int, _Attribute]]] = {
         0x0006: _Attribute(0x42, lambda s: DATE_CODE),
         0x0007: _Attribute(0x30, lambda s: 1),  # power source: mains, single phase
         0x4000: _Attribute(0x42, lambda s: s.sw_build_id),
+        ATTR_PREVENT_RESET: _lumi(0x41, lambda s: TRIGGER, _prevent_reset_answered, _is_prevent_reset_answer),
     },
     (SWITCH_ENDPOINT, _SERVER, DEVICE_TEMPERATURE): {
         0x0000: _Attribute(0x29, lambda s: whole_degrees(s.temperature)),  # current temperature, °C
@@ -262,6 +314,11 @@ _ATTRIBUTES: Final[Mapping[ClusterKey, Mapping[int, _Attribute]]] = {
     },
     (SWITCH_ENDPOINT, _SERVER, ON_OFF_CLUSTER_ID): {
         0x0000: _Attribute(0x10, lambda s: s.relay),
+        0x4000: _Attribute(0x10, lambda s: True, present=_timed_off_present),  # global scene control
+        0x4001: _Attribute(0x21, lambda s: s.timing.on_time, _set_on_time, present=_timed_off_present),
+        0x4002: _Attribute(
+            0x21, lambda s: s.timing.off_wait_time, _set_off_wait_time, present=_timed_off_present
+        ),
     },
     (SWITCH_ENDPOINT, _SERVER, LUMI_CLUSTER_ID): {
         ATTR_MODE: _lumi(0x20, lambda s: s.mode, _set_mode),
@@ -286,6 +343,13 @@ _ATTRIBUTES: Final[Mapping[ClusterKey, Mapping[int, _Attribute]]] = {
         0x000C: _Attribute(0x30, lambda s: 0),  # upgrade timeout policy: apply after timeout
     },
 }
+
+
+def _uint16(value: Any) -> int:
+    number = int(value)
+    if not 0 <= number <= 0xFFFF:
+        raise ValueError(f"{number} is not a uint16")
+    return number
 
 
 def random_ieee(rng: random.Random) -> t.EUI64:
@@ -322,6 +386,8 @@ class SimulatedSwitch:
     responsive: bool
     groups: set[int]
     left: bool
+    joined: bool
+    firmware: FirmwareSettings
 
     def __init__(
         self,
@@ -339,6 +405,9 @@ class SimulatedSwitch:
         firmware_version: int = DEFAULT_FIRMWARE_VERSION,
         responsive: bool = True,
         groups: Iterable[int] = (),
+        joined: bool = False,
+        firmware: FirmwareSettings | None = None,
+        timing: OnOffTiming | None = None,
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
@@ -363,13 +432,23 @@ class SimulatedSwitch:
         self.responsive = responsive
         self.groups = set(groups)
         self.left = False
-        """True once a Mgmt_Leave_req (without rejoin) made the switch leave the network."""
+        """True once the switch left the network: told to (Mgmt_Leave_req without rejoin) or on
+        its own (prevent reset unanswered). The radio then takes it off the network."""
+        self.joined = joined
+        """The switch believes it is on a network (saved): set by `announce()`, cleared on leaving."""
+        self.firmware = firmware or FirmwareSettings()
+        """What this firmware does where the real one is unknown (`set_firmware()` changes it)."""
+        self.timing: OnOffTiming = timing or OnOffTiming()
+        """On/Off OnTime, OffWaitTime and their countdown (OnWithTimedOff)."""
         self._tsn = 0
         self._link: SwitchLink | None = None
+        self._tick: Timer | None = None
         self.ota: OtaClient = OtaClient(self)
         """The OTA Upgrade client: attributes, downloads, the reboot into a new version."""
         self.received = FrameLog()
         """The last ZCL frames that reached the firmware, for `simulation/frames` (not persisted)."""
+        self.prevent_reset: PreventReset = PreventReset(self)
+        """The Basic 0xFFF0 prevent-reset cycle: reports, the unanswered count, the leave."""
 
     @classmethod
     def create(
@@ -472,6 +551,11 @@ class SimulatedSwitch:
             "firmware_version": self.firmware_version,
             "responsive": self.responsive,
             "groups": sorted(self.groups),
+            "joined": self.joined,
+            "on_time": self.timing.on_time,
+            "off_wait_time": self.timing.off_wait_time,
+            "timed_off_running": self.timing.running,
+            "firmware": self.firmware.to_dict(),
         }
 
     @classmethod
@@ -491,7 +575,14 @@ class SimulatedSwitch:
             variant = str(data.get("variant", "full"))
             if variant not in VARIANTS:
                 raise ValueError(f"expected one of {', '.join(VARIANTS)}")
+            key = "firmware"
+            firmware = FirmwareSettings.from_dict(data.get("firmware", {}))
             key = "(values)"
+            timing = OnOffTiming(
+                on_time=_uint16(data.get("on_time", 0)),
+                off_wait_time=_uint16(data.get("off_wait_time", 0)),
+                running=bool(data.get("timed_off_running", False)),
+            )
             return cls(
                 ieee,
                 nwk,
@@ -506,6 +597,10 @@ class SimulatedSwitch:
                 firmware_version=int(data.get("firmware_version", DEFAULT_FIRMWARE_VERSION)),
                 responsive=bool(data.get("responsive", True)),
                 groups=[int(group) for group in data.get("groups", [])],
+                # Records written before the key existed are of switches on a network.
+                joined=bool(data.get("joined", True)),
+                firmware=firmware,
+                timing=timing,
             )
         except (KeyError, TypeError, ValueError, AssertionError) as exc:
             raise ValueError(f"bad simulated switch record, key {key!r}: {exc}") from exc
@@ -521,11 +616,17 @@ class SimulatedSwitch:
     def attach(self, link: SwitchLink | None) -> None:
         """Put the switch on a radio that carries the frames it sends on its own (None: off it).
 
-        Only with a link does the switch act over time (the OTA client requests blocks); taking
-        it off abandons an OTA transfer in progress and cancels its timers.
+        Only with a link does the switch act over time (the OTA client requests blocks, the
+        On/Off countdown runs, a joined switch runs its prevent-reset cycle); taking it off
+        abandons an OTA transfer in progress and cancels its timers (the countdown pauses). Call
+        it where the radio's timers can run (an event loop is running) when the switch is joined
+        or counting down.
         """
         self.ota.attach(link)
+        self._cancel_tick()
         self._link = link
+        self.prevent_reset.attach(link)
+        self.timing_changed()
 
     def next_tsn(self) -> int:
         """The ZCL transaction number of the next frame the switch starts."""
@@ -547,7 +648,10 @@ class SimulatedSwitch:
     # --- physical events --------------------------------------------------------------------------
 
     def announce(self) -> list[ApsFrame]:
-        """ZDO Device_annce, as after joining or booting."""
+        """ZDO Device_annce, as after joining or booting: the switch is joined from now on."""
+        self.joined = True
+        self.left = False
+        self.prevent_reset.start()
         return self._sent([self._device_annce()])
 
     def press(self, kind: str = "single") -> list[ApsFrame]:
@@ -564,7 +668,7 @@ class SimulatedSwitch:
                 )
             )
         if kind == "single" and self.operation_mode == OPERATION_MODES["control_relay"]:
-            self.relay = not self.relay
+            self._switch_relay(not self.relay)
             frames.append(self._on_off_report())
         return self._sent(frames)
 
@@ -580,9 +684,13 @@ class SimulatedSwitch:
         An OTA download in progress is lost; the firmware version stays.
         """
         self.ota.power_lost()
+        self._cancel_tick()
+        self.timing.power_lost()
         self.power_outages += 1
         if not self.power_outage_memory:
             self.relay = False
+        if self.joined:
+            self.prevent_reset.start()
         return self._sent([self._device_annce(), self._on_off_report(), self._heartbeat_report()])
 
     def forget_settings(self) -> None:
@@ -595,6 +703,62 @@ class SimulatedSwitch:
         self.operation_mode = OPERATION_MODES["control_relay"]
         self.flip_indicator_light = 0
         self.power_outage_memory = False
+
+    def leave_network(self) -> None:
+        """The switch leaves its network on its own and forgets it; the radio sees it leave."""
+        self.forget_network()
+        self.send_own([])  # nothing leaves a gone switch, but the radio learns of the leave
+
+    def set_firmware(self, changes: Mapping[str, Any], *, send_prevent_reset: bool = False) -> dict[str, Any]:
+        """Change firmware settings by name, then maybe send the prevent-reset report now.
+
+        ValueError names a bad setting, or says why the report cannot be sent (and then nothing
+        changed). Returns the settings (`firmware`) and the prevent-reset cycle's `status()`.
+        """
+        settings = self.firmware.changed(changes)
+        if send_prevent_reset and not self.prevent_reset.can_send(settings):
+            raise ValueError(self.prevent_reset.why_not(settings))
+        self.firmware = settings
+        self.prevent_reset.settings_changed()
+        if send_prevent_reset:
+            self.prevent_reset.send_now()
+        return {"firmware": self.firmware.to_dict(), "prevent_reset": self.prevent_reset.status()}
+
+    def timing_changed(self) -> None:
+        """Keep the On/Off countdown's timer running exactly while something counts down."""
+        if self._link is None or self.left or not self.timing.counting(self.relay):
+            self._cancel_tick()
+        elif self._tick is None:
+            self._tick = self._link.call_later(TICK_SECONDS, self._on_off_tick)
+
+    def _on_off_tick(self) -> None:
+        self._tick = None
+        if self.timing.tick(self.relay):
+            self.relay = False
+            LOGGER.debug("Switch %s: on time over, relay off", self.ieee)
+            self.send_own([self._on_off_report()])
+        self.timing_changed()
+
+    def _cancel_tick(self) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+
+    def _switch_relay(self, relay: bool) -> None:
+        """An On, Off or Toggle (a press): the relay and the On/Off timing attributes follow."""
+        if relay:
+            self.timing.on_received()
+        else:
+            self.timing.off_received()
+        self.relay = relay
+        self.timing_changed()
+
+    def forget_network(self) -> None:
+        """Off the network (left, or reset by its user): not joined, no cycle, no countdown."""
+        self.left = True
+        self.joined = False
+        self.prevent_reset.stop()
+        self._cancel_tick()
 
     def _sent(self, frames: list[ApsFrame]) -> list[ApsFrame]:
         """What actually leaves the switch: nothing while it is silent or gone."""
@@ -705,7 +869,7 @@ class SimulatedSwitch:
         answer = [self._zdo_status(zdo_t.ZDOCmd.Mgmt_Leave_req, tsn, zdo_t.Status.SUCCESS)]
         if options & 0x80:  # rejoin: back at once with the same addresses
             return [*answer, self._device_annce()]
-        self.left = True
+        self.forget_network()
         return answer
 
     def _zdo(self, request: int, tsn: int, args: list[Any]) -> ApsFrame:
@@ -773,7 +937,7 @@ class SimulatedSwitch:
     def _attribute(self, key: ClusterKey, attribute_id: int, manufacturer: int | None) -> _Attribute | None:
         """The attribute a request addresses, honouring the manufacturer code it carries."""
         spec = _ATTRIBUTES.get(key, {}).get(attribute_id)
-        if spec is None:
+        if spec is None or not spec.present(self):
             return None
         if spec.manufacturer is not None:
             return spec if manufacturer == spec.manufacturer else None
@@ -865,18 +1029,38 @@ class SimulatedSwitch:
             )
             return [] if status is None else request.default_response(status)
         if cluster_id == ON_OFF_CLUSTER_ID:
-            return self._on_off_command(request)
+            return self._on_off_command(request, body)
         if cluster_id == GROUPS:
             return self._groups_command(request, body)
         if cluster_id == IDENTIFY:
             return request.default_response(foundation.Status.SUCCESS)  # nothing to blink
         return request.default_response(foundation.Status.UNSUP_CLUSTER_COMMAND)
 
-    def _on_off_command(self, request: _Request) -> list[ApsFrame]:
+    def _on_off_command(self, request: _Request, body: bytes) -> list[ApsFrame]:
         command_id = request.hdr.command_id
+        if command_id == ON_WITH_TIMED_OFF:
+            return self._on_with_timed_off(request, body)
         if command_id not in (0x00, 0x01, 0x02):
             return request.default_response(foundation.Status.UNSUP_CLUSTER_COMMAND)
-        self.relay = {0x00: False, 0x01: True, 0x02: not self.relay}[command_id]
+        self._switch_relay({0x00: False, 0x01: True, 0x02: not self.relay}[command_id])
+        return [*request.default_response(foundation.Status.SUCCESS), self._on_off_report()]
+
+    def _on_with_timed_off(self, request: _Request, body: bytes) -> list[ApsFrame]:
+        """OnWithTimedOff (0x42): the ZCL rules in sim/on_off_timing.py, or refused by setting."""
+        if not self.firmware.on_with_timed_off:
+            return request.default_response(foundation.Status.UNSUP_CLUSTER_COMMAND)
+        args: Any
+        try:
+            args, _rest = OnOff.ServerCommandDefs.on_with_timed_off.schema.deserialize(body)
+        except ValueError as exc:
+            LOGGER.debug("Switch %s: malformed OnWithTimedOff: %s", self.ieee, exc)
+            return request.default_response(foundation.Status.MALFORMED_COMMAND)
+        only_when_on = bool(args.on_off_control & OnOff.OnOffControl.Accept_Only_When_On)
+        relay = self.timing.timed_on(self.relay, only_when_on, int(args.on_time), int(args.off_wait_time))
+        if relay is None:  # discarded: nothing changed, nothing to report
+            return request.default_response(foundation.Status.SUCCESS)
+        self.relay = relay
+        self.timing_changed()
         return [*request.default_response(foundation.Status.SUCCESS), self._on_off_report()]
 
     def _groups_command(self, request: _Request, body: bytes) -> list[ApsFrame]:

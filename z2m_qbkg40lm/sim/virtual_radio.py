@@ -22,8 +22,13 @@ authoritative once it exists: `switches` only sizes the first start. Without a s
 network still resumes from zigpy's database backup, but new switches are created at every start.
 
 `app.simulation` is the scripting API (`Simulation`): presses, heartbeats, power cycles,
-silent switches and new joins, as the daemon exposes them to users; and for the switches' OTA
-clients (sim/ota_client.py) a query, their status, their timing and injected faults.
+silent switches, new joins and the switches' firmware settings (sim/firmware_settings.py), as the
+daemon exposes them to users; and for the switches' OTA clients (sim/ota_client.py) a query, their
+status, their timing and injected faults.
+
+A switch that leaves the network, told to (Mgmt_Leave_req) or on its own (its prevent-reset
+report left unanswered, sim/prevent_reset.py), is gone from the simulated network and the state
+file, and zigpy sees it leave.
 
 While connected, every switch has a link to the adapter (`SimulatedSwitch.attach`): frames it
 sends on its own later (OTA requests, the reboot after an upgrade) reach zigpy like its answers,
@@ -60,6 +65,7 @@ import zigpy.zdo.types as zdo_t
 
 from z2m_qbkg40lm.devices.qbkg40lm import SWITCH_ENDPOINT
 from z2m_qbkg40lm.sim import inspection
+from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
 from z2m_qbkg40lm.sim.neighbours import neighbours_body
 from z2m_qbkg40lm.sim.ota_client import OtaFault, Timer, TimerSet
@@ -389,13 +395,20 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             self._permit_until[switch.nwk] = asyncio.get_running_loop().time() + duration
         replies = switch.handle(frame, broadcast=broadcast)
         self._queue(switch, replies)
-        if switch.left:
-            self._switches.pop(switch.ieee, None)
-            switch.attach(None)
-            LOGGER.info("Simulated switch %s left the network", self._ieee_text(switch))
-            nwk, ieee = t.NWK(switch.nwk), switch.ieee
-            self._outbox.append(lambda: self.handle_leave(nwk, ieee))
+        self._take_off_if_left(switch)
         self._save_switch(switch)
+
+    def _take_off_if_left(self, switch: SimulatedSwitch) -> None:
+        """A switch that left (told to, or on its own) is gone from the network and the state file."""
+        if not switch.left:
+            return
+        self._switches.pop(switch.ieee, None)
+        switch.attach(None)
+        LOGGER.info("Simulated switch %s left the network", self._ieee_text(switch))
+        nwk, ieee = t.NWK(switch.nwk), switch.ieee
+        self._outbox.append(lambda: self.handle_leave(nwk, ieee))
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     # --- frames from switches --------------------------------------------------------------------
 
@@ -432,6 +445,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             LOGGER.debug("Simulated switch %s is off the network: its frames are lost", switch.ieee)
             return
         self._queue(switch, frames)
+        self._take_off_if_left(switch)
         self._save_switch(switch)
 
     def _flush(self) -> None:
@@ -712,6 +726,37 @@ class Simulation:
         request = inspection.parse_frames(message)
         switch = self._running_switch(ieee)
         return {"id": self._app._ieee_text(switch), **inspection.take_frames(switch, request.cluster_id)}
+
+    async def firmware(
+        self, ieee: str, changes: dict[str, Any] | None = None, *, send_prevent_reset: bool = False
+    ) -> dict[str, Any]:
+        """Read or change what the switch's firmware does (sim/firmware_settings.py), saved at once.
+
+        `changes` maps setting names (`on_with_timed_off`, `prevent_reset`,
+        `prevent_reset_delay_s`, `prevent_reset_interval_s`, `prevent_reset_retry_s`,
+        `prevent_reset_attempts`) to new values; `send_prevent_reset` makes the switch send its
+        Basic 0xFFF0 report now. Returns `id`, all `firmware` settings and the `prevent_reset`
+        cycle (`waiting_for`, `unanswered`, `reports`, `answers`).
+        """
+        switch = self._running_switch(ieee)
+        try:
+            result = switch.set_firmware(changes or {}, send_prevent_reset=send_prevent_reset)
+        except ValueError as exc:
+            raise SimulationError(f"switch {self._app._ieee_text(switch)}: {exc}") from exc
+        if changes:
+            LOGGER.info(
+                "Simulated switch %s firmware settings: %s", self._app._ieee_text(switch), result["firmware"]
+            )
+        self._app._save_state()
+        return {"id": self._app._ieee_text(switch), **result}
+
+    async def firmware_request(self, ieee: str, message: Any) -> dict[str, Any]:
+        """`firmware()` from a `simulation/firmware` payload: settings by name, `send_prevent_reset`."""
+        try:
+            changes, send_now = firmware_request(message)
+        except FirmwareSettingError as exc:
+            raise SimulationError(str(exc)) from None
+        return await self.firmware(ieee, changes, send_prevent_reset=send_now)
 
     # --- OTA ------------------------------------------------------------------------------------
 

@@ -19,8 +19,9 @@ running network. Modelling choices:
   one was running, but drops the volatile registrations: a host that does not register its
   endpoints again receives nothing, as with the real stack.
 - Every switch has a link to the chip (`SimulatedSwitch.attach`): frames it sends on its own later
-  (its OTA client's requests, the reboot after an upgrade) go through `emit()` like its answers,
-  and its timers are the chip's, cancelled by `close()`.
+  (its OTA client's requests, the reboot after an upgrade, its prevent-reset reports, the end of
+  a timed on) go through `emit()` like its answers, and its timers are the chip's, cancelled by
+  `close()`. A chip set up before its event loop runs gives the links when a host connects.
 """
 
 # zigpy's and zigpy-znp's wire types have untyped constructors.
@@ -187,9 +188,15 @@ class ZStackChip:
                     bool(record.get("pairing", False)),
                 )
                 self.nodes[switch.ieee] = node
-                switch.attach(_NodeLink(self, node))
+                switch.joined = node.network is not None  # the chip's record of the network decides
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"emulator state file {self._state_file} cannot be used: {exc}") from exc
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # set up before the loop runs: the switches' timers start with a host
+            pass
+        else:
+            self._attach_switches()
         self._saved_changes = self.nvram.changes
         LOGGER.info(
             "CC2652 %s loaded from %s: %s, %d switch(es)",
@@ -252,6 +259,13 @@ class ZStackChip:
             LOGGER.warning("A new host connected: closing the previous connection")
             self._link.close()
         self._link = link
+        self._attach_switches()
+
+    def _attach_switches(self) -> None:
+        """Give every switch not yet on the chip its link (its timers run on the chip's loop)."""
+        for node in self.nodes.values():
+            if not node.switch.ota.attached:
+                node.switch.attach(_NodeLink(self, node))
 
     def detach(self, link: Link) -> None:
         """The host went away; the chip keeps running."""

@@ -25,6 +25,7 @@ from z2m_qbkg40lm import strict_json
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
 from z2m_qbkg40lm.mqtt.client import MqttClient, default_client_id
 from z2m_qbkg40lm.sim import inspection
+from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
 from z2m_qbkg40lm.sim.inspection import AttributeReport
 from z2m_qbkg40lm.sim.switch import MODEL_ID
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
@@ -218,6 +219,24 @@ class EmulatorControl:
         node = self.node(name)
         return {"id": node.ieee_text, **inspection.take_frames(node.switch, cluster_id)}
 
+    def firmware(
+        self, name: str, changes: dict[str, Any] | None = None, *, send_prevent_reset: bool = False
+    ) -> dict[str, Any]:
+        """Read or change what the switch's firmware does (sim/firmware_settings.py), saved at once.
+
+        Returns `id`, all `firmware` settings and the `prevent_reset` cycle; `send_prevent_reset`
+        makes the switch send its Basic 0xFFF0 report now (it must be on the running network).
+        """
+        node = self._reachable(name) if send_prevent_reset else self.node(name)
+        try:
+            result = node.switch.set_firmware(changes or {}, send_prevent_reset=send_prevent_reset)
+        except ValueError as exc:
+            raise SimulationError(f"switch {node.ieee_text}: {exc}") from exc
+        if changes:
+            LOGGER.info("Switch %s firmware settings: %s", node.ieee_text, result["firmware"])
+        self._firmware.save()
+        return {"id": node.ieee_text, **result}
+
     # --- faults ------------------------------------------------------------------------------------
 
     def drop_link(self) -> bool:
@@ -302,6 +321,7 @@ class MqttControl:
             "leave": lambda message: {"id": control.leave(_switch(message))},
             "inject": self._inject,
             "frames": self._frames,
+            "firmware": self._firmware,
             "fault/drop_link": lambda _message: {"dropped": control.drop_link()},
             "fault/mute": self._mute,
             "fault/delay_confirms": self._delay_confirms,
@@ -388,6 +408,14 @@ class MqttControl:
         except inspection.InspectionError as exc:
             raise SimulationError(str(exc)) from None
         return self._control.received_frames(request.switch, request.cluster_id)
+
+    def _firmware(self, message: Any) -> dict[str, Any]:
+        name = _switch(message)
+        try:
+            changes, send_now = firmware_request(message)
+        except FirmwareSettingError as exc:
+            raise SimulationError(str(exc)) from None
+        return self._control.firmware(name, changes, send_prevent_reset=send_now)
 
     def _mute(self, message: Any) -> dict[str, Any]:
         muted = message.get("mute", True) if isinstance(message, dict) else True

@@ -103,6 +103,7 @@ class ZStackFirmware(ZStackChip):
         was_online = self.online(node)
         node.network = None
         node.pairing = False
+        switch.forget_network()
         self._forget(switch.ieee)
         LOGGER.info("Switch %s left the network", node.ieee_text)
         if was_online:
@@ -154,6 +155,8 @@ class ZStackFirmware(ZStackChip):
     def emit(self, node: Node, frames: list[ApsFrame]) -> None:
         """Frames a switch sends on its own or in reply: to the host as MT callbacks."""
         switch = node.switch
+        if switch.left and node.network is not None and not self.online(node):
+            self.leave(node)  # it left while the coordinator's network was down
         if not self.online(node):
             if frames:
                 LOGGER.info(
