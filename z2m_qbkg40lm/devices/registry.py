@@ -93,6 +93,8 @@ def _properties(definition: DeviceDefinition) -> list[str]:
         for feature in expose.features():
             names[feature.property] = None
     for converter in sorted(definition.outbound, key=lambda c: sorted(c.keys)):
+        if converter.convert_message is not None:
+            continue  # its other keys (on_time) only go with an exposed one (state)
         for key in sorted(converter.keys):
             names[key] = None
     return list(names)
@@ -135,7 +137,7 @@ def _set_converter(definition: DeviceDefinition, prop: str) -> OutboundConverter
 def _not_settable(definition: DeviceDefinition, prop: str) -> str:
     settable = ", ".join(settable_properties(definition))
     if _is_known(definition, prop):
-        return f"{prop} is read-only on {definition.model}, it cannot be set; settable: {settable}"
+        return f"{prop}: read-only on {definition.model}, it cannot be set; settable: {settable}"
     return f"no such property '{prop}' on {definition.model}; settable: {settable}"
 
 
@@ -276,7 +278,7 @@ def plan_get_command(
         operations = _reads(definition, key)
         if not operations:
             if _is_known(definition, key):
-                why = f"{key} is not readable on {definition.model}; readable: {readable}"
+                why = f"{key}: not readable on {definition.model}; readable: {readable}"
             else:
                 why = f"no such property '{key}' on {definition.model}; readable: {readable}"
             steps.append(PlannedStep((key,), error=no_converter(key, value, device_name, why)))
