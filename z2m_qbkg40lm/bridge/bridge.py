@@ -511,8 +511,6 @@ class Bridge:
                 _LOGGER.info("Off of '%s' sent: on_time is over", name)
                 if self.device_config(ieee).optimistic:
                     message = dict(pending.state)
-                else:
-                    self._state.update(ieee, pending.state)
             await self._publish_command_state(ieee, message, answers)
 
     async def _run_get(self, queued: QueuedCommand) -> None:
