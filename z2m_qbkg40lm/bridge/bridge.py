@@ -60,6 +60,8 @@ LOST_ADAPTER_DRAIN_S = 2.0
 CONFIRM_WINDOW_S = 3.0
 """How long after a command's state message a device report that merely repeats it is left out
 (a real switch reports an On/Off change within a second; a heartbeat is never such a repeat)."""
+_CONFIRMS_KEPT = 8
+"""Messages of back-to-back commands whose confirming reports are awaited at once, at most."""
 _NOT_COMPARED = frozenset({"linkquality"})
 """Keys a report may differ in and still merely confirm a command's message."""
 
@@ -157,7 +159,7 @@ class Bridge:
         self._publish_count: dict[str, int] = {}
         self._flush_later: list[tuple[str, dict[str, Any], bool]] = []
         self._captures: dict[str, ReadAnswers] = {}
-        self._confirm: dict[str, tuple[dict[str, Any], float]] = {}
+        self._confirm: dict[str, list[tuple[dict[str, Any], float]]] = {}
         self._fallback_noticed: set[str] = set()
         self.timed_offs = timed_offs if timed_offs is not None else TimedOffs()
         self.timed_offs.bind(self._send_timed_off)
@@ -564,7 +566,9 @@ class Bridge:
             await self.publish_state(ieee, message, force=True)
             values = {k: v for k, v in message.items() if k not in _NOT_COMPARED}
             until = asyncio.get_running_loop().time() + CONFIRM_WINDOW_S
-            self._confirm[ieee] = (values, until)
+            entries = self._confirm.setdefault(ieee, [])
+            entries.append((values, until))
+            del entries[:-_CONFIRMS_KEPT]
         while answers.held:
             held, answers.held = answers.held, []
             merged: dict[str, Any] = {}
@@ -577,26 +581,35 @@ class Bridge:
                 await self.publish_state(ieee, merged, force=True)
 
     def _confirms(self, ieee: str, partial: dict[str, Any]) -> bool:
-        """True (once per key) when a device report merely repeats the command's message just
-        published; a report that says otherwise ends the confirmation of what it contradicts."""
-        confirm = self._confirm.get(ieee)
-        if confirm is None:
-            return False
-        values, until = confirm
-        if asyncio.get_running_loop().time() > until:
-            del self._confirm[ieee]
-            return False
+        """True (once per key) when a device report merely repeats a command's message just
+        published; a report that says otherwise ends the confirmation of what it contradicts.
+
+        The messages of commands carried out back to back wait in order: a report that repeats a
+        later one also ends the older ones (the device did not repeat those)."""
+        now = asyncio.get_running_loop().time()
+        entries = [
+            (values, until) for values, until in self._confirm.get(ieee, []) if values and until >= now
+        ]
         keys = [key for key in partial if key not in _NOT_COMPARED]
-        if keys and all(key in values and values[key] == partial[key] for key in keys):
-            for key in keys:
-                del values[key]
-            if not values:
-                del self._confirm[ieee]
-            return True
-        for key in keys:
-            if key in values and values[key] != partial[key]:
-                del values[key]
-        return False
+        confirmed = False
+        for index, (values, _) in enumerate(entries):
+            if keys and all(key in values and values[key] == partial[key] for key in keys):
+                for older, _ in entries[: index + 1]:
+                    for key in keys:
+                        older.pop(key, None)
+                confirmed = True
+                break
+        if not confirmed:
+            for values, _ in entries:
+                for key in keys:
+                    if key in values and values[key] != partial[key]:
+                        del values[key]
+        kept = [(values, until) for values, until in entries if values]
+        if kept:
+            self._confirm[ieee] = kept
+        else:
+            self._confirm.pop(ieee, None)
+        return confirmed
 
     # --- Zigbee -> MQTT ----------------------------------------------------------------------
 
