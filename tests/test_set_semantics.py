@@ -32,8 +32,9 @@ from tests.support import (
     write_config,
 )
 from z2m_qbkg40lm.bridge.command_feedback import CommandFeedback
-from z2m_qbkg40lm.bridge.timed_off import TIMED_OFF_FILE
+from z2m_qbkg40lm.bridge.timed_off import TIMED_OFF_FILE, encode_operation
 from z2m_qbkg40lm.devices.definition import ClusterCommand, WriteAttribute, ZclOperation
+from z2m_qbkg40lm.zigbee.executor import UnsupportedCommandError
 
 NAME = "hall_switch"
 WAIT_S = 30.0
@@ -202,7 +203,8 @@ async def test_a_report_that_only_confirms_a_set_is_left_out_but_a_press_never(r
 # --- on_time with the daemon's own timer --------------------------------------------------------------
 
 
-async def test_on_time_falls_back_to_the_daemons_timer(running: Running) -> None:
+async def test_on_time_switches_the_switch_off_after_on_time(running: Running) -> None:
+    """Whether the switch does it (OnWithTimedOff) or the daemon's timer (a switch that refuses it)."""
     async with watching(running.base) as watcher:
         await _ready(watcher)
         await _command(watcher, "set", {"state": "OFF"})
@@ -215,19 +217,9 @@ async def test_on_time_falls_back_to_the_daemons_timer(running: Running) -> None
         }
         await watcher.wait_state(NAME, lambda s: s["state"] == "ON", after=position)
         await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
-        notice = await watcher.wait_log(lambda r: "OnWithTimedOff" in r["message"], after=position)
-        assert notice["level"] == "warning"
-        assert NAME in notice["message"]
         assert [s.json()["state"] for s in watcher.since(position, NAME)] == ["ON", "OFF"]
         switches = await watcher.request("simulation/switches", {})
         assert switches["data"]["switches"][0]["relay"] is False
-
-        # Said once per device.
-        position = watcher.mark()
-        await _command(watcher, "set", {"state": "ON", "on_time": 0.2})
-        await watcher.wait_state(NAME, lambda s: s["state"] == "OFF", after=position)
-        logged = [m.json()["message"] for m in watcher.since(position, "bridge/logging")]
-        assert not any("OnWithTimedOff" in line for line in logged), logged
 
 
 async def test_a_pending_off_is_sent_after_a_restart(tmp_path: Path) -> None:
@@ -241,13 +233,11 @@ async def test_a_pending_off_is_sent_after_a_restart(tmp_path: Path) -> None:
     try:
         async with watching(base) as watcher:
             await _ready(watcher)
-            await _command(watcher, "set", {"state": "ON", "on_time": 3600})
-            kept = json.loads((data_dir / TIMED_OFF_FILE).read_text())["offs"]
-            assert list(kept) == [ieee]
-            assert kept[ieee]["due"] > time.time() + 3000
+            await _command(watcher, "set", {"state": "ON"})
             assert daemon.stop() == 0
-            # An hour passes while the daemon is down.
-            kept[ieee]["due"] = time.time() - 1
+            # Stopped with an off pending (what the timer keeps), which fell due while it was down.
+            off = encode_operation(ClusterCommand(1, ON_OFF, 0x00))
+            kept = {ieee: {"due": time.time() - 60, "operations": [off], "state": {"state": "OFF"}}}
             (data_dir / TIMED_OFF_FILE).write_text(json.dumps({"version": 1, "offs": kept}))
             position = watcher.mark()
             daemon = DaemonProcess(config, data_dir)
@@ -327,7 +317,9 @@ def _describe(operation: ZclOperation) -> str:
 
 
 @contextlib.asynccontextmanager
-async def in_process(data_dir: Path) -> AsyncIterator[InProcess]:
+async def in_process(data_dir: Path, *, refuse_timed_off: bool = False) -> AsyncIterator[InProcess]:
+    """The bridge in front of one simulated switch; with `refuse_timed_off` the switch answers
+    OnWithTimedOff as a firmware without it does (Default Response UNSUP_CLUSTER_COMMAND)."""
     ieee = seed_virtual_switch(data_dir)
     raw = {
         "mqtt": {"server": "mqtt://localhost", "base_topic": BASE},
@@ -341,6 +333,10 @@ async def in_process(data_dir: Path) -> AsyncIterator[InProcess]:
 
         async def execute_and_record(ieee: str, operations: tuple[ZclOperation, ...]) -> Any:
             running.sent.extend(_describe(operation) for operation in operations)
+            if refuse_timed_off and "ON_TIMED" in running.sent[-len(operations) :]:
+                raise UnsupportedCommandError(
+                    "command 0x42 on cluster 0x0006 failed: the device answered UNSUP_CLUSTER_COMMAND"
+                )
             return await execute(ieee, operations)
 
         run.radio.execute = execute_and_record
@@ -361,8 +357,29 @@ async def test_off_goes_to_the_switch_after_the_settings_and_on_before_them(tmp_
         assert switch.switch.relay is True
 
 
+async def test_a_switch_without_on_with_timed_off_gets_the_daemons_timer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with in_process(tmp_path, refuse_timed_off=True) as switch:
+        await switch.command({"state": "OFF"})
+        switch.sent.clear()
+        states = len(switch.recorder.on(NAME))
+        response = await switch.command({"state": "ON", "on_time": 0.3})
+        assert response["status"] == "ok", response
+        await switch.recorder.wait_for(lambda: switch.recorder.on(NAME)[-1].get("state") == "OFF")
+        assert [s["state"] for s in switch.recorder.on(NAME)[states:]] == ["ON", "OFF"]
+        assert switch.sent == ["ON_TIMED", "ON", "OFF"]
+        assert switch.switch.relay is False
+        notices = [r for r in caplog.records if "OnWithTimedOff" in r.getMessage()]
+        assert [(r.levelname, NAME in r.getMessage()) for r in notices] == [("WARNING", True)]
+        # Said once per device.
+        await switch.command({"state": "ON", "on_time": 0.2})
+        await switch.recorder.wait_for(lambda: switch.recorder.on(NAME)[-1].get("state") == "OFF")
+        assert len([r for r in caplog.records if "OnWithTimedOff" in r.getMessage()]) == 1
+
+
 async def test_a_newer_set_of_state_cancels_the_pending_off(tmp_path: Path) -> None:
-    async with in_process(tmp_path) as switch:
+    async with in_process(tmp_path, refuse_timed_off=True) as switch:
         response = await switch.command({"state": "ON", "on_time": 600})
         assert response["status"] == "ok", response
         # The switch refused 0x42; the fallback switched it on and armed the daemon's timer.
@@ -376,7 +393,7 @@ async def test_a_newer_set_of_state_cancels_the_pending_off(tmp_path: Path) -> N
 
 
 async def test_a_report_of_off_cancels_the_pending_off(tmp_path: Path) -> None:
-    async with in_process(tmp_path) as switch:
+    async with in_process(tmp_path, refuse_timed_off=True) as switch:
         await switch.command({"operation_mode": "control_relay"})
         await switch.command({"state": "ON", "on_time": 600})
         assert switch.run.bridge.timed_offs.pending(switch.ieee) is not None
