@@ -404,3 +404,56 @@ async def test_a_report_of_off_cancels_the_pending_off(tmp_path: Path) -> None:
             lambda: any(s.get("state") == "OFF" for s in switch.recorder.on(NAME)[states:])
         )
         assert switch.run.bridge.timed_offs.pending(switch.ieee) is None
+
+
+async def test_a_newer_state_takes_a_waiting_on_time_along(tmp_path: Path) -> None:
+    async with in_process(tmp_path, refuse_timed_off=True) as switch:
+        await switch.command({"state": "OFF"})
+        switch.sent.clear()
+
+        async def send(payload: dict[str, Any]) -> None:
+            await switch.run.bridge.on_message(f"{BASE}/{NAME}/set", json.dumps(payload).encode(), False)
+
+        # Handed over without yielding: all three wait behind the first.
+        await send({"flip_indicator_light": "ON", "transaction": "first"})
+        await send({"state": "ON", "on_time": 600, "transaction": "timed"})
+        await send({"state": "OFF", "on_time": "ignored with OFF", "transaction": "off"})
+        topic = f"{NAME}/response/set"
+        wanted = {"first", "timed", "off"}
+        await switch.recorder.wait_for(
+            lambda: wanted <= {r["transaction"] for r in switch.recorder.on(topic)}
+        )
+        by_transaction = {r["transaction"]: r for r in switch.recorder.on(topic)}
+        assert by_transaction["timed"]["status"] == "error"
+        assert by_transaction["timed"]["error"] == "\n".join(
+            f"Publish 'set' '{key}' to '{NAME}' not sent: replaced by a newer /set of '{key}'"
+            for key in ("state", "on_time")
+        )
+        assert by_transaction["off"]["status"] == "ok"
+        assert switch.sent == ["write 0x00f0", "OFF"]
+        assert switch.run.bridge.timed_offs.pending(switch.ieee) is None
+
+
+async def test_a_set_that_cannot_be_carried_out_replaces_nothing(tmp_path: Path) -> None:
+    async with in_process(tmp_path) as switch:
+        await switch.command({"state": "OFF"})
+        switch.sent.clear()
+
+        async def send(payload: dict[str, Any]) -> None:
+            await switch.run.bridge.on_message(f"{BASE}/{NAME}/set", json.dumps(payload).encode(), False)
+
+        await send({"flip_indicator_light": "ON", "transaction": "first"})
+        await send({"state": "ON", "transaction": "on"})
+        # Its state cannot be carried out (bad on_time): the waiting ON keeps its state.
+        await send({"state": "ON", "on_time": "soon", "power_outage_memory": True, "transaction": "bad"})
+        topic = f"{NAME}/response/set"
+        wanted = {"first", "on", "bad"}
+        await switch.recorder.wait_for(
+            lambda: wanted <= {r["transaction"] for r in switch.recorder.on(topic)}
+        )
+        by_transaction = {r["transaction"]: r for r in switch.recorder.on(topic)}
+        assert by_transaction["on"] == {"data": {"state": "ON"}, "status": "ok", "transaction": "on"}
+        assert by_transaction["bad"]["status"] == "error"
+        assert by_transaction["bad"]["data"] == {"power_outage_memory": True}
+        assert switch.sent == ["write 0x00f0", "ON", "write 0x0201"]
+        assert switch.switch.relay is True
