@@ -415,10 +415,10 @@ class Bridge:
         carried = _Carried()
         async with self.device_lock(ieee), self._capture(ieee) as answers:
             if definition is None:
-                carried.errors.append(
-                    f"Publish 'set' to '{name}' failed: 'the device is no longer on the network'"
-                )
-                _LOGGER.error("%s", carried.errors[-1])
+                gone = "the device is no longer on the network"
+                for key in properties:
+                    carried.errors.append(publish_failed("set", key, name, gone))
+                    _LOGGER.error("%s", carried.errors[-1])
             else:
                 for step in self._plan("set", ieee, definition, properties):
                     await self._carry_out_step(ieee, name, step, answers, carried)
