@@ -112,7 +112,7 @@ class CommandQueue:
             # Refused whole: the older commands keep everything.
             return Admission(waiting, accepted=False)
         for older in touched:
-            for prop in takes_over.intersection(older.properties):
+            for prop in [prop for prop in older.properties if prop in takes_over]:
                 older.replaced[prop] = older.properties.pop(prop)
         for older in emptied:
             self._waiting.remove(older)
