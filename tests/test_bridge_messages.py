@@ -175,3 +175,21 @@ async def test_back_to_back_toggles_are_planned_against_the_current_state(tmp_pa
     assert radio.relay is False
     assert [s["state"] for s in publisher.states()] == ["OFF", "ON", "OFF"]
     await finish(bridge)
+
+
+async def test_with_cache_state_off_a_set_publishes_just_its_keys_once(tmp_path: Path) -> None:
+    config = Config.model_validate(
+        {
+            "mqtt": {"server": "mqtt://x", "base_topic": BASE},
+            "serial": {"adapter": "virtual"},
+            "advanced": {"cache_state": False},
+        }
+    )
+    ref: list[Bridge] = []
+    radio = ScriptedRadio(ref, report_first=False)
+    publisher = RecordingPublisher()
+    bridge = Bridge(config, radio, StateStore(tmp_path / "state.json"), publisher)
+    ref.append(bridge)
+    await command(bridge, radio, "set", {"flip_indicator_light": "ON", "state": "ON"})
+    assert publisher.states() == [{"flip_indicator_light": "ON", "state": "ON"}]
+    await finish(bridge)
