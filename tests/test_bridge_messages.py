@@ -1,4 +1,5 @@
-"""How many state messages the bridge sends: one per /set, every /get answered, presses never merged.
+"""How many state messages the bridge sends: one per /set, every /get answered, every report published,
+presses never merged.
 
 A unit test of the bridge with a recording publisher and a scripted radio port (the end-to-end tests
 run with `last_seen`, where every message differs by its timestamp).
@@ -129,13 +130,25 @@ async def test_every_get_is_answered_even_when_nothing_changed(tmp_path: Path) -
     await finish(bridge)
 
 
-async def test_a_report_that_changes_nothing_is_not_repeated(tmp_path: Path) -> None:
+async def test_every_report_is_published_also_when_it_changes_nothing(tmp_path: Path) -> None:
+    # As Zigbee2MQTT does: an unchanged report is a sign of life that consumers wait for.
     bridge, _, publisher = await make_bridge(tmp_path, report_first=False)
     report = ev.AttributeReceived(IEEE, 1, 0x0006, 0x0000, True, "report", 160)
     for _ in range(3):
         await bridge.handle_radio_event(report)
         await bridge.flush_pending_states()
-    assert len(publisher.states()) == 1
+    assert publisher.states() == [{"linkquality": 160, "state": "ON"}] * 3
+    await finish(bridge)
+
+
+async def test_a_report_that_only_confirms_a_set_is_left_out_once(tmp_path: Path) -> None:
+    bridge, radio, publisher = await make_bridge(tmp_path, report_first=False)
+    await command(bridge, radio, "set", {"state": "ON"})
+    assert [s["state"] for s in publisher.states()] == ["ON"]
+    # The switch reports ON again (a late second report): that one is published.
+    await bridge.handle_radio_event(ev.AttributeReceived(IEEE, 1, 0x0006, 0x0000, True, "report", 160))
+    await bridge.flush_pending_states()
+    assert [s["state"] for s in publisher.states()] == ["ON", "ON"]
     await finish(bridge)
 
 
@@ -161,4 +174,22 @@ async def test_back_to_back_toggles_are_planned_against_the_current_state(tmp_pa
     await drain(bridge, radio)
     assert radio.relay is False
     assert [s["state"] for s in publisher.states()] == ["OFF", "ON", "OFF"]
+    await finish(bridge)
+
+
+async def test_with_cache_state_off_a_set_publishes_just_its_keys_once(tmp_path: Path) -> None:
+    config = Config.model_validate(
+        {
+            "mqtt": {"server": "mqtt://x", "base_topic": BASE},
+            "serial": {"adapter": "virtual"},
+            "advanced": {"cache_state": False},
+        }
+    )
+    ref: list[Bridge] = []
+    radio = ScriptedRadio(ref, report_first=False)
+    publisher = RecordingPublisher()
+    bridge = Bridge(config, radio, StateStore(tmp_path / "state.json"), publisher)
+    ref.append(bridge)
+    await command(bridge, radio, "set", {"flip_indicator_light": "ON", "state": "ON"})
+    assert publisher.states() == [{"flip_indicator_light": "ON", "state": "ON"}]
     await finish(bridge)

@@ -293,9 +293,6 @@ def on_position(watcher: Any, message: Any) -> int:
     return int(watcher.messages.index(message)) + 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the state converter does not send OnWithTimedOff for on_time on this branch yet"
-)
 async def test_on_time_on_set_ends_with_the_switchs_own_off_report(daemon: str) -> None:
     async with watching(daemon) as watcher:
         await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})

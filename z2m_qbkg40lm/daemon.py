@@ -26,6 +26,7 @@ from z2m_qbkg40lm.bridge.ota import OtaUpdates
 from z2m_qbkg40lm.bridge.requests import Requests
 from z2m_qbkg40lm.bridge.settings_guard import SettingsGuard
 from z2m_qbkg40lm.bridge.state import STATE_FILE, StateStore
+from z2m_qbkg40lm.bridge.timed_off import TIMED_OFF_FILE, TimedOffs
 from z2m_qbkg40lm.bridge.topics import command_filters
 from z2m_qbkg40lm.config import ConfigError, LoadedConfig, resolve_network
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
@@ -135,7 +136,8 @@ class Daemon:
 
     async def _serve(self, radio: Radio, mqtt: MqttClient) -> None:
         loop = asyncio.get_running_loop()
-        self._bridge = bridge = Bridge(self._config, radio, self._state, mqtt)
+        timed_offs = TimedOffs(self._data_dir / TIMED_OFF_FILE)
+        self._bridge = bridge = Bridge(self._config, radio, self._state, mqtt, timed_offs)
         requests = Requests(bridge, mqtt, self._base, radio)
         bridge.request_handler = requests.handle
         bridge.on_radio_lost = lambda reason: self.stop(EXIT_ADAPTER_LOST)
@@ -168,6 +170,8 @@ class Daemon:
             self._start_task(feed_watchdog_forever(watchdog), "systemd watchdog")
         try:
             await bridge.publish_startup_states()
+            # Offs pending from the last run (a switch without OnWithTimedOff): overdue ones now.
+            await timed_offs.start()
             notify("READY=1")
             _LOGGER.info("Bridge started, base topic '%s'", self._base)
             await self._stop.wait()

@@ -16,6 +16,7 @@ from pathlib import Path
 from z2m_qbkg40lm.atomic_file import NEW_FILE_MODE, remove_stale_temporaries
 from z2m_qbkg40lm.bridge.settings_guard import STORE_FILE
 from z2m_qbkg40lm.bridge.state import CORRUPT_STATE_FILE, STATE_FILE
+from z2m_qbkg40lm.bridge.timed_off import TIMED_OFF_FILE
 from z2m_qbkg40lm.config import SECRETS_FILE
 from z2m_qbkg40lm.zigbee.adapters import DATABASE_FILE, VIRTUAL_STATE_FILE
 
@@ -42,6 +43,7 @@ DATA_FILES = (
     STATE_FILE,
     CORRUPT_STATE_FILE,
     STORE_FILE,
+    TIMED_OFF_FILE,
     VIRTUAL_STATE_FILE,
 )
 

@@ -7,16 +7,19 @@ names the device, the property and why; it reaches `<base>/bridge/logging` throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from z2m_qbkg40lm.bridge.command_queue import CommandQueue, QueuedCommand, relative_properties
 from z2m_qbkg40lm.bridge.extension import CommandResult, Extension
 from z2m_qbkg40lm.bridge.read_answers import ReadAnswers
 from z2m_qbkg40lm.bridge.state import UNCACHED_KEYS, StateStore
+from z2m_qbkg40lm.bridge.timed_off import PendingOff, TimedOffs
 from z2m_qbkg40lm.bridge.topics import (
     BridgeRequest,
     DeviceCommand,
@@ -29,26 +32,38 @@ from z2m_qbkg40lm.devices.definition import (
     AttributeMessage,
     ConversionError,
     DeviceDefinition,
-    SetPlan,
+    TimedFallback,
     ZclOperation,
 )
 from z2m_qbkg40lm.devices.exposes import readable_properties
 from z2m_qbkg40lm.devices.registry import (
+    GenericPlanner,
+    PlannedStep,
+    claimed_together,
     convert_inbound,
     find_definition,
     merged_reads,
+    plan_command,
     plan_get,
-    plan_set,
+    plan_get_command,
+    publish_failed,
 )
 from z2m_qbkg40lm.strict_json import finite_copy, sendable
 from z2m_qbkg40lm.zigbee import events as ev
-from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
+from z2m_qbkg40lm.zigbee.executor import DeviceCommandError, UnsupportedCommandError
 from z2m_qbkg40lm.zigbee.radio import DeviceInfo
 
 _LOGGER = logging.getLogger(__name__)
 
 LOST_ADAPTER_DRAIN_S = 2.0
 """How long commands get to answer (with the lost adapter's reason) before the daemon stops."""
+CONFIRM_WINDOW_S = 3.0
+"""How long after a command's state message a device report that merely repeats it is left out
+(a real switch reports an On/Off change within a second; a heartbeat is never such a repeat)."""
+_CONFIRMS_KEPT = 8
+"""Messages of back-to-back commands whose confirming reports are awaited at once, at most."""
+_NOT_COMPARED = frozenset({"linkquality"})
+"""Keys a report may differ in and still merely confirm a command's message."""
 
 
 def to_json(payload: Any) -> str:
@@ -99,19 +114,38 @@ class RadioPort(Protocol):
         """One device by IEEE address."""
         ...
 
-    async def execute(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
-        """Run ZCL operations on a device."""
+    async def execute(self, ieee: str, operations: tuple[ZclOperation, ...]) -> Any:
+        """Run ZCL operations on a device; one result per operation, or None."""
         ...
 
 
 RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
-_Plan = TypeVar("_Plan")
+
+
+@dataclass
+class _Carried:
+    """What one command did: its errors, what it applied, and its one state message."""
+
+    errors: list[str] = field(default_factory=list)
+    applied: dict[str, Any] = field(default_factory=dict)
+    """Values applied (optimistic states), also when the device's `optimistic: false` hides them."""
+    done: set[str] = field(default_factory=set)
+    """The command's properties carried out."""
+    message: dict[str, Any] = field(default_factory=dict)
+    """What the command's state message carries (besides the cached state)."""
 
 
 class Bridge:
     """Device state, commands and the topics of `<base>/<friendly_name>`."""
 
-    def __init__(self, config: Config, radio: RadioPort, state: StateStore, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        config: Config,
+        radio: RadioPort,
+        state: StateStore,
+        publisher: Publisher,
+        timed_offs: TimedOffs | None = None,
+    ) -> None:
         self._config = config
         self._base = config.mqtt.base_topic
         self._radio = radio
@@ -124,10 +158,17 @@ class Bridge:
         self._last_published: dict[str, str] = {}
         self._publish_count: dict[str, int] = {}
         self._flush_later: list[tuple[str, dict[str, Any], bool]] = []
+        self._captures: dict[str, ReadAnswers] = {}
+        self._confirm: dict[str, list[tuple[dict[str, Any], float]]] = {}
+        self._fallback_noticed: set[str] = set()
+        self.timed_offs = timed_offs if timed_offs is not None else TimedOffs()
+        self.timed_offs.bind(self._send_timed_off)
+        # The generic `read` / `write` / `command` keys of `/set` (Zigbee2MQTT's generic converters):
+        # the one place their planner is plugged in. None: they get "No converter available".
+        self.generic_planner: GenericPlanner | None = None
         self.request_handler: RequestHandler | None = None
         self.on_radio_lost: Callable[[str], None] | None = None
         self.extensions: list[Extension] = []
-        self.read_watchers: set[ReadAnswers] = set()
         # Friendly names and options, changed at run time by requests (rename, device options).
         self.settings: dict[str, DeviceConfig] = dict(config.devices)
 
@@ -172,7 +213,8 @@ class Bridge:
             _LOGGER.error("%s failed: %r", task.get_name(), task.exception(), exc_info=task.exception())
 
     async def close(self) -> None:
-        """Cancel running command tasks."""
+        """Stop the off timers (pending offs stay in their file) and cancel running command tasks."""
+        await self.timed_offs.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -247,37 +289,35 @@ class Bridge:
                 command, device.ieee, {}, transaction, f"No property given for '{command.action}' on '{name}'"
             )
             return
-        try:
-            if command.action == "set":
-                state = self._state.get(device.ieee)
-                options = self.device_config(device.ieee).converter_options()
-                set_plans = self._plan_all(
-                    "set",
-                    name,
-                    properties,
-                    lambda prop, value: plan_set(definition, prop, value, state, options),
-                )
-
-                def replan(prop: str, value: Any) -> SetPlan:
-                    # Against the state when the command's turn comes (TOGGLE after TOGGLE).
-                    return plan_set(definition, prop, value, self._state.get(device.ieee), options)
-
-                queued = QueuedCommand(
-                    command,
-                    device.ieee,
-                    properties,
-                    transaction,
-                    dict(set_plans),
-                    relative_properties(definition, properties),
-                    replan,
-                )
-            else:
-                reads = self._plan_all("get", name, properties, lambda prop, _: plan_get(definition, prop))
-                queued = QueuedCommand(command, device.ieee, properties, transaction, dict(reads))
-        except ConversionError as exc:
-            self._refuse(command, device.ieee, properties, transaction, str(exc))
+        steps = self._plan(command.action, device.ieee, definition, properties)
+        failing = frozenset(key for step in steps if step.plan is None for key in step.keys)
+        if all(step.plan is None for step in steps):
+            # Nothing to carry out: answered at once, without waiting for the device's turn.
+            errors = [step.error or "" for step in steps]
+            self._refuse(command, device.ieee, properties, transaction, *errors)
             return
+        queued = QueuedCommand(
+            command,
+            device.ieee,
+            properties,
+            transaction,
+            replaces_nothing=relative_properties(definition, properties) | failing,
+            together=lambda prop: claimed_together(definition, prop),
+        )
         self._enqueue(queued)
+
+    def _plan(
+        self, action: str, ieee: str, definition: DeviceDefinition, properties: dict[str, Any]
+    ) -> list[PlannedStep]:
+        """The steps of a `/set` (against the device's state now) or of a `/get`."""
+        name = self.friendly_name(ieee)
+        if action == "get":
+            return plan_get_command(definition, properties, device_name=name)
+        options = self.device_config(ieee).converter_options()
+        state = self._state.get(ieee)
+        return plan_command(
+            definition, properties, state, options, device_name=name, generic=self.generic_planner
+        )
 
     def _enqueue(self, queued: QueuedCommand) -> None:
         """Put an accepted command in its device's line; refuse it at once when the line is full."""
@@ -334,103 +374,242 @@ class Bridge:
         ieee: str | None,
         properties: dict[str, Any],
         transaction: Any,
-        message: str,
+        *messages: str,
     ) -> None:
-        """Log why a command is refused and report it as its result."""
-        _LOGGER.error("%s", message)
-        result = CommandResult(command.device, ieee, command.action, properties, message, transaction)
+        """Log why a command is refused (one line per reason) and report it as its result."""
+        for message in messages:
+            _LOGGER.error("%s", message)
+        result = CommandResult(
+            command.device, ieee, command.action, properties, "\n".join(messages), transaction
+        )
         self.spawn(self.notify("on_command_result", result), "command result")
-
-    def _plan_all(
-        self, action: str, name: str, properties: dict[str, Any], plan: Callable[[str, Any], _Plan]
-    ) -> list[tuple[str, _Plan]]:
-        """Plan every property of a command, or refuse the whole command (all or nothing).
-
-        Raises ConversionError whose message has one line per bad property.
-        """
-        planned: list[tuple[str, _Plan]] = []
-        problems: list[str] = []
-        for prop, value in properties.items():
-            try:
-                planned.append((prop, plan(prop, value)))
-            except ConversionError as exc:
-                problems.append(f"Publish '{action}' '{prop}' to '{name}' failed: '{exc}'")
-        if problems:
-            raise ConversionError("\n".join(problems))
-        return planned
 
     def device_lock(self, ieee: str) -> asyncio.Lock:
         """Commands to one device run one at a time, in the order they arrived."""
         return self._locks.setdefault(ieee, asyncio.Lock())
 
+    @contextlib.asynccontextmanager
+    async def _capture(self, ieee: str) -> AsyncIterator[ReadAnswers]:
+        """While a command runs, the device's attributes go to it (see read_answers.py)."""
+        answers = ReadAnswers(self.friendly_name(ieee))
+        self._captures[ieee] = answers
+        try:
+            yield answers
+        finally:
+            if self._captures.get(ieee) is answers:
+                del self._captures[ieee]
+
     async def _run_set(self, queued: QueuedCommand) -> None:
-        """Carry out a planned `/set`; its result's state holds what was applied.
+        """Carry out a `/set`: every step it can, in Zigbee2MQTT's order, then one state message.
 
-        The plans were checked when the message arrived; each is made again once the device's
-        earlier commands are done, so that a plan depending on the state (TOGGLE) sees it current.
-
-        That is the cached state with each acknowledged plan's state (also with `optimistic:
-        false`, when it is not published) and the answers of the plans' read-backs.
+        The steps are planned again now that the device's earlier commands are done, so that a
+        plan depending on the state (TOGGLE) sees it current. A step that fails is logged (one line
+        per step) and the others are still carried out. The state message merges every step's
+        optimistic state and the answers of their read-backs; the result's state holds the cached
+        state with all of that (also with `optimistic: false`, when it is not published).
         """
         ieee, properties = queued.ieee, queued.properties
         name = self.friendly_name(ieee)
-        errors: list[str] = []
-        applied: dict[str, Any] = {}
-        async with self.device_lock(ieee), ReadAnswers(self, ieee) as answers:
-            for prop, value in properties.items():
-                checked_plan: SetPlan = queued.plans[prop]
-                try:
-                    plan: SetPlan = checked_plan if queued.replan is None else queued.replan(prop, value)
-                except ConversionError:
-                    plan = checked_plan
-                published_before = self._publish_count.get(ieee, 0)
-                expected = answers.expect(plan.operations)
-                try:
-                    await self._radio.execute(ieee, plan.operations)
-                except DeviceCommandError as exc:
-                    answers.forget(expected)
-                    message = f"Publish 'set' '{prop}' to '{name}' failed: '{exc}'"
-                    _LOGGER.error("%s", message)
-                    errors.append(message)
-                    continue
-                applied.update(plan.optimistic_state)
-                if plan.optimistic_state and self.device_config(ieee).optimistic:
-                    # Every /set is answered by a state message: forced, unless the device's own
-                    # report was already published meanwhile (then an identical one is left out).
-                    unanswered = self._publish_count.get(ieee, 0) == published_before
-                    await self.publish_state(ieee, plan.optimistic_state, force=unanswered)
-            applied.update(await answers.wait())
-        error = "\n".join(errors) or None
-        state = {**self._state.get(ieee), **applied}
+        device = self._radio.device(ieee)
+        definition = None if device is None else self.definition_of(device)
+        carried = _Carried()
+        async with self.device_lock(ieee), self._capture(ieee) as answers:
+            if definition is None:
+                gone = "the device is no longer on the network"
+                for key in properties:
+                    carried.errors.append(publish_failed("set", key, name, gone))
+                    _LOGGER.error("%s", carried.errors[-1])
+            else:
+                for step in self._plan("set", ieee, definition, properties):
+                    await self._carry_out_step(ieee, name, step, answers, carried)
+            read = await answers.wait()
+            carried.applied.update(read)
+            carried.message.update(read)
+            await self._publish_command_state(ieee, carried.message, answers)
+        state = {**self._state.get(ieee), **carried.applied}
         result = CommandResult(
-            queued.command.device, ieee, "set", properties, error, queued.transaction, state
+            queued.command.device,
+            ieee,
+            "set",
+            properties,
+            "\n".join(carried.errors) or None,
+            queued.transaction,
+            state,
+            frozenset(carried.done),
         )
         await self.notify("on_command_result", result)
 
+    async def _carry_out_step(
+        self, ieee: str, name: str, step: PlannedStep, answers: ReadAnswers, carried: _Carried
+    ) -> None:
+        """One converter's part of a `/set`; its error, or what it applied, goes into `carried`."""
+        plan = step.plan
+        if plan is None:
+            carried.errors.append(step.error or publish_failed("set", step.keys[0], name, "not planned"))
+            _LOGGER.error("%s", carried.errors[-1])
+            return
+        expected = answers.expect(plan.operations)
+        optimistic: dict[str, Any] = dict(plan.optimistic_state)
+        armed = False
+        try:
+            try:
+                results = await self._radio.execute(ieee, plan.operations)
+            except UnsupportedCommandError:
+                if plan.fallback is None:
+                    raise
+                answers.forget(expected)
+                optimistic = await self._fall_back(ieee, name, plan.fallback)
+                armed = bool(plan.fallback.later_operations)
+                results = None
+        except DeviceCommandError as exc:
+            answers.forget(expected)
+            carried.errors.append(publish_failed("set", step.keys[0], name, exc))
+            _LOGGER.error("%s", carried.errors[-1])
+            return
+        if not armed:
+            # A newer /set of the state wins over an off still pending from the daemon's timer.
+            self.timed_offs.cancel_for_keys(ieee, step.keys, f"a newer /set of {', '.join(step.keys)}")
+        carried.done.update(step.keys)
+        carried.applied.update(optimistic)
+        if optimistic and self.device_config(ieee).optimistic:
+            carried.message.update(optimistic)
+        if plan.on_results is not None:
+            try:
+                outcome = plan.on_results(tuple(results) if results is not None else ())
+            except (ConversionError, ValueError, TypeError, KeyError, IndexError) as exc:
+                carried.errors.append(publish_failed("set", step.keys[0], name, exc))
+                _LOGGER.error("%s", carried.errors[-1])
+                return
+            if outcome.log:
+                _LOGGER.info("%s", outcome.log)
+            carried.applied.update(outcome.state)
+            carried.message.update(outcome.state)
+
+    async def _fall_back(self, ieee: str, name: str, fallback: TimedFallback) -> dict[str, Any]:
+        """The device refused the plan's command as unsupported: its fallback, and the daemon's timer."""
+        if ieee not in self._fallback_noticed:
+            self._fallback_noticed.add(ieee)
+            _LOGGER.warning("Device '%s' %s", name, fallback.notice)
+        # A failure here is the step's error (DeviceCommandError goes to the caller).
+        await self._radio.execute(ieee, fallback.operations)
+        if fallback.later_operations:
+            self.timed_offs.arm(ieee, fallback.delay_s, fallback.later_operations, fallback.later_state)
+        return dict(fallback.optimistic_state)
+
+    async def _send_timed_off(self, pending: PendingOff) -> None:
+        """The timer's off is due: send it through the device's line, publish its state once."""
+        ieee = pending.ieee
+        if self._radio.device(ieee) is None:
+            _LOGGER.warning("Pending off of %s dropped: the device is not on the network", ieee)
+            return
+        name = self.friendly_name(ieee)
+        async with self.device_lock(ieee), self._capture(ieee) as answers:
+            message: dict[str, Any] = {}
+            try:
+                await self._radio.execute(ieee, pending.operations)
+            except DeviceCommandError as exc:
+                _LOGGER.error("Off of '%s' after on_time failed: '%s'; it stays on", name, exc)
+            else:
+                _LOGGER.info("Off of '%s' sent: on_time is over", name)
+                if self.device_config(ieee).optimistic:
+                    message = dict(pending.state)
+            await self._publish_command_state(ieee, message, answers)
+
     async def _run_get(self, queued: QueuedCommand) -> None:
-        """Carry out a planned `/get`; its result's state holds the values read."""
+        """Carry out a `/get`: the reads of each cluster in one request, then one state message."""
         ieee = queued.ieee
         name = self.friendly_name(ieee)
+        device = self._radio.device(ieee)
+        definition = None if device is None else self.definition_of(device)
         errors: list[str] = []
-        async with self.device_lock(ieee), ReadAnswers(self, ieee) as answers:
-            for prop in queued.properties:
-                operations: tuple[ZclOperation, ...] = queued.plans[prop]
-                expected = answers.expect(operations)
+        done: set[str] = set()
+        async with self.device_lock(ieee), self._capture(ieee) as answers:
+            steps = [] if definition is None else self._plan("get", ieee, definition, queued.properties)
+            for step in steps:
+                if step.plan is None:
+                    errors.append(step.error or publish_failed("get", step.keys[0], name, "not planned"))
+                    _LOGGER.error("%s", errors[-1])
+                    continue
+                expected = answers.expect(step.plan.operations)
                 try:
-                    # The answer comes back as an attribute read event and is published as state.
-                    await self._radio.execute(ieee, operations)
+                    await self._radio.execute(ieee, step.plan.operations)
                 except DeviceCommandError as exc:
                     answers.forget(expected)
-                    message = f"Publish 'get' '{prop}' to '{name}' failed: '{exc}'"
-                    _LOGGER.error("%s", message)
-                    errors.append(message)
+                    for key in step.keys:
+                        errors.append(publish_failed("get", key, name, exc))
+                        _LOGGER.error("%s", errors[-1])
+                    continue
+                done.update(step.keys)
             values = await answers.wait()
-        error = "\n".join(errors) or None
+            # A /get is answered by a state message even when nothing changed.
+            await self._publish_command_state(ieee, values, answers)
         state = {**self._state.get(ieee), **values}
         result = CommandResult(
-            queued.command.device, ieee, "get", queued.properties, error, queued.transaction, state
+            queued.command.device,
+            ieee,
+            "get",
+            queued.properties,
+            "\n".join(errors) or None,
+            queued.transaction,
+            state,
+            frozenset(done),
         )
         await self.notify("on_command_result", result)
+
+    async def _publish_command_state(self, ieee: str, message: dict[str, Any], answers: ReadAnswers) -> None:
+        """A command's one state message, then the reports its device sent meanwhile that say more.
+
+        A report that merely repeats the command's message (the On/Off report confirming an
+        optimistic ON) is left out, now or when it arrives within CONFIRM_WINDOW_S.
+        """
+        if message:
+            await self.publish_state(ieee, message, force=True)
+            values = {k: v for k, v in message.items() if k not in _NOT_COMPARED}
+            until = asyncio.get_running_loop().time() + CONFIRM_WINDOW_S
+            entries = self._confirm.setdefault(ieee, [])
+            entries.append((values, until))
+            del entries[:-_CONFIRMS_KEPT]
+        while answers.held:
+            held, answers.held = answers.held, []
+            merged: dict[str, Any] = {}
+            for report in held:
+                if report.kind == "report" and self._confirms(ieee, report.partial):
+                    self._state.update(ieee, report.partial)
+                else:
+                    merged.update(report.partial)
+            if merged:
+                await self.publish_state(ieee, merged, force=True)
+
+    def _confirms(self, ieee: str, partial: dict[str, Any]) -> bool:
+        """True (once per key) when a device report merely repeats a command's message just
+        published; a report that says otherwise ends the confirmation of what it contradicts.
+
+        The messages of commands carried out back to back wait in order: a report that repeats a
+        later one also ends the older ones (the device did not repeat those)."""
+        now = asyncio.get_running_loop().time()
+        entries = [
+            (values, until) for values, until in self._confirm.get(ieee, []) if values and until >= now
+        ]
+        keys = [key for key in partial if key not in _NOT_COMPARED]
+        confirmed = False
+        for index, (values, _) in enumerate(entries):
+            if keys and all(key in values and values[key] == partial[key] for key in keys):
+                for older, _ in entries[: index + 1]:
+                    for key in keys:
+                        older.pop(key, None)
+                confirmed = True
+                break
+        if not confirmed:
+            for values, _ in entries:
+                for key in keys:
+                    if key in values and values[key] != partial[key]:
+                        del values[key]
+        kept = [(values, until) for values, until in entries if values]
+        if kept:
+            self._confirm[ieee] = kept
+        else:
+            self._confirm.pop(ieee, None)
+        return confirmed
 
     # --- Zigbee -> MQTT ----------------------------------------------------------------------
 
@@ -447,8 +626,6 @@ class Bridge:
             except Exception:
                 _LOGGER.exception("Handling %s failed", event)
             await self.notify("on_radio_event", event)
-            for watcher in list(self.read_watchers):
-                await watcher.on_radio_event(event)
             if self._radio.events.empty():
                 await self.flush_pending_states()
 
@@ -524,12 +701,22 @@ class Bridge:
             return
         if event.linkquality is not None:
             partial["linkquality"] = event.linkquality
-        # A read answers a /get (or a refresh): it is published even when nothing changed.
-        self._queue_state(event.ieee, partial, force=event.kind == "read")
+        self.timed_offs.cancel_when_reached(event.ieee, partial)
+        answers = self._captures.get(event.ieee)
+        key = (event.endpoint, event.cluster_id, event.attribute_id)
+        if answers is not None and answers.take(key, event.kind, partial):
+            return  # part of the command under way: published with (or after) its one message
+        if event.kind == "report" and "action" not in partial and self._confirms(event.ieee, partial):
+            self._state.update(event.ieee, partial)
+            return
+        # Every report is published, also when nothing changed (a heartbeat is a sign of life).
+        self._queue_state(event.ieee, partial, force=True)
 
     async def _on_frame(self, event: ev.FrameReceived) -> None:
         if event.linkquality is not None:
             self._state.update(event.ieee, {"linkquality": event.linkquality})
+        if event.ieee in self._captures:
+            return  # the command's one state message carries last_seen
         if self._config.advanced.last_seen != "disable" and self._state.has(event.ieee):
             # Merged with the attributes of the same frame, if any, into one message.
             self._queue_state(event.ieee, {}, force=True)
@@ -585,10 +772,9 @@ class Bridge:
     async def publish_state(self, ieee: str, partial: dict[str, Any], *, force: bool = False) -> None:
         """Merge a partial state into the cache and publish the device's state message.
 
-        A message identical to the device's previous one is not sent again unless forced (a read
-        answer, a reconnect): after a `/set` the optimistic state and the device's report are
-        usually the same, and a second identical message only costs traffic and, with Nagle's
-        algorithm on the broker, delays the next message to each subscriber by up to 40 ms.
+        Device reports, commands and reconnects publish with `force` (every report is published, as
+        Zigbee2MQTT does); other publications (an extension's `update` progress) leave out a
+        message identical to the device's previous one.
         """
         settings = self.device_config(ieee)
         merged = self._state.update(ieee, partial)
@@ -640,3 +826,6 @@ class Bridge:
         self._pending.pop(ieee, None)
         self._last_published.pop(ieee, None)
         self._publish_count.pop(ieee, None)
+        self._confirm.pop(ieee, None)
+        self._fallback_noticed.discard(ieee)
+        self.timed_offs.forget(ieee)

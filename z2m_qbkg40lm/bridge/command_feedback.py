@@ -8,6 +8,8 @@ refused, in the shape of Zigbee2MQTT's proposal (PR #30774) and of its bridge re
     {"data":{"state":"ON"},"status":"ok","transaction":"a1"}
     {"data":{},"error":"Publish 'set' 'state' to 'hall_switch' failed: '…did not answer'",
      "status":"error","transaction":"a1"}
+    {"data":{"state":"ON"},"error":"No converter available for 'brightness' on 'hall_switch': …",
+     "status":"error","transaction":"a2"}
 
 `FN` is the device as the command's topic named it (friendly name or IEEE address). Not retained,
 QoS 1: a script waits for exactly this message. Without a transaction nothing is published, as
@@ -36,19 +38,22 @@ def response_topic(base_topic: str, device: str, action: str) -> str:
 def response_payload(result: CommandResult) -> dict[str, Any]:
     """The response message for a command result (its transaction included).
 
-    On success `data` holds each property of the command as applied (`/set`: the value the
-    device now has, e.g. `ON` for a `toggle`) or as read (`/get`); on error `data` is empty,
-    as in Zigbee2MQTT's bridge responses since 2.0.
+    `data` holds each property of the command as applied (`/set`: the value the device now has,
+    e.g. `ON` for a `toggle`) or as read (`/get`). On error (some property failed) `data` holds
+    the properties that were carried out all the same, and is empty when none was.
     """
-    payload: dict[str, Any]
-    if result.error is None:
-        if result.action == "get":
-            data = {prop: result.state.get(prop) for prop in result.properties}
-        else:
-            data = {prop: result.state.get(prop, value) for prop, value in result.properties.items()}
-        payload = {"data": data, "status": "ok"}
+    done = (
+        result.properties
+        if result.error is None
+        else {prop: value for prop, value in result.properties.items() if prop in result.applied}
+    )
+    if result.action == "get":
+        data = {prop: result.state.get(prop) for prop in done}
     else:
-        payload = {"data": {}, "error": result.error, "status": "error"}
+        data = {prop: result.state.get(prop, value) for prop, value in done.items()}
+    payload: dict[str, Any] = {"data": data, "status": "ok"}
+    if result.error is not None:
+        payload = {"data": data, "error": result.error, "status": "error"}
     payload["transaction"] = result.transaction
     return payload
 

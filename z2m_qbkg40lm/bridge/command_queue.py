@@ -9,11 +9,12 @@ places are kept for `/get`, so that a flood of `/set` never keeps a user from re
 A command beyond the bound is refused at once.
 
 A waiting `/set` whose property a newer `/set` gives an absolute value (`ON`, `decoupled`) loses
-that property: only the newest value matters, and the device is spared the ones in between. A
-relative value (`TOGGLE`) replaces nothing, since two toggles are not one; an absolute value does
-replace an older waiting `TOGGLE`. A waiting `/get` is a fence: the commands before it are
-never replaced, so that it reads what they did. A command left with nothing to do leaves the
-line at once.
+that property, and the keys that go with it (`on_time` with `state`): only the newest value
+matters, and the device is spared the ones in between. A relative value (`TOGGLE`) replaces
+nothing, since two toggles are not one, and neither does a value the newer command cannot carry
+out; an absolute value does replace an older waiting `TOGGLE`. A waiting `/get` is a fence: the
+commands before it are never replaced, so that it reads what they did. A command left with
+nothing to do leaves the line at once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ MAX_WAITING_SETS = 40
 """A `/set` is refused once this many commands wait; the other places are for `/get`."""
 
 
+def _alone(prop: str) -> frozenset[str]:
+    return frozenset({prop})
+
+
 @dataclass(eq=False)
 class QueuedCommand:
     """One accepted `/set` or `/get`, waiting for its device's turn or being carried out."""
@@ -44,12 +49,11 @@ class QueuedCommand:
     properties: dict[str, Any]
     """The properties still to carry out (a newer `/set` may take some away while it waits)."""
     transaction: Any
-    plans: dict[str, Any]
-    """What each property does, as planned when the command arrived (a `SetPlan`, or the reads)."""
-    relative: frozenset[str] = frozenset()
-    """Properties given a value relative to the current one (TOGGLE): these replace nothing."""
-    replan: Callable[[str, Any], Any] | None = None
-    """Plans a property again when the command's turn comes (against the state then)."""
+    replaces_nothing: frozenset[str] = frozenset()
+    """Properties that take nothing over from older commands: a value relative to the current one
+    (TOGGLE), or one this command cannot carry out."""
+    together: Callable[[str], frozenset[str]] = _alone
+    """The keys that go with a property (`state`, `on_time`, `off_wait_time`): taken over together."""
     replaced: dict[str, Any] = field(default_factory=dict)
     """The properties a newer `/set` took over, with the values this command had for them."""
 
@@ -85,7 +89,12 @@ class CommandQueue:
     def offer(self, queued: QueuedCommand) -> Admission:
         """Put a command in line (replacing what it makes pointless), or refuse it when full."""
         takes_over = (
-            {prop for prop in queued.properties if prop not in queued.relative}
+            {
+                key
+                for prop in queued.properties
+                if prop not in queued.replaces_nothing
+                for key in queued.together(prop)
+            }
             if queued.action == "set"
             else set()
         )
@@ -103,7 +112,7 @@ class CommandQueue:
             # Refused whole: the older commands keep everything.
             return Admission(waiting, accepted=False)
         for older in touched:
-            for prop in takes_over.intersection(older.properties):
+            for prop in [prop for prop in older.properties if prop in takes_over]:
                 older.replaced[prop] = older.properties.pop(prop)
         for older in emptied:
             self._waiting.remove(older)

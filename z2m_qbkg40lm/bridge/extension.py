@@ -34,7 +34,8 @@ class CommandResult:
     """How one `/set` or `/get` message ended, once every Zigbee exchange it caused is over.
 
     `ieee` is None when the device named in the topic is unknown; `error` is None on success;
-    `transaction` is the caller's own id, when the payload carried one.
+    `transaction` is the caller's own id, when the payload carried one. `applied`: the properties
+    carried out (or read) although others failed.
     """
 
     device: str
@@ -44,6 +45,7 @@ class CommandResult:
     error: str | None
     transaction: Any = None
     state: dict[str, Any] = field(default_factory=dict)
+    applied: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,8 @@ class SetPlan:
 
 
 OutboundConvert = Callable[[str, Any, State, Options], SetPlan]
+MessageConvert = Callable[[Mapping[str, Any], State, Options], SetPlan]
+"""`(claimed values, current_state, options)`: one converter for several keys of one `/set`."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,9 @@ class OutboundConverter:
     keys: frozenset[str]
     convert: OutboundConvert | None
     read: Callable[[str], tuple[ZclOperation, ...]] | None
+    convert_message: MessageConvert | None = None
+    """For a converter whose keys go together (On/Off's `state` with `on_time`): a `/set` calls it
+    once with every key of the message it claims, instead of `convert` per key."""
 
 
 # --- Answers the device asks for --------------------------------------------------------------

@@ -26,6 +26,7 @@ from z2m_qbkg40lm.devices.definition import (
     Responder,
     SetPlan,
     State,
+    TimedFallback,
     WriteAttribute,
     ZclOperation,
 )
@@ -92,6 +93,10 @@ ATTR_PRESENT_VALUE = 0x0055  # Multistate Input presentValue: one press event pe
 CMD_OFF = 0x00
 CMD_ON = 0x01
 CMD_TOGGLE = 0x02
+CMD_ON_WITH_TIMED_OFF = 0x42  # on/off control (bitmap8), on time and off wait time (uint16, 1/10 s)
+ON_TIME = "on_time"
+OFF_WAIT_TIME = "off_wait_time"
+MAX_TIMED_S = 6553.4  # 0xFFFE tenths: the largest time 0x42 carries (0xFFFF is not a duration)
 
 # --- Heartbeat TLV indexes (§6.3 of the wire reference) ------------------------------------------
 
@@ -377,8 +382,65 @@ def state_to_zigbee(prop: str, value: Any, state: State, options: Options) -> Se
     return SetPlan((command,))
 
 
+def _tenths(prop: str, value: Any) -> int:
+    """A duration in seconds as the uint16 tenths OnWithTimedOff carries (JavaScript rounding)."""
+    if not _is_number(value):
+        # Zigbee2MQTT's words, so that log filters written for it match.
+        raise ConversionError(f"The {prop} value must be a number! (got {_show(value)})")
+    if not math.isfinite(value) or not 0 <= value <= MAX_TIMED_S:
+        raise ConversionError(
+            f"{prop}: {_show(value)} is out of range: 0 to {MAX_TIMED_S} seconds "
+            "(it goes to the switch in tenths of a second, at most 65534)"
+        )
+    return math.floor(value * 10 + 0.5)
+
+
+def on_off_to_zigbee(message: Mapping[str, Any], state: State, options: Options) -> SetPlan:
+    """state with on_time / off_wait_time (seconds) -> On/Off OnWithTimedOff (0x42), as Zigbee2MQTT.
+
+    With state ON and either time: one 0x42 command; the optimistic state is ON (the switch
+    acknowledged it), its own report says when it went off. A switch that refuses 0x42 as
+    unsupported gets the fallback: On now, Off from the daemon's timer after on_time. With OFF or
+    TOGGLE the times are ignored, as in Zigbee2MQTT.
+    """
+    timed = [key for key in (ON_TIME, OFF_WAIT_TIME) if key in message]
+    if "state" not in message:
+        raise ConversionError(
+            f'{timed[0] if timed else "state"}: needs "state": "ON" in the same /set '
+            f'(e.g. {{"state": "ON", "on_time": 30}}); on its own it does nothing'
+        )
+    value = message["state"]
+    if not timed or not isinstance(value, str) or value.upper() != "ON":
+        if timed and isinstance(value, str) and value.upper() in STATE_COMMANDS:
+            logger.info("QBKG40LM: %s ignored with state %s (it only goes with ON)", ", ".join(timed), value)
+        return state_to_zigbee("state", value, state, options)
+    on_tenths = _tenths(ON_TIME, message.get(ON_TIME, 0))
+    off_wait_tenths = _tenths(OFF_WAIT_TIME, message.get(OFF_WAIT_TIME, 0))
+    on = ClusterCommand(SWITCH_ENDPOINT, ON_OFF_CLUSTER_ID, CMD_ON)
+    off = ClusterCommand(SWITCH_ENDPOINT, ON_OFF_CLUSTER_ID, CMD_OFF)
+    # An on time of 0 starts no countdown (ZCL): the relay just stays on.
+    later = (off,) if on_tenths else ()
+    fallback = TimedFallback(
+        operations=(on,),
+        optimistic_state={"state": "ON"},
+        delay_s=on_tenths / 10,
+        later_operations=later,
+        later_state={"state": "OFF"} if later else {},
+        notice=(
+            "does not support OnWithTimedOff (on_time/off_wait_time): the daemon switches it on and "
+            "sends the off itself after on_time (off_wait_time is not applied)"
+        ),
+    )
+    timed_on = ClusterCommand(
+        SWITCH_ENDPOINT, ON_OFF_CLUSTER_ID, CMD_ON_WITH_TIMED_OFF, args=(0, on_tenths, off_wait_tenths)
+    )
+    return SetPlan((timed_on,), {"state": "ON"}, fallback=fallback)
+
+
 def state_read(prop: str) -> tuple[ZclOperation, ...]:
-    """/get state -> read OnOff 0x0000."""
+    """/get state -> read OnOff 0x0000 (on_time and off_wait_time are not readable)."""
+    if prop != "state":
+        return ()
     return (ReadAttributes(SWITCH_ENDPOINT, ON_OFF_CLUSTER_ID, (ATTR_ON_OFF,)),)
 
 
@@ -448,7 +510,9 @@ def lumi_read(prop: str) -> tuple[ZclOperation, ...]:
 
 
 OUTBOUND = (
-    OutboundConverter(frozenset({"state"}), state_to_zigbee, state_read),
+    OutboundConverter(
+        frozenset({"state", ON_TIME, OFF_WAIT_TIME}), state_to_zigbee, state_read, on_off_to_zigbee
+    ),
     OutboundConverter(frozenset({"operation_mode"}), operation_mode_to_zigbee, lumi_read),
     OutboundConverter(frozenset({"power_outage_memory"}), power_outage_memory_to_zigbee, lumi_read),
     OutboundConverter(frozenset({"flip_indicator_light"}), flip_indicator_light_to_zigbee, lumi_read),
