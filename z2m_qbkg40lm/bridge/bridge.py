@@ -33,6 +33,7 @@ from z2m_qbkg40lm.devices.definition import (
     ZclOperation,
 )
 from z2m_qbkg40lm.devices.exposes import readable_properties
+from z2m_qbkg40lm.devices.generic import GENERIC_KEYS, plan_generic  # generic converters: wiring
 from z2m_qbkg40lm.devices.registry import (
     convert_inbound,
     find_definition,
@@ -99,8 +100,8 @@ class RadioPort(Protocol):
         """One device by IEEE address."""
         ...
 
-    async def execute(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
-        """Run ZCL operations on a device."""
+    async def execute(self, ieee: str, operations: tuple[ZclOperation, ...]) -> tuple[Any, ...]:
+        """Run ZCL operations on a device; one result per operation."""  # generic converters: wiring
         ...
 
 
@@ -238,6 +239,10 @@ class Bridge:
             return
         name = self.friendly_name(device.ieee)
         definition = self.definition_of(device)
+        # generic converters: wiring (read, write and command work on any device)
+        if definition is None and command.action == "set" and properties and set(properties) <= GENERIC_KEYS:
+            self._enqueue_generic(command, device.ieee, name, properties, transaction)
+            return
         if definition is None:
             message = f"Cannot publish to unsupported device '{name}' (model {device.model_id})"
             self._refuse(command, device.ieee, properties, transaction, message)
@@ -255,11 +260,17 @@ class Bridge:
                     "set",
                     name,
                     properties,
-                    lambda prop, value: plan_set(definition, prop, value, state, options),
+                    lambda prop, value: (
+                        plan_generic(prop, value)  # generic converters: wiring
+                        if prop in GENERIC_KEYS
+                        else plan_set(definition, prop, value, state, options)
+                    ),
                 )
 
                 def replan(prop: str, value: Any) -> SetPlan:
                     # Against the state when the command's turn comes (TOGGLE after TOGGLE).
+                    if prop in GENERIC_KEYS:  # generic converters: wiring
+                        return plan_generic(prop, value)
                     return plan_set(definition, prop, value, self._state.get(device.ieee), options)
 
                 queued = QueuedCommand(
@@ -268,7 +279,8 @@ class Bridge:
                     properties,
                     transaction,
                     dict(set_plans),
-                    relative_properties(definition, properties),
+                    # generic converters: wiring (two reads or writes never replace each other)
+                    relative_properties(definition, properties) | (GENERIC_KEYS & set(properties)),
                     replan,
                 )
             else:
@@ -278,6 +290,19 @@ class Bridge:
             self._refuse(command, device.ieee, properties, transaction, str(exc))
             return
         self._enqueue(queued)
+
+    def _enqueue_generic(
+        self, command: DeviceCommand, ieee: str, name: str, properties: dict[str, Any], transaction: Any
+    ) -> None:
+        """A `/set` of generic converters only, to a device without a definition."""
+        # generic converters: wiring
+        try:
+            plans = self._plan_all("set", name, properties, plan_generic)
+        except ConversionError as exc:
+            self._refuse(command, ieee, properties, transaction, str(exc))
+            return
+        relative = frozenset(properties)
+        self._enqueue(QueuedCommand(command, ieee, properties, transaction, dict(plans), relative))
 
     def _enqueue(self, queued: QueuedCommand) -> None:
         """Put an accepted command in its device's line; refuse it at once when the line is full."""
@@ -384,15 +409,23 @@ class Bridge:
                 except ConversionError:
                     plan = checked_plan
                 published_before = self._publish_count.get(ieee, 0)
-                expected = answers.expect(plan.operations)
+                # generic converters: wiring (a generic read's answer is its plan's result)
+                expected = set() if plan.on_results is not None else answers.expect(plan.operations)
                 try:
-                    await self._radio.execute(ieee, plan.operations)
+                    results = await self._radio.execute(ieee, plan.operations)
                 except DeviceCommandError as exc:
                     answers.forget(expected)
                     message = f"Publish 'set' '{prop}' to '{name}' failed: '{exc}'"
                     _LOGGER.error("%s", message)
                     errors.append(message)
                     continue
+                if plan.on_results is not None:  # generic converters: wiring
+                    outcome = plan.on_results(results)
+                    if outcome.log is not None:
+                        _LOGGER.info("%s", outcome.log)
+                    applied.update(outcome.state)
+                    if outcome.state and self.device_config(ieee).optimistic:
+                        await self.publish_state(ieee, outcome.state, force=True)
                 applied.update(plan.optimistic_state)
                 if plan.optimistic_state and self.device_config(ieee).optimistic:
                     # Every /set is answered by a state message: forced, unless the device's own
