@@ -117,7 +117,7 @@ async def test_read_by_numbers_keys_known_attributes_by_zigbee2mqtt_name(running
         position, response = await _set(watcher, {"read": {"cluster": 0, "attributes": ["0x0005", 0]}})
         assert response["status"] == "ok", response
         record = await watcher.wait_log(lambda r: r["message"].startswith("Read result of"), after=position)
-        assert record["message"] == "Read result of '0': {\"modelId\":\"lumi.switch.b1nc01\",\"zclVersion\":3}"
+        assert record["message"] == 'Read result of \'0\': {"modelId":"lumi.switch.b1nc01","zclVersion":3}'
 
 
 async def test_read_a_lumi_attribute_with_the_manufacturer_code(running: Running) -> None:
@@ -136,7 +136,10 @@ async def test_read_a_lumi_attribute_with_the_manufacturer_code(running: Running
         state = await watcher.wait_state(NAME, lambda s: "lumi" in s, after=position)
         assert state["lumi"] == {"512": code}, state
         record = await watcher.wait_log(lambda r: r["message"].startswith("Read result of"), after=position)
-        assert record == {"level": "info", "message": f"Read result of 'manuSpecificLumi': {{\"512\":{code}}}"}
+        assert record == {
+            "level": "info",
+            "message": f"Read result of 'manuSpecificLumi': {{\"512\":{code}}}",
+        }
 
 
 async def test_write_a_lumi_attribute_changes_the_switch(running: Running) -> None:
@@ -150,7 +153,7 @@ async def test_write_a_lumi_attribute_changes_the_switch(running: Running) -> No
         assert response["status"] == "ok", response
         assert (await _switch(watcher))["power_outage_memory"] is wanted
         record = await watcher.wait_log(lambda r: r["message"].startswith("Wrote"), after=position)
-        expected = f"Wrote '{{\"0x0201\":{{\"value\":{int(wanted)},\"type\":16}}}}' to 'manuSpecificLumi'"
+        expected = f'Wrote \'{{"0x0201":{{"value":{int(wanted)},"type":16}}}}\' to \'manuSpecificLumi\''
         assert record == {"level": "info", "message": expected}
         # By the definition's name, with the type from the cluster's definition, back again.
         write = {"cluster": "manuSpecificLumi", "payload": {"power_outage_memory": before}}
@@ -180,15 +183,15 @@ async def test_command_on_and_toggle_switch_the_relay(running: Running) -> None:
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        ({"read": {"cluster": "genNothing", "attributes": ["x"]}}, "read: unknown cluster \"genNothing\""),
-        ({"read": {"cluster": "genBasic", "attributes": ["colour"]}}, "unknown attribute \"colour\""),
+        ({"read": {"cluster": "genNothing", "attributes": ["x"]}}, 'read: unknown cluster "genNothing"'),
+        ({"read": {"cluster": "genBasic", "attributes": ["colour"]}}, 'unknown attribute "colour"'),
         # Known to Zigbee2MQTT, not to the switch: the device refuses it.
         (
             {"read": {"cluster": "genBasic", "attributes": ["locationDesc"]}},
             "the device refused the read (0x0010: UNSUPPORTED_ATTRIBUTE)",
         ),
         ({"write": {"cluster": "genOnOff", "payload": {"onTime": -1}}}, "-1 does not fit uint16"),
-        ({"command": {"cluster": "genOnOff", "command": "blink"}}, "unknown command \"blink\""),
+        ({"command": {"cluster": "genOnOff", "command": "blink"}}, 'unknown command "blink"'),
     ],
 )
 async def test_errors_reach_the_log_and_the_command_result(

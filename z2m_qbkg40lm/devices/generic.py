@@ -492,6 +492,9 @@ def _plan_command(
             if named_command.id == command_id:
                 _, named_parameters, has_response = named_command
     definition = zigpy_commands.get(command_id)
+    known_ids = {c.id for c in cluster.named.commands.values()} if cluster.named else set()
+    if definition is None and command_id not in known_ids:
+        raise ConversionError(f"unknown command {_show(given_command)} of {cluster.label}")
     if definition is None:
         raise ConversionError(
             f"command {_show(given_command)} of {cluster.label}: its payload layout is unknown here, "
@@ -522,27 +525,34 @@ def _plan_command(
 def _command_args(
     definition: Any, named_parameters: tuple[str, ...], payload: Mapping[str, Any], where: str
 ) -> tuple[Any, ...]:
-    """The command's arguments in frame order, from the payload's fields by either naming."""
+    """The command's arguments in frame order, from the payload's fields by either naming.
+
+    Zigbee2MQTT's and zigpy's names of a command's fields follow the ZCL's frame order, so they pair
+    up by position; where one knows more fields than the other (a later ZCL revision appended
+    optional ones), they pair up as far as both go.
+    """
     fields = list(definition.schema.fields)
+    labels = [named_parameters[i] if i < len(named_parameters) else f.name for i, f in enumerate(fields)]
     index: dict[str, int] = {field.name: i for i, field in enumerate(fields)}
-    if len(named_parameters) == len(fields):
-        # Zigbee2MQTT's and zigpy's names of a command's fields follow the ZCL's order.
-        index.update({name: i for i, name in enumerate(named_parameters)})
-    shown = ", ".join(named_parameters if len(named_parameters) == len(fields) else index) or "none"
+    index.update({name: i for i, name in enumerate(labels)})
+    shown = ", ".join(labels) or "none"
     values: dict[int, Any] = {}
     for name, given in payload.items():
+        if name in named_parameters[len(fields) :]:
+            raise ConversionError(
+                f"{where}: field {_show(name)} cannot be sent (zigpy's layout ends before it)"
+            )
         if name not in index:
             raise ConversionError(f"{where}: unknown field {_show(name)}; fields: {shown}")
         values[index[name]] = given
     args: list[Any] = []
     for i, field in enumerate(fields):
-        label = named_parameters[i] if len(named_parameters) == len(fields) else field.name
         if i not in values:
-            if getattr(field, "optional", False):
+            if getattr(field, "optional", False) and not any(j > i for j in values):
                 break
-            raise ConversionError(f"{where}: missing field {_show(label)}; fields: {shown}")
+            raise ConversionError(f"{where}: missing field {_show(labels[i])}; fields: {shown}")
         type_text = getattr(field.type, "__name__", str(field.type))
-        args.append(_coerce(values[i], field.type, f"{where}: field {_show(label)}", type_text))
+        args.append(_coerce(values[i], field.type, f"{where}: field {_show(labels[i])}", type_text))
     return tuple(args)
 
 
