@@ -120,6 +120,17 @@ async def test_read_by_numbers_keys_known_attributes_by_zigbee2mqtt_name(running
         assert record["message"] == 'Read result of \'0\': {"modelId":"lumi.switch.b1nc01","zclVersion":3}'
 
 
+async def test_read_with_a_manufacturer_code_zigpy_would_not_use(running: Running) -> None:
+    # Basic answers Lumi's code too; zigpy's own read would drop it for a standard attribute.
+    async with watching(running.base) as watcher:
+        await _ready(watcher)
+        read = {"cluster": "genBasic", "attributes": ["modelId"], "options": {"manufacturerCode": 0x115F}}
+        position, response = await _set(watcher, {"read": read})
+        assert response["status"] == "ok", response
+        record = await watcher.wait_log(lambda r: r["message"].startswith("Read result of"), after=position)
+        assert record["message"] == 'Read result of \'genBasic\': {"modelId":"lumi.switch.b1nc01"}'
+
+
 async def test_read_a_lumi_attribute_with_the_manufacturer_code(running: Running) -> None:
     async with watching(running.base) as watcher:
         await _ready(watcher)
@@ -191,6 +202,31 @@ async def test_command_on_and_toggle_switch_the_relay(running: Running) -> None:
             "the device refused the read (0x0010: UNSUPPORTED_ATTRIBUTE)",
         ),
         ({"write": {"cluster": "genOnOff", "payload": {"onTime": -1}}}, "-1 does not fit uint16"),
+        # Not on the switch: refused before anything goes on air.
+        (
+            {"read": {"cluster": "genLevelCtrl", "attributes": ["currentLevel"]}},
+            "endpoint 1 has no cluster 0x0008",
+        ),
+        # An attribute zigpy does not know either: the frame goes out as asked, the switch refuses it.
+        (
+            {"read": {"cluster": "genBasic", "attributes": ["0xFF01"]}},
+            "the device refused the read (0xff01: UNSUPPORTED_ATTRIBUTE)",
+        ),
+        # The firmware answers Lumi attributes only under Lumi's code; null sends none.
+        (
+            {
+                "read": {
+                    "cluster": "manuSpecificLumi",
+                    "attributes": [512],
+                    "options": {"manufacturerCode": None},
+                }
+            },
+            "the device refused the read (0x0200: UNSUPPORTED_ATTRIBUTE)",
+        ),
+        (
+            {"write": {"cluster": "manuSpecificLumi", "payload": {"operation_mode": 7}}},
+            "the device answered INVALID_VALUE",
+        ),
         ({"command": {"cluster": "genOnOff", "command": "blink"}}, 'unknown command "blink"'),
     ],
 )

@@ -33,7 +33,11 @@ from z2m_qbkg40lm.devices.definition import (
     ZclOperation,
 )
 from z2m_qbkg40lm.devices.exposes import readable_properties
-from z2m_qbkg40lm.devices.generic import GENERIC_KEYS, plan_generic  # generic converters: wiring
+from z2m_qbkg40lm.devices.generic import (  # generic converters: wiring
+    DEFAULT_ENDPOINT,
+    GENERIC_KEYS,
+    plan_generic,
+)
 from z2m_qbkg40lm.devices.registry import (
     convert_inbound,
     find_definition,
@@ -256,12 +260,13 @@ class Bridge:
             if command.action == "set":
                 state = self._state.get(device.ieee)
                 options = self.device_config(device.ieee).converter_options()
+                endpoint = self._generic_endpoint(device.ieee)  # generic converters: wiring
                 set_plans = self._plan_all(
                     "set",
                     name,
                     properties,
                     lambda prop, value: (
-                        plan_generic(prop, value)  # generic converters: wiring
+                        plan_generic(prop, value, endpoint=endpoint)  # generic converters: wiring
                         if prop in GENERIC_KEYS
                         else plan_set(definition, prop, value, state, options)
                     ),
@@ -270,7 +275,7 @@ class Bridge:
                 def replan(prop: str, value: Any) -> SetPlan:
                     # Against the state when the command's turn comes (TOGGLE after TOGGLE).
                     if prop in GENERIC_KEYS:  # generic converters: wiring
-                        return plan_generic(prop, value)
+                        return plan_generic(prop, value, endpoint=endpoint)
                     return plan_set(definition, prop, value, self._state.get(device.ieee), options)
 
                 queued = QueuedCommand(
@@ -296,13 +301,23 @@ class Bridge:
     ) -> None:
         """A `/set` of generic converters only, to a device without a definition."""
         # generic converters: wiring
+        endpoint = self._generic_endpoint(ieee)
         try:
-            plans = self._plan_all("set", name, properties, plan_generic)
+            plans = self._plan_all(
+                "set", name, properties, lambda prop, value: plan_generic(prop, value, endpoint=endpoint)
+            )
         except ConversionError as exc:
             self._refuse(command, ieee, properties, transaction, str(exc))
             return
         relative = frozenset(properties)
         self._enqueue(QueuedCommand(command, ieee, properties, transaction, dict(plans), relative))
+
+    def _generic_endpoint(self, ieee: str) -> int:
+        """Where Zigbee2MQTT sends a generic converter of `<FN>/set`: the device's first endpoint."""
+        # generic converters: wiring (the radio's details are not part of RadioPort)
+        details = getattr(self._radio, "details", None)
+        found = details(ieee) if details is not None else None
+        return found.endpoints[0].endpoint_id if found is not None and found.endpoints else DEFAULT_ENDPOINT
 
     def _enqueue(self, queued: QueuedCommand) -> None:
         """Put an accepted command in its device's line; refuse it at once when the line is full."""
