@@ -98,6 +98,7 @@ def _number(text: Any, what: str, maximum: int, where: str = "") -> int | None:
 
 
 def _zigpy_clusters() -> dict[int, type[zigpy.zcl.Cluster]]:
+    """zigpy's standard clusters by id (zigpy 2.4 offers its registry under this name only)."""
     registry: dict[int, type[zigpy.zcl.Cluster]] = zigpy.zcl.Cluster._registry
     return registry
 
