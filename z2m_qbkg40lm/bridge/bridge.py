@@ -37,11 +37,13 @@ from z2m_qbkg40lm.devices.definition import (
 )
 from z2m_qbkg40lm.devices.exposes import readable_properties
 from z2m_qbkg40lm.devices.registry import (
+    GENERIC_KEYS,
     GenericPlanner,
     PlannedStep,
     claimed_together,
     convert_inbound,
     find_definition,
+    generic_only_definition,
     merged_reads,
     plan_command,
     plan_get,
@@ -163,9 +165,10 @@ class Bridge:
         self._fallback_noticed: set[str] = set()
         self.timed_offs = timed_offs if timed_offs is not None else TimedOffs()
         self.timed_offs.bind(self._send_timed_off)
-        # The generic `read` / `write` / `command` keys of `/set` (Zigbee2MQTT's generic converters):
-        # the one place their planner is plugged in. None: they get "No converter available".
-        self.generic_planner: GenericPlanner | None = None
+        # The generic `read` / `write` / `command` keys of `/set` (Zigbee2MQTT's generic converters),
+        # planned by devices/generic.py for the device's first endpoint; False turns them off (they
+        # then get "No converter available").
+        self.generic_converters = True
         self.request_handler: RequestHandler | None = None
         self.on_radio_lost: Callable[[str], None] | None = None
         self.extensions: list[Extension] = []
@@ -279,7 +282,7 @@ class Bridge:
             self._refuse(command, None, properties, transaction, message)
             return
         name = self.friendly_name(device.ieee)
-        definition = self.definition_of(device)
+        definition = self._command_definition(command.action, device, properties)
         if definition is None:
             message = f"Cannot publish to unsupported device '{name}' (model {device.model_id})"
             self._refuse(command, device.ieee, properties, transaction, message)
@@ -316,8 +319,42 @@ class Bridge:
         options = self.device_config(ieee).converter_options()
         state = self._state.get(ieee)
         return plan_command(
-            definition, properties, state, options, device_name=name, generic=self.generic_planner
+            definition,
+            properties,
+            state,
+            options,
+            device_name=name,
+            generic=self._generic_planner(ieee, properties),
         )
+
+    def _command_definition(
+        self, action: str, device: DeviceInfo, properties: dict[str, Any]
+    ) -> DeviceDefinition | None:
+        """The definition a command is planned with: the device's, or, for a device this daemon has
+        none for, an empty one when the `/set` names a generic converter (Zigbee2MQTT offers
+        `read`, `write` and `command` for every device); None refuses the command."""
+        definition = self.definition_of(device)
+        if definition is not None or action != "set" or not self.generic_converters:
+            return definition
+        if GENERIC_KEYS.isdisjoint(properties):
+            return None
+        return generic_only_definition(device.model_id, device.manufacturer)
+
+    def _generic_planner(self, ieee: str, properties: dict[str, Any]) -> GenericPlanner | None:
+        """The planner of the generic keys for this device (imported only when a command names one:
+        its table of Zigbee2MQTT's cluster names is large)."""
+        if not self.generic_converters or GENERIC_KEYS.isdisjoint(properties):
+            return None
+        from z2m_qbkg40lm.devices.generic import plan_generic
+
+        endpoint = self._first_endpoint(ieee)
+        return lambda key, value: plan_generic(key, value, endpoint=endpoint)
+
+    def _first_endpoint(self, ieee: str) -> int:
+        """Where Zigbee2MQTT sends a generic converter of `<FN>/set`: the device's first endpoint."""
+        details = getattr(self._radio, "details", None)  # not part of RadioPort: fakes may lack it
+        found = details(ieee) if details is not None else None
+        return found.endpoints[0].endpoint_id if found is not None and found.endpoints else 1
 
     def _enqueue(self, queued: QueuedCommand) -> None:
         """Put an accepted command in its device's line; refuse it at once when the line is full."""
@@ -411,7 +448,7 @@ class Bridge:
         ieee, properties = queued.ieee, queued.properties
         name = self.friendly_name(ieee)
         device = self._radio.device(ieee)
-        definition = None if device is None else self.definition_of(device)
+        definition = None if device is None else self._command_definition("set", device, properties)
         carried = _Carried()
         async with self.device_lock(ieee), self._capture(ieee) as answers:
             if definition is None:
@@ -448,7 +485,8 @@ class Bridge:
             carried.errors.append(step.error or publish_failed("set", step.keys[0], name, "not planned"))
             _LOGGER.error("%s", carried.errors[-1])
             return
-        expected = answers.expect(plan.operations)
+        # A generic read's answer is its plan's result: converters may not claim it (no event to wait for).
+        expected = set() if plan.on_results is not None else answers.expect(plan.operations)
         optimistic: dict[str, Any] = dict(plan.optimistic_state)
         armed = False
         try:

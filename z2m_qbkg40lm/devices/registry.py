@@ -196,7 +196,7 @@ def responses(definition: DeviceDefinition, message: AttributeMessage) -> tuple[
 
 # --- whole commands, in Zigbee2MQTT's order ----------------------------------------------------------
 
-GENERIC_KEYS = ("read", "write", "command")
+GENERIC_KEYS = frozenset({"read", "write", "command"})
 """Keys every device takes on `/set` (Zigbee2MQTT's generic converters), when no converter of the
 definition claims them."""
 
@@ -204,6 +204,24 @@ STATE_KEYS = ("state", "brightness", "brightness_percent")
 """Zigbee2MQTT carries these out last when `state` is OFF (settings first, then off), else first."""
 
 GenericPlanner = Callable[[str, Any], SetPlan]
+
+
+def generic_only_definition(model_id: str | None, vendor: str | None) -> DeviceDefinition:
+    """A definition with no converters, for commanding a device this daemon does not support with
+    the generic keys only (every other key gets "No converter available")."""
+    return DeviceDefinition(
+        model_ids=(),
+        model=model_id or "unknown model",
+        vendor=vendor or "unknown vendor",
+        description="Not supported by this daemon",
+        exposes=(),
+        options=(),
+        inbound=(),
+        outbound=(),
+        configure=(),
+    )
+
+
 """`(key, value) -> SetPlan` for the generic keys; raises ConversionError."""
 
 _SHOWN_CHARS = 200

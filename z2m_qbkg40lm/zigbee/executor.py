@@ -17,6 +17,8 @@ from z2m_qbkg40lm.devices.definition import (
 
 _LOGGER = logging.getLogger(__name__)
 
+_DEFAULT_RESPONSE = foundation.GENERAL_COMMANDS[foundation.GeneralCommand.Default_Response].schema
+
 
 class DeviceCommandError(Exception):
     """A ZCL exchange with a device failed; the message says which and why, for users.
@@ -72,7 +74,8 @@ def _status_name(status: Any) -> str:
     return getattr(status, "name", str(status))
 
 
-async def _run(device: Any, operation: ZclOperation) -> None:
+async def _run(device: Any, operation: ZclOperation) -> Any:
+    """Carry out one operation; returns what it brought back (see `execute`)."""
     cluster = _cluster(device, operation)
     match operation:
         case ClusterCommand():
@@ -87,6 +90,7 @@ async def _run(device: Any, operation: ZclOperation) -> None:
                 raise UnsupportedCommandError(f"the device answered {_status_name(status)}")
             if status != foundation.Status.SUCCESS:
                 raise DeviceCommandError(f"the device answered {_status_name(status)}")
+            return None if isinstance(result, _DEFAULT_RESPONSE) else result
         case WriteAttribute():
             type_id = foundation.DataTypeId(operation.zcl_type)  # type: ignore[no-untyped-call]
             python_type = foundation.DataType.from_type_id(type_id).python_type
@@ -101,7 +105,7 @@ async def _run(device: Any, operation: ZclOperation) -> None:
                     expect_reply=False,
                     disable_default_response=operation.disable_default_response,
                 )
-                return
+                return None
             response = await cluster.write_attributes_raw(
                 [record],
                 manufacturer_code=operation.manufacturer,
@@ -116,20 +120,63 @@ async def _run(device: Any, operation: ZclOperation) -> None:
             status = getattr(response, "status", foundation.Status.SUCCESS)
             if status != foundation.Status.SUCCESS:
                 raise DeviceCommandError(f"the device answered {_status_name(status)}")
+            return None
         case ReadAttributes():
-            _, failed = await cluster.read_attributes(
+            if not _zigpy_reads_as_asked(cluster, operation):
+                return await _read_raw(cluster, operation)
+            read, failed = await cluster.read_attributes(
                 list(operation.attribute_ids), allow_cache=False, manufacturer=operation.manufacturer
             )
             if failed:
                 reasons = ", ".join(f"0x{int(a):04x}: {_status_name(s)}" for a, s in failed.items())
                 raise DeviceCommandError(f"the device refused the read ({reasons})")
+            return {int(attribute): value for attribute, value in read.items()}
 
 
-async def execute(device: Any, operations: tuple[ZclOperation, ...]) -> None:
-    """Run the operations in order; the first failure stops the plan with DeviceCommandError."""
+def _zigpy_reads_as_asked(cluster: Any, operation: ReadAttributes) -> bool:
+    """True when zigpy's read_attributes sends exactly this read: it knows every attribute and
+    would use the operation's manufacturer code (it picks the code from its own definitions).
+    Its answers then also reach the attribute listeners, and so the state."""
+    for attribute_id in operation.attribute_ids:
+        try:
+            definition = cluster.find_attribute(attribute_id, manufacturer_code=operation.manufacturer)
+        except (KeyError, ValueError):
+            return False
+        if operation.manufacturer is None:
+            continue
+        # zigpy 2.4 keeps the rule that picks a definition's code private; the edge to zigpy is here.
+        if cluster._get_effective_manufacturer_code(definition) != operation.manufacturer:
+            return False
+    return True
+
+
+async def _read_raw(cluster: Any, operation: ReadAttributes) -> dict[int, Any]:
+    """A read zigpy has no definitions for (an attribute it does not know, another manufacturer
+    code): one Read Attributes frame as asked, its answer decoded by the types the device gave."""
+    response = await cluster.read_attributes_raw(
+        list(operation.attribute_ids), manufacturer=operation.manufacturer
+    )
+    records = response[0] if response and isinstance(response[0], list) else None
+    if records is None:
+        status = getattr(response, "status", response[0] if response else None)
+        raise DeviceCommandError(f"the device answered {_status_name(status)}")
+    failed = [r for r in records if r.status != foundation.Status.SUCCESS]
+    if failed:
+        reasons = ", ".join(f"0x{int(r.attrid):04x}: {_status_name(r.status)}" for r in failed)
+        raise DeviceCommandError(f"the device refused the read ({reasons})")
+    return {int(r.attrid): r.value.value for r in records}
+
+
+async def execute(device: Any, operations: tuple[ZclOperation, ...]) -> tuple[Any, ...]:
+    """Run the operations in order; the first failure stops the plan with DeviceCommandError.
+
+    Returns one result per operation: for a read {attribute id: value read}, for a write None, for
+    a command its response (None when only a Default Response came, or none was asked for).
+    """
+    results: list[Any] = []
     for operation in operations:
         try:
-            await _run(device, operation)
+            results.append(await _run(device, operation))
         except UnsupportedCommandError as exc:
             raise UnsupportedCommandError(f"{describe(operation)} failed: {exc}") from None
         except DeviceCommandError as exc:
@@ -148,3 +195,4 @@ async def execute(device: Any, operations: tuple[ZclOperation, ...]) -> None:
             raise DeviceCommandError(
                 f"{describe(operation)} failed: {exc or type(exc).__name__}", cause=exc
             ) from None
+    return tuple(results)

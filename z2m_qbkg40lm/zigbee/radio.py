@@ -373,12 +373,13 @@ class Radio:
             linkquality=device.lqi,
         )
 
-    async def execute(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
-        """Run a converter plan on a device; DeviceCommandError says what failed (the device, or
-        the coordinator itself)."""
+    async def execute(self, ieee: str, operations: tuple[ZclOperation, ...]) -> tuple[Any, ...]:
+        """Run a converter plan on a device, returning one result per operation (see the
+        executor's `execute`); DeviceCommandError says what failed (the device, or the coordinator
+        itself)."""
         await self._until_serving()
         try:
-            await self._execute_watched(ieee, operations)
+            return await self._execute_watched(ieee, operations)
         except NoAnswerError as exc:
             problem = await self.coordinator_problem()
             if problem is None:
@@ -392,7 +393,7 @@ class Radio:
             self.restart(f"a send failed with {exc}, which only a coordinator that rebooted explains")
             await self._until_serving()
             try:
-                await self._execute_watched(ieee, operations)
+                return await self._execute_watched(ieee, operations)
             except DeviceCommandError as again:
                 if self._reset_explains(again):
                     self._refusal_means_reset = False
@@ -402,7 +403,7 @@ class Radio:
                     )
                 raise
 
-    async def _execute_watched(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
+    async def _execute_watched(self, ieee: str, operations: tuple[ZclOperation, ...]) -> tuple[Any, ...]:
         """`_execute_once`, with the coordinator pinged while it takes long: a coordinator that does
         not answer fails the command with that reason, instead of zigpy's retries (3 x 8 s with
         Z-Stack) ending in "the device did not answer"."""
@@ -427,15 +428,16 @@ class Radio:
             for each in (task, lost):
                 each.cancel()
             await asyncio.gather(task, lost, return_exceptions=True)
-        task.result()
+        return task.result()
 
-    async def _execute_once(self, ieee: str, operations: tuple[ZclOperation, ...]) -> None:
+    async def _execute_once(self, ieee: str, operations: tuple[ZclOperation, ...]) -> tuple[Any, ...]:
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
         try:
-            await execute(device, operations)
+            results = await execute(device, operations)
             self._refusal_means_reset = True
+            return results
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is None or task.cancelling() or self._state != "restarting":
