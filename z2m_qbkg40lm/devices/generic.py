@@ -97,10 +97,18 @@ def _number(text: Any, what: str, maximum: int, where: str = "") -> int | None:
     return number
 
 
+MANUFACTURER_SPECIFIC_CLUSTERS = 0xFC00
+"""Cluster ids from here up are manufacturer-specific (ZCL)."""
+
+
 def _zigpy_clusters() -> dict[int, type[zigpy.zcl.Cluster]]:
-    """zigpy's standard clusters by id (zigpy 2.4 offers its registry under this name only)."""
+    """zigpy's standard clusters by id (zigpy 2.4 offers its registry under this name only).
+
+    Manufacturer-specific ids are left out: the registry is global, and the radio layer registers
+    the definitions' clusters in it, so what it holds there depends on whether a radio ran in this
+    process. Those clusters are described by the definitions alone."""
     registry: dict[int, type[zigpy.zcl.Cluster]] = zigpy.zcl.Cluster._registry
-    return registry
+    return {cid: cls for cid, cls in registry.items() if cid < MANUFACTURER_SPECIFIC_CLUSTERS}
 
 
 def _resolve_cluster(value: Any, custom_clusters: tuple[ManufacturerCluster, ...]) -> _Cluster:
