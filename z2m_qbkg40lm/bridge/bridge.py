@@ -29,7 +29,6 @@ from z2m_qbkg40lm.bridge.topics import (
 )
 from z2m_qbkg40lm.config import Config, DeviceConfig
 from z2m_qbkg40lm.devices.definition import (
-    AttributeMessage,
     ConversionError,
     DeviceDefinition,
     TimedFallback,
@@ -727,13 +726,7 @@ class Bridge:
         definition = None if device is None else self.definition_of(device)
         if definition is None:
             return
-        message = AttributeMessage(
-            endpoint=event.endpoint,
-            cluster_id=event.cluster_id,
-            attribute_id=event.attribute_id,
-            value=event.value,
-            kind=event.kind,
-        )
+        message = event.message()
         partial = convert_inbound(definition, message, self.device_config(event.ieee).converter_options())
         if not partial:
             return

@@ -50,13 +50,7 @@ class DeviceResponders(Extension):
         definition = None if device is None else self.context.bridge.definition_of(device)
         if definition is None or not definition.responders:
             return
-        message = AttributeMessage(
-            endpoint=event.endpoint,
-            cluster_id=event.cluster_id,
-            attribute_id=event.attribute_id,
-            value=event.value,
-            kind=event.kind,
-        )
+        message = event.message()
         for response in responses(definition, message):
             self._answer(event.ieee, message, response)
 

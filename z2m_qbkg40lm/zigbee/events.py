@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from z2m_qbkg40lm.devices.definition import AttributeMessage
+
 
 @dataclass(frozen=True)
 class DeviceJoined:
@@ -70,6 +72,10 @@ class AttributeReceived:
     value: Any
     kind: Literal["report", "read"]
     linkquality: int | None
+
+    def message(self) -> AttributeMessage:
+        """The attribute as the converters take it."""
+        return AttributeMessage(self.endpoint, self.cluster_id, self.attribute_id, self.value, self.kind)
 
 
 @dataclass(frozen=True)
