@@ -139,7 +139,9 @@ def test_an_empty_request_is_refused(payload: bytes) -> None:
     [
         (DeviceCommand("h", "set", None), b"", True),
         (DeviceCommand("h", "set", "state"), b"", True),
-        (DeviceCommand("h", "get", None), b" \n", True),
+        (DeviceCommand("h", "get", None), b"", True),
+        (DeviceCommand("h", "set", None), b" \n", False),  # blank: a mistake, answered
+        (BridgeRequest("restart"), b" ", False),
         (BridgeRequest("restart"), b"", True),
         (DeviceCommand("h", "get", "state"), b"", False),  # `-n` reads the property
         (DeviceCommand("h", "set", None), b"on", False),

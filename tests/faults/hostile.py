@@ -94,7 +94,7 @@ class Case:
     def clears_retained(self) -> bool:
         """An empty message (what clears a retained command or request): ignored without a word,
         except on `/get/<attr>`, which reads the property whatever its payload."""
-        return not self.payload.strip() and "/get/" not in self.topic
+        return not self.payload and "/get/" not in self.topic
 
     @property
     def standard_json_object(self) -> bool:

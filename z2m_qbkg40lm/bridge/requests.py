@@ -6,8 +6,9 @@ the extensions register the rest (the bridge API: `permit_join`, `options`, `dev
 Responses are `{"data": {...}, "status": "ok"}` or `{"data": {}, "error": "...", "status": "error"}`,
 with the request's `transaction` echoed. An unknown path gets an error response that lists the known
 ones (Zigbee2MQTT stays silent; a script waiting for an answer is better served by an error). An
-empty payload is never a request: it is how a client clears a retained one, so it is ignored (a
-debug line, no response) and changes nothing (Zigbee2MQTT restarts on an empty `restart`).
+empty payload is never a request: it is how a client clears a retained one, so the bridge ignores
+it before it gets here; a blank one (spaces only) is answered with an error. Neither changes
+anything (Zigbee2MQTT restarts on an empty `restart`).
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ class Requests:
                 known = ", ".join(sorted(self._handlers))
                 raise RequestError(f"unknown request '{path}' (known: {known})")
             response = {"data": await handler(message), "status": "ok"}
-        except EmptyRequest:
-            # Clearing a retained request is no mistake, but it must not act (a restart, say).
-            _LOGGER.debug("Ignoring the empty message on '%s/bridge/request/%s'", self._base, path)
-            return
+        except EmptyRequest as exc:
+            # Clearing a retained request is not a mistake, but it must not act (a restart, say).
+            _LOGGER.warning("Ignoring '%s/bridge/request/%s': %s", self._base, path, exc)
+            response = {"data": {}, "error": str(exc), "status": "error"}
         except PayloadError as exc:
             _LOGGER.error("Request '%s/bridge/request/%s' failed with error: '%s'", self._base, path, exc)
             response = {"data": {}, "error": str(exc), "status": "error"}

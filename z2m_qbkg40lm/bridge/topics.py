@@ -68,10 +68,11 @@ def parse_topic(base_topic: str, topic: str) -> DeviceCommand | BridgeRequest | 
 def clears_retained(parsed: DeviceCommand | BridgeRequest, payload: bytes) -> bool:
     """True for an empty message, which a client publishes to clear a retained command or request.
 
-    It is no command, so it is ignored without an error. `/get/<property>` is the exception: it
+    It is no command, so it is ignored without an error. Only a message of no bytes at all clears
+    (a blank one is an ordinary mistake and gets an error). `/get/<property>` is the exception: it
     ignores its payload, and Zigbee2MQTT users read a property with an empty one (`-n`).
     """
-    if payload.strip():
+    if payload:
         return False
     return not (isinstance(parsed, DeviceCommand) and parsed.action == "get" and parsed.property is not None)
 
