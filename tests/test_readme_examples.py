@@ -257,6 +257,26 @@ async def test_the_command_examples_drive_the_switch(running: Running) -> None:
         assert _problems(logged) == [], logged
 
 
+def readme_error(start: str) -> str:
+    """The error line of the README's list of errors (MQTT API) that starts with `start`."""
+    found = [
+        line.strip()
+        for line in README.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith(start)
+    ]
+    assert len(found) == 1, (start, found)
+    return found[0]
+
+
+async def test_the_error_for_a_payload_that_is_not_json_is_as_shown(running: Running) -> None:
+    shown = readme_error("Invalid payload for 'set'")
+    async with watching(running.base) as watcher:
+        position = watcher.mark()
+        await watcher.publish(f"{NAME}/set", "{not json")
+        logged = await watcher.wait_log(lambda r: r["level"] == "error", after=position)
+    assert logged["message"] == shown
+
+
 async def test_the_transaction_example_prints_its_result(running: Running) -> None:
     block = BLOCKS["transaction"]
     assert block.expected is not None
@@ -325,3 +345,11 @@ async def test_the_simulation_examples_are_each_answered(running: Running) -> No
         silent = await watcher.request("simulation/switches", {})
         states = {s["friendly_name"]: s["responsive"] for s in silent["data"]["switches"]}
         assert states[NAME] is False, states
+        # What a /set to the silent switch gives, as the README shows it (with its address).
+        shown = readme_error(
+            "Publish 'set' 'state' to 'hall_switch' failed: 'command 0x01 on cluster 0x0006 failed: sim"
+        )
+        position = watcher.mark()
+        await watcher.publish(f"{NAME}/set", '{"state": "ON", "transaction": "s1"}')
+        result = await watcher.wait_for(f"{NAME}/response/set", after=position)
+    assert result.json()["error"] == shown.replace("0x54ef441000abcdef", running.ieee)
