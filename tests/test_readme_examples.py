@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +89,11 @@ def readme_blocks() -> dict[str, Block]:
 
 
 BLOCKS = readme_blocks()
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("bash", "mosquitto_pub", "mosquitto_rr")),
+    reason="the README's examples need bash and Mosquitto's clients (apt-get install mosquitto-clients)",
+)
 
 
 def test_every_marked_block_has_a_test() -> None:
