@@ -263,6 +263,30 @@ async def test_the_command_examples_drive_the_switch(running: Running) -> None:
         assert _problems(logged) == [], logged
 
 
+def readme_state_example() -> dict[str, object]:
+    """The example state message of the MQTT API ("**State** on `base/FN`")."""
+    text = README.read_text(encoding="utf-8")
+    after = text[text.index("**State** on `base/FN`") :]
+    example: dict[str, object] = json.loads(
+        after[after.index("```json") + 7 : after.index("```", after.index("```json") + 7)]
+    )
+    return example
+
+
+async def test_the_example_state_message_has_the_keys_of_a_real_one(running: Running) -> None:
+    async with watching(running.base) as watcher:
+        position = watcher.mark()
+        # `update` comes with the switch's first firmware query or a check, whichever is first.
+        assert (await watcher.request("device/ota_update/check", {"id": NAME}))["status"] == "ok"
+        # The heartbeat brings device_temperature and power_outage_count, as in the example.
+        assert (await watcher.request("simulation/heartbeat", {"id": NAME}))["status"] == "ok"
+        state = await watcher.wait_state(NAME, lambda s: "power_outage_count" in s, after=position)
+    example = readme_state_example()
+    assert sorted(example) == sorted(state), (example, state)
+    assert isinstance(example["update"], dict) and isinstance(state["update"], dict)
+    assert sorted(example["update"]) == sorted(state["update"]), (example, state)
+
+
 def readme_error(start: str) -> str:
     """The error line of the README's list of errors (MQTT API) that starts with `start`."""
     found = [
