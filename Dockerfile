@@ -5,7 +5,7 @@
 # during start-up still ends cleanly) and starts no child processes, so there is nothing to
 # forward or reap. Only a signal in the instant before that (Python still importing) is ignored by
 # PID 1, and Docker's SIGKILL ends the container after the grace period.
-FROM python:3.12-slim
+FROM python:3.14-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -11,6 +11,7 @@ from z2m_qbkg40lm.bridge.topics import (
     DeviceCommand,
     EmptyRequest,
     PayloadError,
+    clears_retained,
     command_filters,
     command_properties,
     parse_topic,
@@ -131,6 +132,26 @@ def test_a_refused_set_keeps_its_transaction_for_the_answer() -> None:
 def test_an_empty_request_is_refused(payload: bytes) -> None:
     with pytest.raises(EmptyRequest, match="clears a retained one"):
         request_payload(payload)
+
+
+@pytest.mark.parametrize(
+    ("parsed", "payload", "clears"),
+    [
+        (DeviceCommand("h", "set", None), b"", True),
+        (DeviceCommand("h", "set", "state"), b"", True),
+        (DeviceCommand("h", "get", None), b"", True),
+        (DeviceCommand("h", "set", None), b" \n", False),  # blank: a mistake, answered
+        (BridgeRequest("restart"), b" ", False),
+        (BridgeRequest("restart"), b"", True),
+        (DeviceCommand("h", "get", "state"), b"", False),  # `-n` reads the property
+        (DeviceCommand("h", "set", None), b"on", False),
+        (BridgeRequest("restart"), b"{}", False),
+    ],
+)
+def test_an_empty_message_clears_a_retained_one_and_is_no_command(
+    parsed: DeviceCommand | BridgeRequest, payload: bytes, clears: bool
+) -> None:
+    assert clears_retained(parsed, payload) is clears
 
 
 def test_request_payloads() -> None:

@@ -91,6 +91,12 @@ class Case:
         return True
 
     @property
+    def clears_retained(self) -> bool:
+        """An empty message (what clears a retained command or request): ignored without a word,
+        except on `/get/<attr>`, which reads the property whatever its payload."""
+        return not self.payload and "/get/" not in self.topic
+
+    @property
     def standard_json_object(self) -> bool:
         """True when the payload is a JSON object of standard JSON that Python parses, within the
         daemon's 64 KiB (a larger one is refused unread, so its transaction cannot be known)."""
@@ -312,6 +318,8 @@ def _answer(
     """None when the case was answered as it must be, else what is missing."""
     out = run.trace.published_by_input.get(index, [])
     logged = run.trace.records_by_input.get(index, [])
+    if case.clears_retained:
+        return None if not out and not logged else "an empty message was answered; it must be ignored"
     topic = response_topic(case)
     if topic is not None:
         full = f"{run.base}/{topic}"

@@ -24,6 +24,7 @@ from z2m_qbkg40lm.bridge.topics import (
     BridgeRequest,
     DeviceCommand,
     PayloadError,
+    clears_retained,
     command_properties,
     parse_topic,
 )
@@ -247,6 +248,9 @@ class Bridge:
         parsed = parse_topic(self._base, topic)
         if parsed is None:
             await self.notify("on_message", topic, payload, retained)
+            return
+        if clears_retained(parsed, payload):
+            _LOGGER.debug("Ignoring the empty message on '%s': it clears a retained one", topic)
             return
         if retained:
             # A retained command would be replayed on every reconnect and restart.

@@ -445,7 +445,7 @@ def _bridge_entity(target: BridgeTarget, name: str) -> tuple[str, Payload] | Non
                 "device_class": "restart",
                 "entity_category": "config",
                 "name": "Restart",
-                # Not Zigbee2MQTT's "": an empty request is refused (it is how a retained one is cleared).
+                # Not Zigbee2MQTT's "": an empty request is ignored (it is how a retained one is cleared).
                 "payload_press": "{}",
             },
         ),

@@ -6,8 +6,9 @@ the extensions register the rest (the bridge API: `permit_join`, `options`, `dev
 Responses are `{"data": {...}, "status": "ok"}` or `{"data": {}, "error": "...", "status": "error"}`,
 with the request's `transaction` echoed. An unknown path gets an error response that lists the known
 ones (Zigbee2MQTT stays silent; a script waiting for an answer is better served by an error). An
-empty payload is never a request: it is how a client clears a retained one, so it is answered with
-an error and changes nothing (Zigbee2MQTT restarts on an empty `restart`).
+empty payload is never a request: it is how a client clears a retained one, so the bridge ignores
+it before it gets here; a blank one (spaces only) is answered with an error. Neither changes
+anything (Zigbee2MQTT restarts on an empty `restart`).
 """
 
 from __future__ import annotations

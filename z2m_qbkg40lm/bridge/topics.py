@@ -65,6 +65,18 @@ def parse_topic(base_topic: str, topic: str) -> DeviceCommand | BridgeRequest | 
     return DeviceCommand(device=match.group(1), action=action, property=match.group(3))
 
 
+def clears_retained(parsed: DeviceCommand | BridgeRequest, payload: bytes) -> bool:
+    """True for an empty message, which a client publishes to clear a retained command or request.
+
+    It is no command, so it is ignored without an error. Only a message of no bytes at all clears
+    (a blank one is an ordinary mistake and gets an error). `/get/<property>` is the exception: it
+    ignores its payload, and Zigbee2MQTT users read a property with an empty one (`-n`).
+    """
+    if payload:
+        return False
+    return not (isinstance(parsed, DeviceCommand) and parsed.action == "get" and parsed.property is not None)
+
+
 def command_filters(base_topic: str, friendly_names: Iterable[str]) -> list[str]:
     """The subscriptions that reach every command topic, and nothing the daemon publishes itself.
 

@@ -45,9 +45,7 @@ import asyncio
 import functools
 import json
 import logging
-import os
 import random
-import tempfile
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +61,7 @@ import zigpy.state
 import zigpy.types as t
 import zigpy.zdo.types as zdo_t
 
+from z2m_qbkg40lm.atomic_file import write_atomically
 from z2m_qbkg40lm.devices.qbkg40lm import SWITCH_ENDPOINT
 from z2m_qbkg40lm.sim import inspection
 from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
@@ -585,14 +584,8 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         if text == self._saved:
             return
         if self._state_file is not None:
-            self._state_file.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", encoding="utf-8", dir=self._state_file.parent, prefix=self._state_file.name, delete=False
-            ) as temporary:
-                temporary.write(text + "\n")
-                temporary.flush()
-                os.fsync(temporary.fileno())
-            os.replace(temporary.name, self._state_file)
+            # The daemon's own temporary names: a start removes what a killed process left.
+            write_atomically(self._state_file, text + "\n")
         self._saved = text
 
     # --- helpers for Simulation ---------------------------------------------------------------------
