@@ -76,6 +76,19 @@ def _writes(data: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+async def test_the_configure_write_went_out_as_zigbee2mqtt_sends_it(running: Running) -> None:
+    """After the interview the daemon switched the switch to event mode (Lumi 0x0009 = 1) with the
+    manufacturer code and the disable-default-response bit set, as Zigbee2MQTT does. First in the
+    file: the frames of the pairing are still waiting in the switch's log."""
+    async with watching(running.base) as watcher:
+        data = await _frames(watcher, running.ieee, cluster=LUMI)
+    configure = [frame for frame in _writes(data) if [a["id"] for a in frame["attributes"]] == [0x0009]]
+    assert len(configure) == 1, data
+    assert configure[0]["attributes"][0]["value"] == 1
+    assert configure[0]["manufacturer_code"] == LUMI_CODE
+    assert configure[0]["disable_default_response"] is True
+
+
 async def test_an_injected_heartbeat_is_converted_like_the_devices_own(running: Running) -> None:
     # A truncated heartbeat: chip temperature 45 °C (TLV 3, int8) and boot counter 8 (TLV 5, uint16).
     body = "03 28 2d 05 21 08 00"
