@@ -164,7 +164,7 @@ class Bridge:
         self._confirm: dict[str, list[tuple[dict[str, Any], float]]] = {}
         self._fallback_noticed: set[str] = set()
         self.timed_offs = timed_offs if timed_offs is not None else TimedOffs()
-        self.timed_offs.bind(self._send_timed_off)
+        self.timed_offs.bind(self._send_timed_off, self.friendly_name)
         # The generic `read` / `write` / `command` keys of `/set` (Zigbee2MQTT's generic converters),
         # planned by devices/generic.py for the device's first endpoint; False turns them off (they
         # then get "No converter available").

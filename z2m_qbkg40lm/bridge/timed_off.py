@@ -99,10 +99,13 @@ class TimedOffs:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._firing: set[str] = set()
         self._fire: Fire | None = None
+        self._name: Callable[[str], str] = str
 
-    def bind(self, fire: Fire) -> None:
-        """Who sends an off when it is due (the bridge, through the device's line)."""
+    def bind(self, fire: Fire, name: Callable[[str], str] = str) -> None:
+        """Who sends an off when it is due (the bridge, through the device's line), and how a
+        device is named in the log (its friendly name)."""
         self._fire = fire
+        self._name = name
 
     def pending(self, ieee: str) -> PendingOff | None:
         """The device's pending off, if any."""
@@ -114,12 +117,12 @@ class TimedOffs:
             overdue = self._clock() - pending.due
             if overdue >= 0:
                 _LOGGER.info(
-                    "The off of %s was due at %s while the daemon was not running: sending it now",
-                    pending.ieee,
+                    "The off of '%s' was due at %s while the daemon was not running: sending it now",
+                    self._name(pending.ieee),
                     datetime.fromtimestamp(pending.due, UTC).isoformat(timespec="seconds"),
                 )
             else:
-                _LOGGER.info("Off of %s armed again: due in %.1f s", pending.ieee, -overdue)
+                _LOGGER.info("Off of '%s' armed again: due in %.1f s", self._name(pending.ieee), -overdue)
             self._arm(pending)
 
     async def stop(self) -> None:
@@ -144,7 +147,7 @@ class TimedOffs:
         task = self._tasks.pop(ieee, None)
         if task is not None:
             task.cancel()
-        _LOGGER.info("Pending off of %s cancelled: %s", ieee, reason)
+        _LOGGER.info("Pending off of '%s' cancelled: %s", self._name(ieee), reason)
         self._save()
         return True
 
