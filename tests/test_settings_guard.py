@@ -223,6 +223,28 @@ async def test_a_power_cycle_puts_back_only_what_the_user_set(guarded: Running) 
         assert (await _firmware(watcher))["power_outage_memory"] is False
 
 
+async def test_a_set_applied_in_part_still_remembers_what_it_applied(guarded: Running) -> None:
+    """`{"power_outage_memory": true, "brightness": 5}` applies the setting and refuses the other
+    key; the setting is remembered all the same, and put back after a drift."""
+    async with watching(guarded.base) as watcher:
+        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})
+        transaction = f"t{random.randrange(10**9)}"
+        position = watcher.mark()
+        payload = {"power_outage_memory": True, "brightness": 5, "transaction": transaction}
+        await watcher.publish(f"{NAME}/set", json.dumps(payload))
+        response = await watcher.wait_for(
+            f"{NAME}/response/set", lambda m: m.json().get("transaction") == transaction, after=position
+        )
+        assert response.json()["status"] == "error" and "brightness" in response.json()["error"]
+        assert (await _firmware(watcher))["power_outage_memory"] is True
+        await _simulate(watcher, "revert_settings")
+        assert (await _firmware(watcher))["power_outage_memory"] is False
+        position = watcher.mark()
+        await _simulate(watcher, "power_cycle")
+        event = await watcher.wait_for("bridge/event", _is_reapplied("power_outage_memory"), after=position)
+        assert (event.json()["data"]["found"], event.json()["data"]["wanted"]) == (False, True)
+
+
 async def test_the_revert_request_names_what_is_wrong(guarded: Running) -> None:
     async with watching(guarded.base) as watcher:
         await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"})

@@ -207,15 +207,16 @@ class SettingsGuard(Extension):
             self._periodic = None
 
     async def on_command_result(self, result: CommandResult) -> None:
-        """Remember the guarded settings of a `/set` that succeeded."""
-        if (
-            not self._config.enabled
-            or result.action != "set"
-            or result.error is not None
-            or result.ieee is None
-        ):
+        """Remember the guarded settings a `/set` applied (all its keys, or those it carried out
+        when others failed)."""
+        if not self._config.enabled or result.action != "set" or result.ieee is None:
             return
-        guarded = {prop: value for prop, value in result.properties.items() if prop in GUARDED_SETTINGS}
+        done = frozenset(result.properties) if result.error is None else result.applied
+        guarded = {
+            prop: value
+            for prop, value in result.properties.items()
+            if prop in GUARDED_SETTINGS and prop in done
+        }
         if not guarded:
             return
         ieee = result.ieee
