@@ -230,3 +230,43 @@ async def test_frames_of_one_cluster_leave_the_others_for_later(running: Running
         assert 6 not in {frame["cluster"] for frame in rest["frames"]}, rest
         [write] = _writes(rest)
         assert write["attributes"] == [{"id": 0x0200, "name": "operation_mode", "type": 0x20, "value": 0}]
+
+
+async def _sent_in_order(watcher: Watcher, ieee: str, payload: dict[str, Any]) -> list[str]:
+    """What one `/set` put on the air, in the order the switch received it (reads left out)."""
+    await _frames(watcher, ieee)
+    transaction = f"order-{id(payload)}"
+    position = watcher.mark()
+    await watcher.publish(f"{ieee}/set", json.dumps({**payload, "transaction": transaction}))
+    response = await watcher.wait_for(
+        f"{ieee}/response/set", lambda m: m.json().get("transaction") == transaction, after=position
+    )
+    assert response.json()["status"] == "ok", response.json()
+    sent = []
+    for frame in (await _frames(watcher, ieee))["frames"]:
+        if frame["command_name"] == "write_attributes" and frame["cluster"] == LUMI:
+            sent.append("write " + ",".join(str(a["name"]) for a in frame["attributes"]))
+        elif frame["cluster"] == 6:
+            fields = frame.get("fields") or {}
+            times = " ".join(f"{key}={fields[key]}" for key in ("on_time", "off_wait_time") if key in fields)
+            sent.append(f"{frame['command_name']} {times}".strip())
+    return sent
+
+
+async def test_the_order_of_a_set_on_the_wire_is_zigbee2mqtts(running: Running) -> None:
+    """`state` OFF goes last, after the settings; ON goes first; `on_time` rides with `state` as
+    one OnWithTimedOff, in tenths of a second."""
+    async with watching(running.base) as watcher:
+        off_last = await _sent_in_order(
+            watcher,
+            running.ieee,
+            {"state": "OFF", "flip_indicator_light": "ON", "power_outage_memory": False},
+        )
+        assert off_last == ["write flip_indicator_light", "write power_outage_memory", "off"]
+        on_first = await _sent_in_order(
+            watcher, running.ieee, {"flip_indicator_light": "OFF", "state": "ON", "on_time": 30}
+        )
+        assert on_first == ["on_with_timed_off on_time=300 off_wait_time=0", "write flip_indicator_light"]
+        frames = await _frames(watcher, running.ieee, cluster=6)
+        assert frames["frames"] == []  # taken by the call above; nothing else was sent since
+        await _sent_in_order(watcher, running.ieee, {"state": "OFF"})  # no countdown left behind

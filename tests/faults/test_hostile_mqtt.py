@@ -221,6 +221,49 @@ def _structured(path: str, run: Running) -> st.SearchStrategy[Any]:
             )
         case "simulation/heartbeat":
             return st.fixed_dictionaries({"id": _ids(run, real=True), "temperature": st.floats() | some})
+        case "simulation/inject":
+            attribute = st.fixed_dictionaries(
+                {
+                    "id": st.integers(-1, 0x10000) | some,
+                    "type": st.sampled_from([0x10, 0x20, 0x29, 0x41, 0x42, "octstr", "bool"]) | some,
+                    "value": st.text(alphabet="0123456789abcdef ", max_size=40) | some,
+                }
+            )
+            return st.fixed_dictionaries(
+                {
+                    "id": _ids(run, real=True),
+                    "cluster": st.sampled_from([0, 6, 0x12, 0xFCC0, "on_off", "manuSpecificLumi"]) | some,
+                    "attributes": st.lists(attribute, max_size=4) | some,
+                },
+                optional={
+                    "endpoint": st.integers(-1, 256) | some,
+                    "manufacturer_code": st.sampled_from([0x115F, "0x115F"]) | some,
+                },
+            )
+        case "simulation/frames":
+            return st.fixed_dictionaries(
+                {"id": _ids(run, real=True)},
+                optional={"cluster": st.sampled_from([6, "0xFCC0", "on_off"]) | some},
+            )
+        case "simulation/firmware":
+            # Timings and the prevent-reset report only for other ids: a switch reporting every few
+            # milliseconds, or leaving, would take it away from the other cases.
+            timings = {
+                key: some
+                for key in (
+                    "prevent_reset",
+                    "prevent_reset_delay_s",
+                    "prevent_reset_interval_s",
+                    "prevent_reset_retry_s",
+                    "prevent_reset_attempts",
+                    "send_prevent_reset",
+                )
+            }
+            return st.fixed_dictionaries(
+                {"id": _ids(run, real=False)}, optional={"on_with_timed_off": some, **timings}
+            ) | st.fixed_dictionaries(
+                {"id": _ids(run, real=True)}, optional={"on_with_timed_off": st.booleans()}
+            )
         case _:
             real = path not in ("device/interview", "device/configure")
             return st.fixed_dictionaries({"id": _ids(run, real=real)}, optional={"url": some, "hex": some})
@@ -245,6 +288,9 @@ REQUESTS = (
     "simulation/responsive",
     "simulation/join",
     "simulation/revert_settings",
+    "simulation/inject",
+    "simulation/frames",
+    "simulation/firmware",
 )
 
 
