@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -345,6 +345,39 @@ def seed_virtual_switch(data_dir: Path, **firmware: Any) -> str:
     state = {"version": 1, "coordinator_ieee": coordinator, "network": None, "switches": [record]}
     (data_dir / "virtual_adapter.json").write_text(json.dumps(state), encoding="utf-8")
     return "0x" + "".join(f"{o:02x}" for o in octets)
+
+
+@dataclass
+class SeededDaemon:
+    """A daemon process on a base topic of its own, with one simulated switch under a friendly name."""
+
+    daemon: DaemonProcess
+    base: str
+    ieee: str
+    config: Path
+    data_dir: Path
+
+
+@contextlib.contextmanager
+def seeded_daemon(
+    folder: Path, name: str, *, firmware: dict[str, Any] | None = None, **sections: Any
+) -> Iterator[SeededDaemon]:
+    """Start the daemon with one seeded switch named `name` (`firmware`: fields of its record;
+    `sections`: more of the configuration); on exit stop it, clear its retained topics and check
+    it stopped cleanly."""
+    base = random_base_topic()
+    data_dir = folder / "data"
+    ieee = seed_virtual_switch(data_dir, **(firmware or {}))
+    devices = {ieee: {"friendly_name": name}}
+    config = write_config(folder / "configuration.yaml", base, devices=devices, **sections)
+    daemon = DaemonProcess(config, data_dir)
+    daemon.start()
+    try:
+        yield SeededDaemon(daemon, base, ieee, config, data_dir)
+    finally:
+        code = daemon.stop()
+        clear_retained(base)
+    assert code == 0, daemon.log()
 
 
 @dataclass

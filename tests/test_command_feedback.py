@@ -12,20 +12,16 @@ import asyncio
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 import pytest
 
 from tests.support import (
-    DaemonProcess,
+    SeededDaemon,
     Watcher,
-    clear_retained,
-    random_base_topic,
-    seed_virtual_switch,
+    seeded_daemon,
     watching,
-    write_config,
 )
 from z2m_qbkg40lm.bridge.command_feedback import response_topic
 from z2m_qbkg40lm.bridge.topics import command_filters
@@ -33,34 +29,15 @@ from z2m_qbkg40lm.bridge.topics import command_filters
 NAME = "ground_floor/feedback_switch"
 
 
-@dataclass
-class Running:
-    """The daemon under test."""
-
-    daemon: DaemonProcess
-    base: str
-    ieee: str
+Running = SeededDaemon
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A daemon whose one switch is called `NAME`."""
-    base = random_base_topic()
     folder = tmp_path_factory.mktemp("feedback")
-    data_dir = folder / "data"
-    ieee = seed_virtual_switch(data_dir)
-    config = write_config(
-        folder / "configuration.yaml",
-        base,
-        devices={ieee: {"friendly_name": NAME}},
-        settings_guard={"enabled": False},
-    )
-    daemon = DaemonProcess(config, data_dir)
-    daemon.start()
-    yield Running(daemon, base, ieee)
-    code = daemon.stop()
-    clear_retained(base)
-    assert code == 0, daemon.log()
+    with seeded_daemon(folder, NAME, settings_guard={"enabled": False}) as running:
+        yield running
 
 
 async def _ready(watcher: Watcher) -> dict[str, Any]:

@@ -13,52 +13,30 @@ import asyncio
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.support import (
-    DaemonProcess,
+    SeededDaemon,
     Watcher,
-    clear_retained,
-    random_base_topic,
-    seed_virtual_switch,
+    seeded_daemon,
     watching,
-    write_config,
 )
 
 NAME = "generic_switch"
 
 
-@dataclass
-class Running:
-    """The daemon under test."""
-
-    daemon: DaemonProcess
-    base: str
-    ieee: str
+Running = SeededDaemon
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A daemon whose one switch is called `NAME`, relay off, power-outage memory off."""
-    base = random_base_topic()
+    firmware = {"relay": False, "power_outage_memory": False}
     folder = tmp_path_factory.mktemp("generic")
-    data_dir = folder / "data"
-    ieee = seed_virtual_switch(data_dir, relay=False, power_outage_memory=False)
-    config = write_config(
-        folder / "configuration.yaml",
-        base,
-        devices={ieee: {"friendly_name": NAME}},
-        settings_guard={"enabled": False},
-    )
-    daemon = DaemonProcess(config, data_dir)
-    daemon.start()
-    yield Running(daemon, base, ieee)
-    code = daemon.stop()
-    clear_retained(base)
-    assert code == 0, daemon.log()
+    with seeded_daemon(folder, NAME, firmware=firmware, settings_guard={"enabled": False}) as running:
+        yield running
 
 
 async def _ready(watcher: Watcher) -> None:

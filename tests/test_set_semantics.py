@@ -23,11 +23,13 @@ import pytest
 
 from tests.support import (
     DaemonProcess,
+    SeededDaemon,
     Watcher,
     bridge_in_process,
     clear_retained,
     random_base_topic,
     seed_virtual_switch,
+    seeded_daemon,
     watching,
     write_config,
 )
@@ -39,29 +41,14 @@ NAME = "hall_switch"
 WAIT_S = 30.0
 
 
-@dataclass
-class Running:
-    daemon: DaemonProcess
-    base: str
-    ieee: str
-    config: Path
-    data_dir: Path
+Running = SeededDaemon
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A daemon with one simulated switch named `hall_switch` (no last_seen: messages compare whole)."""
-    base = random_base_topic()
-    folder = tmp_path_factory.mktemp("set_semantics")
-    data_dir = folder / "data"
-    ieee = seed_virtual_switch(data_dir)
-    config = write_config(folder / "configuration.yaml", base, devices={ieee: {"friendly_name": NAME}})
-    daemon = DaemonProcess(config, data_dir)
-    daemon.start()
-    yield Running(daemon, base, ieee, config, data_dir)
-    code = daemon.stop()
-    clear_retained(base)
-    assert code == 0, daemon.log()
+    with seeded_daemon(tmp_path_factory.mktemp("set_semantics"), NAME) as running:
+        yield running
 
 
 async def _ready(watcher: Watcher) -> None:
