@@ -39,15 +39,13 @@ from tests.support import (
 from tests.test_virtual_radio import Running as VirtualRunning
 from tests.test_virtual_radio import events, next_event, saved_state
 from tests.test_virtual_radio import start as start_virtual
-from tests.test_znp_emulator import Listener, ieee_text, zigpy_config
 from tests.test_znp_emulator import Running as ZnpRunning
+from tests.test_znp_emulator import ieee_text, running_stack
 from z2m_qbkg40lm.config import MqttConfig
-from z2m_qbkg40lm.devices.qbkg40lm import ENDPOINT_PATCHES
 from z2m_qbkg40lm.sim.prevent_reset import ANSWER, ATTR_PREVENT_RESET, TRIGGER
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
 from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
-from z2m_qbkg40lm.sim.znp_emulator import EmulatorOptions, ZnpEmulator
-from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver
+from z2m_qbkg40lm.sim.znp_emulator import EmulatorOptions
 
 TIMEOUT = 10
 LUMI = 0x115F
@@ -153,25 +151,10 @@ async def test_virtual_switch_leaves_when_prevent_reset_is_never_answered(virtua
 @contextlib.asynccontextmanager
 async def emulator_stack(folder: Path, base: str) -> AsyncIterator[ZnpRunning]:
     """The emulator with its MQTT control on `base`, and a started zigpy-znp application."""
-    from zigpy_znp.zigbee.application import ControllerApplication
-
     mqtt = MqttConfig(server=f"mqtt://{BROKER_HOST}:{BROKER_PORT}", base_topic=base)
     options = EmulatorOptions(nvram=folder / "znp.json", switches=0, mqtt=mqtt, base_topic=base)
-    async with ZnpEmulator(options) as emulator:
-        port = emulator.address.rsplit(":", 1)[1]
-        app = await ControllerApplication.new(
-            zigpy_config(folder, port),
-            auto_form=True,
-            start_radio=False,
-            device_resolver=make_device_resolver({MODEL: ENDPOINT_PATCHES}),
-        )
-        listener = Listener(app)
-        app.add_listener(listener)
-        try:
-            await app.startup(auto_form=True)
-            yield ZnpRunning(emulator, app, listener)
-        finally:
-            await app.shutdown()
+    async with running_stack(folder, options) as running:
+        yield running
 
 
 async def test_emulator_switch_firmware_over_mqtt(tmp_path: Path) -> None:

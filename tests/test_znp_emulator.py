@@ -100,9 +100,13 @@ def zigpy_config(folder: Path, port: str, **extra: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(folder: Path, **extra: Any) -> AsyncIterator[Running]:
-    """The emulator (NVRAM in `folder`) and a started zigpy-znp application, both stopped after."""
-    options = EmulatorOptions(listen="tcp://127.0.0.1:0", nvram=folder / "znp.json", switches=0)
+async def running_stack(
+    folder: Path, options: EmulatorOptions | None = None, **extra: Any
+) -> AsyncIterator[Running]:
+    """The emulator (NVRAM in `folder`, or as `options` say) and a started zigpy-znp application,
+    both stopped after."""
+    if options is None:
+        options = EmulatorOptions(listen="tcp://127.0.0.1:0", nvram=folder / "znp.json", switches=0)
     async with ZnpEmulator(options) as emulator:
         port = emulator.address.rsplit(":", 1)[1]
         app = await ControllerApplication.new(
