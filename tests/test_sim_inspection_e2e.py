@@ -270,3 +270,24 @@ async def test_the_order_of_a_set_on_the_wire_is_zigbee2mqtts(running: Running) 
         frames = await _frames(watcher, running.ieee, cluster=6)
         assert frames["frames"] == []  # taken by the call above; nothing else was sent since
         await _sent_in_order(watcher, running.ieee, {"state": "OFF"})  # no countdown left behind
+
+
+async def test_the_daemon_answers_the_switchs_prevent_reset_report_on_the_wire(running: Running) -> None:
+    """The switch asks (Basic 0xFFF0 `aa 10 05 41 87 …`); the daemon's write reaches it as
+    Zigbee2MQTT sends it, and the switch counts it as answered."""
+    async with watching(running.base) as watcher:
+        await _frames(watcher, running.ieee, cluster=0)
+        position = watcher.mark()
+        asked = await watcher.request("simulation/firmware", {"id": running.ieee, "send_prevent_reset": True})
+        assert asked["status"] == "ok", asked
+        await watcher.wait_log(lambda r: "Answered the prevent reset request" in r["message"], after=position)
+        basic = await _frames(watcher, running.ieee, cluster=0)
+        [write] = [frame for frame in basic["frames"] if frame["command_name"] == "write_attributes"]
+        assert write["endpoint"] == 1
+        assert (write["manufacturer_code"], write["disable_default_response"]) == (LUMI_CODE, True)
+        assert write["attributes"] == [
+            {"id": 0xFFF0, "name": None, "type": 0x41, "value": "aa1005414701011001"}
+        ]
+        status = await watcher.request("simulation/firmware", {"id": running.ieee})
+        cycle = status["data"]["prevent_reset"]
+        assert (cycle["unanswered"], cycle["waiting_for"]) == (0, "periodic"), cycle
