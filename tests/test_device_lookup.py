@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zigpy.types import EUI64
 
 from tests.support import bridge_in_process, seed_virtual_switch
 from z2m_qbkg40lm.bridge.device_settings import DeviceSettings
 from z2m_qbkg40lm.config import DeviceConfig
-from z2m_qbkg40lm.zigbee.radio import parse_ieee
+from z2m_qbkg40lm.zigbee.radio import ieee_string, parse_ieee
 
 BASE = "z2m"
 NAME = "hall"
@@ -69,10 +70,12 @@ def test_an_unnamed_device_gets_one_default_config_named_by_its_address() -> Non
     assert settings.config(A).retain is True
 
 
-def test_only_the_bridges_spelling_of_an_address_parses() -> None:
+def test_only_the_bridges_spelling_of_an_address_parses_and_it_round_trips() -> None:
     address = parse_ieee(A)
     assert address is not None
     assert str(address) == "54:ef:44:10:00:00:00:01"
+    assert ieee_string(address) == A
+    assert ieee_string(EUI64.convert("54:EF:44:10:00:AB:CD:EF")) == "0x54ef441000abcdef"
     for bad in ("54ef441000000001", "0x54EF441000000001", "0x54ef44100000001", "0x54ef44100000000g", ""):
         assert parse_ieee(bad) is None, bad
 

