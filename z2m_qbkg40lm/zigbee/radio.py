@@ -50,7 +50,8 @@ def ieee_string(ieee: Any) -> str:
 def parse_ieee(text: str) -> EUI64 | None:
     """zigpy's EUI64 of an address written as Zigbee2MQTT does ("0x" and 16 hex digits), else None;
     cached, as the same few hundred addresses are looked up on every command and frame (zigpy
-    hashes an EUI64 through its text, so its device table costs about 2 µs a look-up still)."""
+    hashes an EUI64 through its text, so its device table costs about 2 µs a look-up still). The
+    result is shared between callers: compare or look up with it, never change it."""
     digits = text[2:] if text.startswith("0x") else ""
     if len(digits) != 16 or digits != digits.lower():
         return None  # as before: only the lower-case spelling the bridge uses names a device
