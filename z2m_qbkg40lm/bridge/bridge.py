@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from z2m_qbkg40lm.bridge.command_queue import CommandQueue, QueuedCommand, relative_properties
+from z2m_qbkg40lm.bridge.device_settings import DeviceSettings
 from z2m_qbkg40lm.bridge.extension import CommandResult, Extension
 from z2m_qbkg40lm.bridge.read_answers import ReadAnswers
 from z2m_qbkg40lm.bridge.state import UNCACHED_KEYS, StateStore
@@ -172,14 +173,23 @@ class Bridge:
         self.request_handler: RequestHandler | None = None
         self.on_radio_lost: Callable[[str], None] | None = None
         self.extensions: list[Extension] = []
-        # Friendly names and options, changed at run time by requests (rename, device options).
-        self.settings: dict[str, DeviceConfig] = dict(config.devices)
+        self._settings = DeviceSettings(config.devices)
 
     # --- names -------------------------------------------------------------------------------
 
+    @property
+    def settings(self) -> DeviceSettings:
+        """Friendly names and options by IEEE, changed at run time by requests (rename, device
+        options, removal); every write keeps the name index `resolve` uses right."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Mapping[str, DeviceConfig]) -> None:
+        self._settings = DeviceSettings(value)
+
     def device_config(self, ieee: str) -> DeviceConfig:
         """The device's settings from the configuration, or the defaults with its IEEE as name."""
-        return self.settings.get(ieee) or DeviceConfig(friendly_name=ieee)
+        return self._settings.config(ieee)
 
     def friendly_name(self, ieee: str) -> str:
         """The name the device's topics use."""
@@ -187,8 +197,11 @@ class Bridge:
 
     def resolve(self, name: str) -> DeviceInfo | None:
         """A device by friendly name or IEEE address (any case, with or without 0x)."""
-        for device in self._radio.devices():
-            if self.friendly_name(device.ieee) == name:
+        # Two direct look-ups, never a walk over the network: this runs for every command.
+        named = self._settings.named(name)
+        if named is not None:
+            device = self._radio.device(named)
+            if device is not None:
                 return device
         wanted = name.lower().replace(":", "")
         wanted = wanted if wanted.startswith("0x") else "0x" + wanted
@@ -856,7 +869,8 @@ class Bridge:
 
     def forget_device(self, ieee: str) -> None:
         """Drop what is kept about a removed device: its settings, cached state and last message."""
-        self.settings.pop(ieee, None)
+        self._settings.pop(ieee, None)
+        self._settings.forget_default(ieee)
         self._state.remove(ieee)
         self._pending.pop(ieee, None)
         self._last_published.pop(ieee, None)

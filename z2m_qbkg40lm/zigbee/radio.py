@@ -12,6 +12,7 @@ lost and the daemon exits with the adapter-lost code for its supervisor.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import zigpy.exceptions
+from zigpy.types import EUI64
 
 from z2m_qbkg40lm.config import Config, NetworkSettings
 from z2m_qbkg40lm.devices.definition import DeviceDefinition, ZclOperation
@@ -37,7 +39,27 @@ class RadioError(Exception):
 
 def ieee_string(ieee: Any) -> str:
     """zigpy's EUI64 ("54:ef:44:…") as Zigbee2MQTT writes it ("0x54ef44…")."""
+    if isinstance(ieee, EUI64):
+        # EUI64 is a list of its bytes, least significant first; zigpy's own text of it takes
+        # about 2 µs (byte by byte), this a tenth of that, and every frame needs it.
+        return "0x" + bytes(ieee)[::-1].hex()
     return "0x" + str(ieee).replace(":", "").lower()
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_ieee(text: str) -> EUI64 | None:
+    """zigpy's EUI64 of an address written as Zigbee2MQTT does ("0x" and 16 hex digits), else None;
+    cached, as the same few hundred addresses are looked up on every command and frame (zigpy
+    hashes an EUI64 through its text, so its device table costs about 2 µs a look-up still). The
+    result is shared between callers: compare or look up with it, never change it."""
+    digits = text[2:] if text.startswith("0x") else ""
+    if len(digits) != 16 or digits != digits.lower():
+        return None  # as before: only the lower-case spelling the bridge uses names a device
+    try:
+        # EUI64 holds the bytes least significant first (the order on the air).
+        return EUI64(bytes.fromhex(digits)[::-1])
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -357,10 +379,12 @@ class Radio:
         return self._find(ieee)
 
     def _find(self, ieee: str) -> Any | None:
-        for device in self._devices():
-            if ieee_string(device.ieee) == ieee:
-                return device
-        return None
+        """zigpy's device object for an address ("0x…", lower case), not the coordinator; a direct
+        look-up in zigpy's own table, so it follows joins, removals and re-initialisations."""
+        address = parse_ieee(ieee)
+        if address is None or address == self._app.state.node_info.ieee:
+            return None
+        return self._app.devices.get(address)
 
     @staticmethod
     def _info(device: Any) -> DeviceInfo:
