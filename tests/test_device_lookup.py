@@ -242,7 +242,11 @@ async def test_devices_are_found_after_the_radio_is_re_initialised(tmp_path: Pat
         assert bridge.resolve(switch.ieee).ieee == switch.ieee
         before = len(switch.recorder.on(NAME))
         await switch.command(NAME, {"state": "ON"})
-        # The command reached the switch through the new application (the bridge's read of the
-        # relays after the re-initialisation may publish around it, so the switch itself is asked).
-        assert any(message["state"] == "ON" for message in switch.recorder.on(NAME)[before:])
+        # The command reached the switch through the new application. The bridge's read of the
+        # relays after the re-initialisation runs in the device's line: its answer is published
+        # before the command's message, never after it, so the last word is the command's ON.
+        await switch.recorder.wait_for(
+            lambda: any(message.get("state") == "ON" for message in switch.recorder.on(NAME)[before:])
+        )
+        assert switch.recorder.on(NAME)[-1]["state"] == "ON"
         assert radio._app.simulated_switches[0].relay is True

@@ -805,9 +805,22 @@ class Bridge:
         try:
             # One request per cluster: the answers arrive together and make one state message.
             reads = merged_reads(op for prop in wanted for op in plan_get(definition, prop))
-            await self._radio.execute(ieee, reads)
-        except (ConversionError, DeviceCommandError) as exc:
+        except ConversionError as exc:
             _LOGGER.warning("Reading %s of '%s' failed: %s", ", ".join(wanted), self.friendly_name(ieee), exc)
+            return
+        # In the device's line, like a /get: its answers are published before the next command
+        # starts, never held by that command and published after it (an old value last).
+        async with self.device_lock(ieee), self._capture(ieee) as answers:
+            expected = answers.expect(reads)
+            try:
+                await self._radio.execute(ieee, reads)
+            except DeviceCommandError as exc:
+                answers.forget(expected)
+                _LOGGER.warning(
+                    "Reading %s of '%s' failed: %s", ", ".join(wanted), self.friendly_name(ieee), exc
+                )
+            read = await answers.wait()
+            await self._publish_command_state(ieee, read, answers)
 
     async def publish_startup_states(self) -> None:
         """At start: publish every cached state, and read the devices nothing is cached for."""
