@@ -21,6 +21,7 @@ import zigpy.zdo.types as zdo_t
 from zigpy.zcl import Cluster, foundation
 
 from z2m_qbkg40lm.devices.qbkg40lm import ENDPOINT_PATCHES, LUMI_CLUSTER
+from z2m_qbkg40lm.sim import virtual_radio
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError, VirtualControllerApplication
 from z2m_qbkg40lm.zigbee.lumi_cluster import (
     make_device_resolver,
@@ -148,6 +149,31 @@ def saved_state(app: VirtualControllerApplication) -> Any:
     return json.loads(Path(app.config["virtual"]["state_file"]).read_text(encoding="utf-8"))
 
 
+class StateWrites:
+    """Every write of a virtual adapter's state file (the writer wrapped), in order, awaitable."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.texts: list[str] = []
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        write = virtual_radio.write_atomically
+
+        def recording(path: Path, text: str, *, mode: int | None = None) -> None:
+            write(path, text, mode=mode)
+            self.texts.append(text)
+            self._queue.put_nowait(json.loads(text))
+
+        monkeypatch.setattr(virtual_radio, "write_atomically", recording)
+
+    async def next(self) -> Any:
+        """The content of the next write (bounded by TIMEOUT: a coalesced write comes within a second)."""
+        return await asyncio.wait_for(self._queue.get(), TIMEOUT)
+
+
+@pytest.fixture
+def state_writes(monkeypatch: pytest.MonkeyPatch) -> StateWrites:
+    return StateWrites(monkeypatch)
+
+
 def files_named(folder: Path, prefix: str) -> list[str]:
     return sorted(path.name for path in folder.iterdir() if path.name.startswith(prefix))
 
@@ -239,7 +265,7 @@ async def test_named_lumi_reads_carry_the_manufacturer_code(running: Running) ->
     assert response.status_records[0].status == foundation.Status.UNSUPPORTED_ATTRIBUTE
 
 
-async def test_lumi_write_then_read(running: Running) -> None:
+async def test_lumi_write_then_read(running: Running, state_writes: StateWrites) -> None:
     device = await running.switch_device()
     lumi = device.endpoints[1].lumi
     [records] = await lumi.write_attributes({"operation_mode": 0, "power_outage_memory": True})
@@ -248,8 +274,9 @@ async def test_lumi_write_then_read(running: Running) -> None:
     assert success == {"operation_mode": 0, "power_outage_memory": True}
     switch = running.app.simulated_switches[0]
     assert (switch.operation_mode, switch.power_outage_memory) == (0, True)
-    saved = saved_state(running.app)
+    saved = await state_writes.next()  # settings may wait up to a second (SAVE_INTERVAL)
     assert saved["switches"][0]["operation_mode"] == "decoupled"
+    assert saved == saved_state(running.app)
 
 
 async def test_press_reports_present_value_on_endpoint_41(running: Running) -> None:

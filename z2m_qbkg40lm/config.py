@@ -149,7 +149,7 @@ class SerialConfig(_Section):
 class VirtualConfig(_Section):
     """`virtual:` the simulated switches of the `virtual` adapter."""
 
-    switches: Annotated[int, Field(ge=0, le=64)] = 1
+    switches: Annotated[int, Field(ge=0, le=256)] = 1
     linkquality: Annotated[int, Field(ge=0, le=255)] = 160
 
 
