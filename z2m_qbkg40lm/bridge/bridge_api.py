@@ -189,6 +189,9 @@ class BridgeApi(Extension):
 
     async def publish_event(self, kind: str, ieee: str, **extra: Any) -> None:
         """Publish one `bridge/event` about a device (not retained)."""
+        if not self.context.mqtt.can_publish:
+            # As every message: an event while disconnected is not sent later.
+            return
         data = {"friendly_name": self.context.bridge.friendly_name(ieee), "ieee_address": ieee, **extra}
         payload = to_json({"data": data, "type": kind})
         if self._stale_since is not None or self._held_events or self._devices_lock.locked():
