@@ -116,6 +116,8 @@ class BridgeApi(Extension):
         self._cancel_flusher()
         if self._stale_since is not None or self._held_events:
             await self.publish_devices()
+        async with self._devices_lock:
+            pass  # a publish under way (the quiet-time task's own) has ended
         if self._restart_handle is not None:
             self._restart_handle.cancel()
         if self._permit_timer is not None:
