@@ -364,7 +364,8 @@ async def test_a_join_gives_devices_then_events(running: Running) -> None:
         done = await watcher.wait_for("bridge/event", event("device_interview", "successful"), after=position)
         devices = [m for m in watcher.since(position, "bridge/devices") if listed(m)]
         assert devices and devices[0].seq < first.seq, "a fresh bridge/devices precedes the event"
-        assert any(started.seq < m.seq < done.seq for m in devices)
+        # Coalesced: one bridge/devices may stand for several events, but none comes before it.
+        assert any(m.seq < started.seq for m in devices)
         assert not first.retain
         data = done.json()["data"]
         assert data["supported"] is True

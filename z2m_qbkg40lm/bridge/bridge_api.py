@@ -2,8 +2,15 @@
 the requests `permit_join`, `restart`, `options` and `device/...` (those in `device_requests`).
 
 `bridge/info` and `bridge/devices` are retained and published on every connect and whenever what
-they show changes; each `bridge/event` follows a fresh `bridge/devices`, as in Zigbee2MQTT, so a
-client reacting to the event finds the device in the list.
+they show changes. Radio events (joins, interview steps, announcements, leaves) only mark
+`bridge/devices` stale: it is built once the events pause for `DEVICES_QUIET_S`, and at the latest
+`DEVICES_MAX_DELAY_S` after the first one, so that a network joining or starting up costs a few
+publishes rather than one per event. Requests publish it at once, before their response.
+
+The order guarantee: while `bridge/devices` is stale, every `bridge/event` is held back and
+published, in order, right after the next `bridge/devices`. So each event follows a
+`bridge/devices` built after the event happened, and a client reacting to the event finds the
+device in the list in at least the state the event describes.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from z2m_qbkg40lm import __version__
@@ -37,9 +44,11 @@ from z2m_qbkg40lm.bridge.devices_info import (
 from z2m_qbkg40lm.bridge.extension import Context, Extension, RequestError, RequestHandler
 from z2m_qbkg40lm.bridge.logging_topic import MqttLogHandler
 from z2m_qbkg40lm.bridge.mqtt_options import options_refusal
-from z2m_qbkg40lm.config import Config, ConfigError, parse_config
+from z2m_qbkg40lm.config import Config, ConfigError, DeviceConfig, parse_config
+from z2m_qbkg40lm.devices.registry import find_definition
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
+from z2m_qbkg40lm.zigbee.radio import DeviceDetails
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +57,10 @@ RESTART_DELAY_S = 0.5
 """Zigbee2MQTT answers a restart request, then restarts half a second later."""
 DEVICE_INFORMATION_TIMEOUT_S = 5.0
 """How long the Basic read after an interview may delay the `successful` event."""
+DEVICES_QUIET_S = 0.1
+"""A stale `bridge/devices` is published once no radio event changed it for this long ..."""
+DEVICES_MAX_DELAY_S = 0.5
+"""... or this long after it became stale, whichever comes first (a steady stream of joins)."""
 
 _LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
 # The command line quiets these below debug; a live change of the log level does the same.
@@ -79,6 +92,14 @@ class BridgeApi(Extension):
         self.lock = asyncio.Lock()
         """Held while a request changes settings, so that two never interleave their file writes."""
         self._devices = DeviceRequests(self)
+        self._stale_since: float | None = None
+        """Loop time when `bridge/devices` became stale (None: the published one is current)."""
+        self._last_change = 0.0
+        self._flusher: asyncio.Task[None] | None = None
+        self._held_events: list[str] = []
+        """`bridge/event` payloads waiting for the next `bridge/devices`, in order."""
+        self._devices_lock = asyncio.Lock()
+        self._stopping = False
 
     def request_handlers(self) -> dict[str, RequestHandler]:
         """permit_join, restart, options and the device requests."""
@@ -90,7 +111,13 @@ class BridgeApi(Extension):
         }
 
     async def stop(self) -> None:
-        """Cancel the permit-join timer and a pending restart."""
+        """Publish a stale `bridge/devices` (and the events it holds); cancel the timers."""
+        self._stopping = True
+        self._cancel_flusher()
+        if self._stale_since is not None or self._held_events:
+            await self.publish_devices()
+        async with self._devices_lock:
+            pass  # a publish under way (the quiet-time task's own) has ended
         if self._restart_handle is not None:
             self._restart_handle.cancel()
         if self._permit_timer is not None:
@@ -115,8 +142,48 @@ class BridgeApi(Extension):
         await self._publish(f"{self._base}/bridge/info", to_json(self.info()), retain=True)
 
     async def publish_devices(self) -> None:
-        """Publish `bridge/devices` (retained)."""
-        await self._publish(f"{self._base}/bridge/devices", to_json(self.devices()), retain=True)
+        """Publish `bridge/devices` (retained) now, then the events that waited for it."""
+        self._cancel_flusher()
+        async with self._devices_lock:
+            # Built under the lock: whoever publishes last publishes the newest list.
+            self._stale_since = None
+            await self._publish(f"{self._base}/bridge/devices", to_json(self.devices()), retain=True)
+            # An event held while this list was built or sent waits for the next one, which
+            # marking the list stale again has already scheduled.
+            while self._held_events and self._stale_since is None:
+                await self._publish(f"{self._base}/bridge/event", self._held_events.pop(0))
+
+    def devices_changed(self) -> None:
+        """Mark `bridge/devices` stale: it is published after a quiet moment, events wait for it."""
+        now = asyncio.get_running_loop().time()
+        self._last_change = now
+        if self._stale_since is None:
+            self._stale_since = now
+        if self._flusher is None and not self._stopping:
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._publish_when_quiet(), name="bridge/devices publisher"
+            )
+
+    async def _publish_when_quiet(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._stale_since is not None:
+            due = min(self._last_change + DEVICES_QUIET_S, self._stale_since + DEVICES_MAX_DELAY_S)
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+                continue
+            # Cleared first: publish_devices must not cancel the task that runs it.
+            self._flusher = None
+            try:
+                await self.publish_devices()
+            except Exception:
+                _LOGGER.exception("Publishing bridge/devices failed")
+            return
+        self._flusher = None
+
+    def _cancel_flusher(self) -> None:
+        if self._flusher is not None and self._flusher is not asyncio.current_task():
+            self._flusher.cancel()
+        self._flusher = None
 
     async def clear_retained(self, topic: str) -> None:
         """Remove a retained message under the base topic (an empty retained payload)."""
@@ -124,8 +191,18 @@ class BridgeApi(Extension):
 
     async def publish_event(self, kind: str, ieee: str, **extra: Any) -> None:
         """Publish one `bridge/event` about a device (not retained)."""
+        if not self.context.mqtt.can_publish:
+            # As every message: an event while disconnected is not sent later.
+            return
         data = {"friendly_name": self.context.bridge.friendly_name(ieee), "ieee_address": ieee, **extra}
-        await self._publish(f"{self._base}/bridge/event", to_json({"data": data, "type": kind}))
+        payload = to_json({"data": data, "type": kind})
+        if self._stale_since is not None or self._held_events or self._devices_lock.locked():
+            # Never ahead of the bridge/devices that shows what the event tells.
+            self._held_events.append(payload)
+            if self._stale_since is None and not self._devices_lock.locked():
+                self.devices_changed()
+            return
+        await self._publish(f"{self._base}/bridge/event", payload)
 
     def info(self) -> dict[str, Any]:
         """The `bridge/info` object."""
@@ -151,52 +228,54 @@ class BridgeApi(Extension):
         )
 
     def devices(self) -> list[dict[str, Any]]:
-        """The `bridge/devices` list: the coordinator, then every device on the network."""
+        """The `bridge/devices` list: the coordinator, then every device on the network.
+
+        One pass over the network, with no lookup that walks it again: O(n) in the devices.
+        """
         radio = self.context.radio
-        bridge = self.context.bridge
-        elements = [coordinator_json(radio.coordinator_details())]
-        for device in radio.devices():
-            details = radio.details(device.ieee)
-            if details is None:
-                continue
-            settings = bridge.device_config(device.ieee)
-            elements.append(
-                device_json(
-                    details,
-                    friendly_name=settings.friendly_name,
-                    definition=bridge.definition_of(device),
-                    state=self._interviews.get(device.ieee) or interview_state(details),
-                    description=settings.description,
-                )
+        elements = self._device_elements(radio.all_details(), self.context.bridge.settings)
+        return [coordinator_json(radio.coordinator_details()), *elements]
+
+    def _device_elements(
+        self, all_details: Iterable[DeviceDetails], settings: dict[str, DeviceConfig]
+    ) -> Iterable[dict[str, Any]]:
+        for details in all_details:
+            own = settings.get(details.ieee)
+            yield device_json(
+                details,
+                # Unnamed devices go by their address (Bridge.device_config's default).
+                friendly_name=details.ieee if own is None else own.friendly_name,
+                definition=find_definition(details.model_id),
+                state=self._interviews.get(details.ieee) or interview_state(details),
+                description=None if own is None else own.description,
             )
-        return elements
 
     # --- radio events -> bridge/devices, bridge/event ----------------------------------------------
 
     async def on_radio_event(self, event: ev.RadioEvent) -> None:
-        """Joins, interviews, announcements and leaves: a fresh `bridge/devices`, then the event."""
+        """Joins, interviews, announcements and leaves: `bridge/devices` is stale, then the event."""
         match event:
             case ev.DeviceJoined():
                 self.last_joined = event.ieee
                 self.removed.discard(event.ieee)
-                await self.publish_devices()
+                self.devices_changed()
                 await self.publish_event("device_joined", event.ieee)
             case ev.DeviceInterviewStarted():
                 self._interviews[event.ieee] = "IN_PROGRESS"
-                await self.publish_devices()
+                self.devices_changed()
                 await self.publish_event("device_interview", event.ieee, status="started")
             case ev.DeviceInterviewed():
                 # Reading the Basic cluster takes a round trip: not on the radio event loop.
                 self.context.bridge.spawn(self._interview_succeeded(event.ieee), f"interviewed {event.ieee}")
             case ev.DeviceInterviewFailed():
                 self._interviews[event.ieee] = "FAILED"
-                await self.publish_devices()
+                self.devices_changed()
                 await self.publish_event("device_interview", event.ieee, status="failed")
             case ev.DeviceAnnounced():
-                await self.publish_devices()
+                self.devices_changed()
                 await self.publish_event("device_announce", event.ieee)
             case ev.DeviceLeft() if event.ieee not in self.removed:
-                await self.publish_devices()
+                self.devices_changed()
                 await self.publish_event("device_leave", event.ieee)
             case _:
                 pass
@@ -213,7 +292,7 @@ class BridgeApi(Extension):
                 exc or "the device did not answer",
             )
         self._interviews[ieee] = "SUCCESSFUL"
-        await self.publish_devices()
+        self.devices_changed()
         device = self.context.radio.device(ieee)
         definition = None if device is None else self.context.bridge.definition_of(device)
         extra: dict[str, Any] = {"status": "successful", "supported": definition is not None}

@@ -85,8 +85,22 @@ def cluster_name(cluster_id: int) -> str:
     return CLUSTER_NAMES.get(cluster_id, str(cluster_id))
 
 
+_DEFINITION_JSON: dict[int, tuple[DeviceDefinition, dict[str, Any]]] = {}
+"""definition_json by definition: the same for every device of a model, so built once (kept with
+its definition, whose id is the key). Callers only serialise it, never change it."""
+
+
 def definition_json(definition: DeviceDefinition) -> dict[str, Any]:
     """`definition` of a supported device: model, vendor, exposes (with linkquality), options."""
+    cached = _DEFINITION_JSON.get(id(definition))
+    if cached is not None and cached[0] is definition:
+        return cached[1]
+    built = _build_definition_json(definition)
+    _DEFINITION_JSON[id(definition)] = (definition, built)
+    return built
+
+
+def _build_definition_json(definition: DeviceDefinition) -> dict[str, Any]:
     return {
         "description": definition.description,
         "exposes": exposes_json(definition.exposes),

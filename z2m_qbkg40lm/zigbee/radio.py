@@ -484,6 +484,10 @@ class Radio:
         found = self._find(ieee)
         return None if found is None else _details(found)
 
+    def all_details(self) -> list[DeviceDetails]:
+        """What zigpy knows about every device except the coordinator, in one pass."""
+        return [_details(device) for device in self._devices()]
+
     def coordinator_details(self) -> DeviceDetails:
         """What zigpy knows about the coordinator."""
         ieee = self._app.state.node_info.ieee
