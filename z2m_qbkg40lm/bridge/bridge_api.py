@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from z2m_qbkg40lm import __version__
@@ -237,7 +237,7 @@ class BridgeApi(Extension):
         return [coordinator_json(radio.coordinator_details()), *elements]
 
     def _device_elements(
-        self, all_details: Iterable[DeviceDetails], settings: dict[str, DeviceConfig]
+        self, all_details: Iterable[DeviceDetails], settings: Mapping[str, DeviceConfig]
     ) -> Iterable[dict[str, Any]]:
         for details in all_details:
             own = settings.get(details.ieee)
