@@ -20,7 +20,9 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -131,6 +133,36 @@ async def echo_pair(host: str, port: int, count: int) -> list[float]:
     return times
 
 
+class TracedDaemon(DaemonProcess):
+    """The daemon under bench/traced_daemon.py: tracemalloc on, SIGUSR1 dumps the top sites."""
+
+    def __init__(self, config: Path, data_dir: Path, log_path: Path, out: Path) -> None:
+        super().__init__(config, data_dir, log_path)
+        self.out = out
+
+    def start(self) -> float:
+        """Start the process; returns its start time."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        script = Path(__file__).with_name("traced_daemon.py")
+        with self.log_path.open("wb") as log:
+            started = time.perf_counter()
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(script),
+                    str(self.out),
+                    "run",
+                    "--config",
+                    str(self.config),
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return started
+
+
 class Sweep:
     """One daemon per switch count, measured in turn."""
 
@@ -142,6 +174,53 @@ class Sweep:
         self.work = work
         self.daemon: DaemonProcess | None = None
         self.bases: list[str] = []
+
+    async def traced(self, switches: int) -> str:
+        """tracemalloc's top allocation sites of a daemon with `switches` switches, after start-up."""
+        base = f"z2mbench_{uuid.uuid4().hex[:12]}"
+        self.bases.append(base)
+        work = self.work / f"traced{switches}"
+        work.mkdir()
+        config = work / "configuration.yaml"
+        out = work / "tracemalloc.txt"
+        write_config(config, base=base, host=self.host, port=self.port, switches=switches, names={})
+        async with aiomqtt.Client(
+            self.host, self.port, identifier=f"bench-{uuid.uuid4().hex[:8]}", timeout=5
+        ) as client:
+            peer = Peer(client, base)
+            for topic_filter in ("+", "bridge/state"):
+                await client.subscribe(f"{base}/{topic_filter}", qos=1)
+            pump = asyncio.get_running_loop().create_task(peer.pump())
+            try:
+                daemon = TracedDaemon(config, work / "data", work / "daemon.log", out)
+                self.daemon = peer.daemon = daemon
+                daemon.start()
+                seen: set[str] = set()
+
+                def device_state(message: Received) -> bool:
+                    if peer.is_device_topic(message.topic) and isinstance(message.data, dict):
+                        seen.add(message.topic)
+                    return len(seen) >= switches
+
+                await peer.wait(device_state, after=0, what="every switch's state (traced)", within=600)
+                await peer.wait_quiet(1.0, after=peer.mark(), within=600, what="the traced start-up")
+                os.kill(daemon.pid, signal.SIGUSR1)
+                deadline = time.perf_counter() + 120
+                while not out.exists():
+                    peer.check_daemon("the tracemalloc snapshot")
+                    if time.perf_counter() > deadline:
+                        raise BenchError("no tracemalloc snapshot within 120 s")
+                    await asyncio.sleep(0.1)
+                rss = memory_of(daemon.pid)["VmRSS"]
+                self.daemon = peer.daemon = None
+                await daemon.stop()
+            finally:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await pump
+        text = out.read_text(encoding="utf-8")
+        head = f"tracemalloc after start-up, {switches} switch(es), VmRSS {rss / 1024:.1f} MB while traced"
+        return f"{head}:\n{text}"
 
     async def measure(self, switches: int) -> Row:
         row = Row(switches)
@@ -360,6 +439,7 @@ async def main_async(args: argparse.Namespace, counts: list[int]) -> int:
     work = Path(tempfile.mkdtemp(prefix="z2m-sweep-"))
     sweep = Sweep(args, work)
     rows: list[Row] = []
+    traced = ""
     failure: str | None = None
     try:
         for switches in counts:
@@ -370,6 +450,9 @@ async def main_async(args: argparse.Namespace, counts: list[int]) -> int:
                 continue
             print(f"bench: measuring {switches} switch(es) ...", file=sys.stderr, flush=True)
             rows.append(await sweep.measure(switches))
+        if args.tracemalloc:
+            print(f"bench: tracemalloc with {args.tracemalloc} switch(es) ...", file=sys.stderr, flush=True)
+            traced = await sweep.traced(args.tracemalloc)
     except BenchError as exc:
         failure = str(exc)
     except aiomqtt.MqttError as exc:
@@ -397,6 +480,8 @@ async def main_async(args: argparse.Namespace, counts: list[int]) -> int:
         return 1
     imports = await import_costs()
     print_table(rows, imports, args)
+    if traced:
+        print(traced, flush=True)
     return 0
 
 
@@ -405,6 +490,13 @@ def main() -> int:
     parser.add_argument("--switches", default="1,16,64,200", help="switch counts, comma-separated")
     parser.add_argument("--sets", type=int, default=200, help="/set round trips per count (default 200)")
     parser.add_argument("--inbound", type=int, default=2000, help="heartbeats per count (default 2000)")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="K",
+        help="afterwards, tracemalloc's top-10 after the start-up of a daemon with K switches (slow)",
+    )
     parser.add_argument("--host", default=os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883")))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (daemon logs)")
