@@ -1,0 +1,514 @@
+"""Growth sweep: the daemon's figures at several switch counts, beside a broker echo pair.
+
+    .venv/bin/python bench/bench_sweep.py --switches 1,16,64,200
+
+For every switch count: a fresh daemon (`virtual` adapter, empty data directory) is started and
+measured: time to `bridge/state` online and to every switch's state, VmRSS after start, idle CPU,
+`/set` -> state p50/p99 as a consumer sees it, and inbound frames (heartbeats) converted and
+published per CPU-second of the daemon. A plain MQTT client pair measures the broker's own echo in
+the same run. Then the import cost of the daemon, with and without the radio libraries. The
+method and the meaning of each figure are in bench/README.md. Nothing is asserted about speed.
+
+Exit status: 0 after a clean run, 1 when a daemon misbehaved or the broker cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiomqtt
+from bench_daemon import (
+    QUIET_S,
+    SETTLE_S,
+    START_WAIT_S,
+    WAIT_S,
+    BenchError,
+    DaemonProcess,
+    FrameBudget,
+    Peer,
+    Received,
+    clear_retained,
+    flip,
+    has,
+    import_memory,
+    is_state,
+    memory_of,
+    percentile,
+    write_config,
+)
+
+IDLE_CPU_S = 3.0  # how long idle CPU is sampled
+INBOUND_WAIT_S = 120.0  # the whole inbound phase
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+IMPORTS: dict[str, str] = {
+    "python -c pass": "",
+    "zigpy + aiomqtt (the floor)": "import zigpy.application, aiomqtt",
+    "z2m_qbkg40lm.daemon as it loads today": "import z2m_qbkg40lm.daemon",
+    "z2m_qbkg40lm.daemon + all 3 radio libraries": (
+        "import z2m_qbkg40lm.daemon, zigpy_znp.zigbee.application, bellows.zigbee.application, "
+        "zigpy_deconz.zigbee.application"
+    ),
+}
+RADIO_LIBS = ("zigpy_znp", "bellows", "zigpy_deconz")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds, from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "; utime is field 14
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def max_switches() -> int:
+    """The upper bound of `virtual.switches` in the configuration model."""
+    from z2m_qbkg40lm.config import VirtualConfig
+
+    for meta in VirtualConfig.model_fields["switches"].metadata:
+        bound = getattr(meta, "le", None)
+        if bound is not None:
+            return int(bound)
+    return 10**6
+
+
+@dataclass
+class Row:
+    """The figures of one switch count."""
+
+    switches: int
+    online_s: float = 0.0
+    all_states_s: float = 0.0
+    rss_kb: int = 0
+    idle_cpu_pct: float = 0.0
+    set_ms: list[float] = field(default_factory=list)
+    echo_ms: list[float] = field(default_factory=list)
+    inbound_frames: int = 0
+    inbound_cpu_s: float = 0.0
+    inbound_wall_s: float = 0.0
+    inbound_states: int = 0
+    rss_after_kb: int = 0
+    skipped: str = ""
+
+
+def p(values: list[float], fraction: float) -> float:
+    return percentile(values, fraction) if values else float("nan")
+
+
+async def echo_pair(host: str, port: int, count: int) -> list[float]:
+    """Round trips through the broker between two plain clients, in ms (QoS 0, one at a time)."""
+    topic = f"z2mbench_echo_{uuid.uuid4().hex[:12]}"
+    times: list[float] = []
+    async with (
+        aiomqtt.Client(host, port, identifier=f"bench-echo-a-{uuid.uuid4().hex[:8]}", timeout=5) as sender,
+        aiomqtt.Client(host, port, identifier=f"bench-echo-b-{uuid.uuid4().hex[:8]}", timeout=5) as receiver,
+    ):
+        await receiver.subscribe(topic)
+        await asyncio.sleep(0.1)
+        messages = receiver.messages
+        for i in range(count + 5):  # the first 5 warm up
+            payload = json.dumps({"state": "ON" if i % 2 else "OFF", "i": i})
+            began = time.perf_counter()
+            await sender.publish(topic, payload)
+            async with asyncio.timeout(WAIT_S):
+                async for message in messages:
+                    if message.payload == payload.encode():
+                        break
+            if i >= 5:
+                times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+class TracedDaemon(DaemonProcess):
+    """The daemon under bench/traced_daemon.py: tracemalloc on, SIGUSR1 dumps the top sites."""
+
+    def __init__(self, config: Path, data_dir: Path, log_path: Path, out: Path) -> None:
+        super().__init__(config, data_dir, log_path)
+        self.out = out
+
+    def start(self) -> float:
+        """Start the process; returns its start time."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        script = Path(__file__).with_name("traced_daemon.py")
+        with self.log_path.open("wb") as log:
+            started = time.perf_counter()
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(script),
+                    str(self.out),
+                    "run",
+                    "--config",
+                    str(self.config),
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return started
+
+
+class Sweep:
+    """One daemon per switch count, measured in turn."""
+
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.host: str = args.host
+        self.port: int = args.port
+        self.sets: int = args.sets
+        self.inbound: int = args.inbound
+        self.work = work
+        self.daemon: DaemonProcess | None = None
+        self.bases: list[str] = []
+
+    async def traced(self, switches: int) -> str:
+        """tracemalloc's top allocation sites of a daemon with `switches` switches, after start-up."""
+        base = f"z2mbench_{uuid.uuid4().hex[:12]}"
+        self.bases.append(base)
+        work = self.work / f"traced{switches}"
+        work.mkdir()
+        config = work / "configuration.yaml"
+        out = work / "tracemalloc.txt"
+        write_config(config, base=base, host=self.host, port=self.port, switches=switches, names={})
+        async with aiomqtt.Client(
+            self.host, self.port, identifier=f"bench-{uuid.uuid4().hex[:8]}", timeout=5
+        ) as client:
+            peer = Peer(client, base)
+            for topic_filter in ("+", "bridge/state"):
+                await client.subscribe(f"{base}/{topic_filter}", qos=1)
+            pump = asyncio.get_running_loop().create_task(peer.pump())
+            try:
+                daemon = TracedDaemon(config, work / "data", work / "daemon.log", out)
+                self.daemon = peer.daemon = daemon
+                daemon.start()
+                seen: set[str] = set()
+
+                def device_state(message: Received) -> bool:
+                    if peer.is_device_topic(message.topic) and isinstance(message.data, dict):
+                        seen.add(message.topic)
+                    return len(seen) >= switches
+
+                await peer.wait(device_state, after=0, what="every switch's state (traced)", within=600)
+                await peer.wait_quiet(1.0, after=peer.mark(), within=600, what="the traced start-up")
+                os.kill(daemon.pid, signal.SIGUSR1)
+                deadline = time.perf_counter() + 120
+                while not out.exists():
+                    peer.check_daemon("the tracemalloc snapshot")
+                    if time.perf_counter() > deadline:
+                        raise BenchError("no tracemalloc snapshot within 120 s")
+                    await asyncio.sleep(0.1)
+                rss = memory_of(daemon.pid)["VmRSS"]
+                self.daemon = peer.daemon = None
+                await daemon.stop()
+            finally:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await pump
+        text = out.read_text(encoding="utf-8")
+        head = f"tracemalloc after start-up, {switches} switch(es), VmRSS {rss / 1024:.1f} MB while traced"
+        return f"{head}:\n{text}"
+
+    async def measure(self, switches: int) -> Row:
+        row = Row(switches)
+        base = f"z2mbench_{uuid.uuid4().hex[:12]}"
+        self.bases.append(base)
+        work = self.work / f"k{switches}"
+        work.mkdir()
+        config = work / "configuration.yaml"
+        write_config(config, base=base, host=self.host, port=self.port, switches=switches, names={})
+        async with aiomqtt.Client(
+            self.host, self.port, identifier=f"bench-{uuid.uuid4().hex[:8]}", timeout=5
+        ) as client:
+            peer = Peer(client, base)
+            # A consumer subscribes to what it reads: device states, bridge state, logging and the
+            # responses; not to base/# (its own commands' echo would delay the states).
+            for topic_filter in ("+", "bridge/state", "bridge/logging", "bridge/response/#"):
+                await client.subscribe(f"{base}/{topic_filter}", qos=1)
+            pump = asyncio.get_running_loop().create_task(peer.pump())
+            try:
+                await self.phases(peer, row, config, work)
+            finally:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await pump
+        return row
+
+    async def phases(self, peer: Peer, row: Row, config: Path, work: Path) -> None:
+        daemon = DaemonProcess(config, work / "data", work / "daemon.log")
+        self.daemon = peer.daemon = daemon
+        position = peer.mark()
+        started = daemon.start()
+        state_topic = peer.topic("bridge/state")
+        online = await peer.wait(
+            lambda m: m.topic == state_topic and m.data == {"state": "online"},
+            after=position,
+            what="bridge/state online",
+            within=START_WAIT_S * 4,
+        )
+        seen: dict[str, Received] = {}
+
+        def device_state(message: Received) -> bool:
+            data = message.data
+            if peer.is_device_topic(message.topic) and isinstance(data, dict) and "state" in data:
+                seen.setdefault(message.topic, message)
+            return len(seen) >= row.switches
+
+        await peer.wait(device_state, after=position, what="every switch's state", within=START_WAIT_S * 4)
+        row.online_s = online.at - started
+        row.all_states_s = max(m.at for m in seen.values()) - started
+        row.rss_kb = memory_of(daemon.pid)["VmRSS"]
+        await peer.wait_quiet(SETTLE_S, after=peer.mark(), within=START_WAIT_S, what="the start-up")
+
+        # Idle CPU: nothing is sent to the daemon for IDLE_CPU_S.
+        cpu0, wall0 = cpu_seconds(daemon.pid), time.perf_counter()
+        await asyncio.sleep(IDLE_CPU_S)
+        row.idle_cpu_pct = 100 * (cpu_seconds(daemon.pid) - cpu0) / (time.perf_counter() - wall0)
+
+        names = sorted({m.topic[len(peer.base) + 1 :] for m in seen.values()})
+        current = {name: seen[peer.topic(name)].data["state"] for name in names}
+        # Reports first: within 3 s of a /set the daemon leaves out a report that merely confirms
+        # the command's state, which would make heartbeats go unpublished.
+        await self.inbound_phase(peer, row, names)
+        await peer.wait_quiet(SETTLE_S, after=peer.mark(), within=WAIT_S, what="the heartbeats")
+        budget = FrameBudget()
+        for i in range(self.sets):
+            name = names[i % len(names)]
+            value = flip(current[name])
+            await budget.take(name, 1, 1)  # the switch's report; the command
+            pos = peer.mark()
+            began = time.perf_counter()
+            await peer.publish(f"{name}/set", json.dumps({"state": value}))
+            message = await peer.wait(
+                is_state(peer.topic(name), has("state", value)), after=pos, what=f"state {value} of {name}"
+            )
+            row.set_ms.append((message.at - began) * 1000)
+            current[name] = value
+        row.echo_ms = await echo_pair(self.host, self.port, self.sets)
+        await peer.wait_quiet(SETTLE_S, after=peer.mark(), within=WAIT_S, what="the /set round trips")
+        row.rss_after_kb = memory_of(daemon.pid)["VmRSS"]
+        errors = peer.log_records(position, "error")
+        if errors:
+            raise BenchError(f"errors on bridge/logging at {row.switches} switches: " + "; ".join(errors[:5]))
+        self.daemon = peer.daemon = None
+        pos = peer.mark()
+        code, _ = await daemon.stop()
+        if code != 0:
+            raise BenchError(f"the daemon exited with code {code} after SIGTERM")
+        await peer.wait(
+            lambda m: m.topic == state_topic and m.data == {"state": "offline"}, after=pos, what="offline"
+        )
+
+    async def inbound_phase(self, peer: Peer, row: Row, names: list[str]) -> None:
+        """Heartbeats, as fast as the daemon takes them: frames converted and published per CPU-s.
+
+        Each heartbeat request makes its switch send one FCC0 report with the switch's next
+        transaction number; the temperature cycles through 41 values (coprime to 256), so no frame
+        repeats within 10,496 frames of one switch and zigpy's duplicate filter drops none. At most
+        `window` requests are outstanding, so the daemon's input is never starved nor flooded.
+        A report that arrives while a command to its switch is under way is held and merged into
+        one state message with the others, so there can be fewer state messages than frames.
+        """
+        assert self.daemon is not None
+        pid = self.daemon.pid
+        topics = {peer.topic(name) for name in names}
+        response = peer.topic("bridge/response/simulation/heartbeat")
+        request = peer.topic("bridge/request/simulation/heartbeat")
+        position = peer.mark()
+        window = 32
+        cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+        for i in range(self.inbound):
+            name = names[i % len(names)]
+            temperature = 20 + (i // len(names)) % 41
+            while i - self._count(peer, position, {response}) >= window:
+                await asyncio.sleep(0.0005)
+                peer.check_daemon("the heartbeats")
+                if time.perf_counter() - wall0 > INBOUND_WAIT_S:
+                    raise BenchError(f"the heartbeats took longer than {INBOUND_WAIT_S:g} s")
+            await peer.client.publish(request, json.dumps({"id": name, "temperature": temperature}))
+        while self._count(peer, position, {response}) < self.inbound:
+            if time.perf_counter() - wall0 > INBOUND_WAIT_S:
+                got = self._count(peer, position, {response})
+                raise BenchError(f"{got} of {self.inbound} heartbeats answered within {INBOUND_WAIT_S:g} s")
+            peer.check_daemon("the heartbeats")
+            await asyncio.sleep(0.002)
+        # The frames are in zigpy once answered; the last state messages follow.
+        last = await peer.wait_quiet(
+            QUIET_S, after=position, within=INBOUND_WAIT_S, what="the heartbeats", device_only=True
+        )
+        cpu1 = cpu_seconds(pid)
+        row.inbound_wall_s = (last.at if last is not None else time.perf_counter()) - wall0
+        row.inbound_cpu_s = cpu1 - cpu0
+        row.inbound_frames = self.inbound
+        row.inbound_states = self._count(peer, position, topics)
+        failed = [
+            m.data
+            for m in peer.messages[position:]
+            if m.topic == response and isinstance(m.data, dict) and m.data.get("status") != "ok"
+        ]
+        if failed:
+            raise BenchError(f"simulation/heartbeat failed: {failed[:3]}")
+
+    @staticmethod
+    def _count(peer: Peer, position: int, topics: set[str]) -> int:
+        # Counted incrementally: the list only grows.
+        cache = peer.__dict__.setdefault("_sweep_count", {})
+        key = (position, frozenset(topics))
+        start, count = cache.get(key, (position, 0))
+        messages = peer.messages
+        for m in messages[start:]:
+            if m.topic in topics:
+                count += 1
+        cache[key] = (len(messages), count)
+        return int(count)
+
+
+async def import_costs() -> dict[str, tuple[int, str]]:
+    """VmRSS (kB) of bare interpreters after each import set, and which radio libraries were loaded."""
+    result: dict[str, tuple[int, str]] = {}
+    for label, code in IMPORTS.items():
+        probe = f"{code}\nimport sys as _s; print('RADIO', *[m for m in {RADIO_LIBS!r} if m in _s.modules])"
+        memory = await import_memory(probe)
+        loaded = await _radio_libs(probe)
+        result[label] = (memory["VmRSS"], loaded)
+    return result
+
+
+async def _radio_libs(code: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    for line in out.decode().splitlines():
+        if line.startswith("RADIO"):
+            return ", ".join(line.split()[1:]) or "none"
+    return "?"
+
+
+def print_table(rows: list[Row], imports: dict[str, tuple[int, str]], args: argparse.Namespace) -> None:
+    """The sweep's table, in Markdown."""
+    print()
+    print(
+        f"z2m-qbkg40lm sweep, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} CPU(s), "
+        f"Python {sys.version.split()[0]}, /set n={args.sets}, inbound n={args.inbound}"
+    )
+    print()
+    print(
+        "| switches | online | all states | RSS after start | idle CPU | `/set`→state p50 / p99 "
+        "| echo pair p50 / p99 | `/set` p50 above echo | inbound frames per CPU-s (wall/s) "
+        "| states / frames | RSS after |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r.skipped:
+            print(f"| {r.switches} | {r.skipped} |  |  |  |  |  |  |  |  |  |")
+            continue
+        sp50, sp99 = statistics.median(r.set_ms), p(r.set_ms, 0.99)
+        ep50, ep99 = statistics.median(r.echo_ms), p(r.echo_ms, 0.99)
+        rate = r.inbound_frames / r.inbound_cpu_s if r.inbound_cpu_s else float("nan")
+        wall = r.inbound_frames / r.inbound_wall_s if r.inbound_wall_s else float("nan")
+        print(
+            f"| {r.switches} | {r.online_s:.2f} s | {r.all_states_s:.2f} s | {r.rss_kb / 1024:.1f} MB "
+            f"| {r.idle_cpu_pct:.1f} % | {sp50:.1f} / {sp99:.1f} ms | {ep50:.2f} / {ep99:.2f} ms "
+            f"| {sp50 - ep50:.1f} ms | {rate:,.0f} ({wall:,.0f}) "
+            f"| {r.inbound_states} / {r.inbound_frames} | {r.rss_after_kb / 1024:.1f} MB |"
+        )
+    print()
+    print("| import (bare interpreter) | VmRSS | radio libraries loaded |")
+    print("|---|---|---|")
+    for label, (kb, loaded) in imports.items():
+        print(f"| `{label}` | {kb / 1024:.1f} MB | {loaded} |")
+    print(flush=True)
+
+
+async def main_async(args: argparse.Namespace, counts: list[int]) -> int:
+    cap = max_switches()
+    work = Path(tempfile.mkdtemp(prefix="z2m-sweep-"))
+    sweep = Sweep(args, work)
+    rows: list[Row] = []
+    traced = ""
+    failure: str | None = None
+    try:
+        for switches in counts:
+            if switches > cap:
+                message = f"skipped: virtual.switches is capped at {cap}"
+                print(f"bench: {switches} switches {message}", file=sys.stderr)
+                rows.append(Row(switches, skipped=message))
+                continue
+            print(f"bench: measuring {switches} switch(es) ...", file=sys.stderr, flush=True)
+            rows.append(await sweep.measure(switches))
+        if args.tracemalloc:
+            print(f"bench: tracemalloc with {args.tracemalloc} switch(es) ...", file=sys.stderr, flush=True)
+            traced = await sweep.traced(args.tracemalloc)
+    except BenchError as exc:
+        failure = str(exc)
+    except aiomqtt.MqttError as exc:
+        failure = f"MQTT broker at {args.host}:{args.port}: {exc}"
+    finally:
+        if sweep.daemon is not None:
+            if failure is not None:
+                print("\n".join(sweep.daemon.log_lines()[-40:]), file=sys.stderr)
+            with contextlib.suppress(BenchError):
+                await sweep.daemon.stop()
+            sweep.daemon.kill()
+        for base in sweep.bases:
+            try:
+                left = await clear_retained(args.host, args.port, base, ["bridge/state"])
+                if left:
+                    print(f"bench: retained messages could not be removed: {left}", file=sys.stderr)
+            except aiomqtt.MqttError as exc:
+                print(f"bench: cannot remove the retained messages under {base}: {exc}", file=sys.stderr)
+        if args.keep:
+            print(f"bench: kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if failure is not None:
+        print(f"bench: FAILED: {failure}", file=sys.stderr)
+        return 1
+    imports = await import_costs()
+    print_table(rows, imports, args)
+    if traced:
+        print(traced, flush=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="The daemon's figures at several switch counts.")
+    parser.add_argument("--switches", default="1,16,64,200", help="switch counts, comma-separated")
+    parser.add_argument("--sets", type=int, default=200, help="/set round trips per count (default 200)")
+    parser.add_argument("--inbound", type=int, default=2000, help="heartbeats per count (default 2000)")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="K",
+        help="afterwards, tracemalloc's top-10 after the start-up of a daemon with K switches (slow)",
+    )
+    parser.add_argument("--host", default=os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883")))
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (daemon logs)")
+    args = parser.parse_args()
+    try:
+        counts = [int(part) for part in args.switches.split(",") if part.strip()]
+    except ValueError:
+        parser.error(f"--switches must be comma-separated integers, got {args.switches!r}")
+    if not counts or min(counts) < 1 or args.sets < 1 or args.inbound < 1:
+        parser.error("--switches, --sets and --inbound must be at least 1")
+    return asyncio.run(main_async(args, counts))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
