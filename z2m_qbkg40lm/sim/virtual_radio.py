@@ -571,13 +571,19 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         """Save after a switch's frame or a simulated action: within `SAVE_INTERVAL`, at once if it left.
 
         A relay change, a press or a setting may wait: a `kill -9` loses at most the last second
-        of them, and `disconnect()` writes them. A switch gone from the network is written at once,
-        as a join is: losing it would bring back a switch the user removed. While a write is due
+        of them, and `disconnect()` writes them. A switch gone from the network, or one that
+        rebooted into new firmware, is written at once, as a join is: losing it would bring back a
+        switch the user removed, or an old firmware version. While a write is due
         nothing is compared: an OTA transfer passes hundreds of frames a second.
         """
         if self._state_file is None:
             return
-        if self._switches.get(switch.ieee) is not switch:
+        saved = self._saved_switches.get(switch.ieee)
+        if self._switches.get(switch.ieee) is not switch or (
+            saved is not None and saved.get("firmware_version") != switch.firmware_version
+        ):
+            # Gone, or rebooted into new firmware: rare, and losing it would bring the switch back
+            # (or the old version, offered the update again).
             self._save_state()
             return
         if self._save_handle is not None or self._saved_switches.get(switch.ieee) == switch.to_dict():
