@@ -159,7 +159,6 @@ class Bridge:
         self._locks: dict[str, asyncio.Lock] = {}
         self._queues: dict[str, CommandQueue] = {}
         self._last_published: dict[str, str] = {}
-        self._publish_count: dict[str, int] = {}
         self._flush_later: list[tuple[str, dict[str, Any], bool]] = []
         self._captures: dict[str, ReadAnswers] = {}
         self._confirm: dict[str, list[tuple[dict[str, Any], float]]] = {}
@@ -853,7 +852,6 @@ class Bridge:
         if text == self._last_published.get(ieee) and not (force or event_keys):
             return
         self._last_published[ieee] = text
-        self._publish_count[ieee] = self._publish_count.get(ieee, 0) + 1
         await self._publisher.publish(
             f"{self._base}/{settings.friendly_name}", text, retain=settings.retain, qos=settings.qos
         )
@@ -887,7 +885,6 @@ class Bridge:
         self._state.remove(ieee)
         self._pending.pop(ieee, None)
         self._last_published.pop(ieee, None)
-        self._publish_count.pop(ieee, None)
         self._confirm.pop(ieee, None)
         self._fallback_noticed.discard(ieee)
         self.timed_offs.forget(ieee)

@@ -510,9 +510,7 @@ def lumi_read(prop: str) -> tuple[ZclOperation, ...]:
 
 
 OUTBOUND = (
-    OutboundConverter(
-        frozenset({"state", ON_TIME, OFF_WAIT_TIME}), state_to_zigbee, state_read, on_off_to_zigbee
-    ),
+    OutboundConverter(frozenset({"state", ON_TIME, OFF_WAIT_TIME}), None, state_read, on_off_to_zigbee),
     OutboundConverter(frozenset({"operation_mode"}), operation_mode_to_zigbee, lumi_read),
     OutboundConverter(frozenset({"power_outage_memory"}), power_outage_memory_to_zigbee, lumi_read),
     OutboundConverter(frozenset({"flip_indicator_light"}), flip_indicator_light_to_zigbee, lumi_read),

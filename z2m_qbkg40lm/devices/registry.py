@@ -19,7 +19,6 @@ from z2m_qbkg40lm.devices.definition import (
     ConversionError,
     DeviceDefinition,
     Options,
-    OutboundConvert,
     OutboundConverter,
     ReadAttributes,
     Response,
@@ -71,13 +70,6 @@ def convert_inbound(definition: DeviceDefinition, message: AttributeMessage, opt
 # --- /set and /get --------------------------------------------------------------------------------
 
 
-def _setter(definition: DeviceDefinition, prop: str) -> OutboundConvert | None:
-    for converter in definition.outbound:
-        if prop in converter.keys and converter.convert is not None:
-            return converter.convert
-    return None
-
-
 def _reads(definition: DeviceDefinition, prop: str) -> tuple[ZclOperation, ...]:
     for converter in definition.outbound:
         if prop in converter.keys and converter.read is not None:
@@ -103,7 +95,7 @@ def _properties(definition: DeviceDefinition) -> list[str]:
 
 def settable_properties(definition: DeviceDefinition) -> tuple[str, ...]:
     """Properties a `/set` can change, in expose order."""
-    return tuple(p for p in _properties(definition) if _setter(definition, p) is not None)
+    return tuple(p for p in _properties(definition) if _set_converter(definition, p) is not None)
 
 
 def readable_properties(definition: DeviceDefinition) -> tuple[str, ...]:
@@ -147,10 +139,14 @@ def plan_get(definition: DeviceDefinition, prop: str) -> tuple[ZclOperation, ...
     operations = _reads(definition, prop)
     if operations:
         return operations
+    raise ConversionError(_not_readable(definition, prop))
+
+
+def _not_readable(definition: DeviceDefinition, prop: str) -> str:
     readable = ", ".join(readable_properties(definition))
     if _is_known(definition, prop):
-        raise ConversionError(f"{prop}: not readable on {definition.model}; readable: {readable}")
-    raise ConversionError(f"no such property '{prop}' on {definition.model}; readable: {readable}")
+        return f"{prop}: not readable on {definition.model}; readable: {readable}"
+    return f"no such property '{prop}' on {definition.model}; readable: {readable}"
 
 
 def merged_reads(operations: Iterable[ZclOperation]) -> tuple[ZclOperation, ...]:
@@ -204,6 +200,7 @@ STATE_KEYS = ("state", "brightness", "brightness_percent")
 """Zigbee2MQTT carries these out last when `state` is OFF (settings first, then off), else first."""
 
 GenericPlanner = Callable[[str, Any], SetPlan]
+"""`(key, value) -> SetPlan` for the generic keys; raises ConversionError."""
 
 
 def generic_only_definition(model_id: str | None, vendor: str | None) -> DeviceDefinition:
@@ -221,8 +218,6 @@ def generic_only_definition(model_id: str | None, vendor: str | None) -> DeviceD
         configure=(),
     )
 
-
-"""`(key, value) -> SetPlan` for the generic keys; raises ConversionError."""
 
 _SHOWN_CHARS = 200
 
@@ -319,14 +314,10 @@ def plan_get_command(
     in the order of their first property, and an error step per property that cannot be read."""
     steps: list[PlannedStep] = []
     groups: dict[tuple[int, int, int | None], tuple[list[str], list[int], int]] = {}
-    readable = ", ".join(readable_properties(definition))
     for key, value in properties.items():
         operations = _reads(definition, key)
         if not operations:
-            if _is_known(definition, key):
-                why = f"{key}: not readable on {definition.model}; readable: {readable}"
-            else:
-                why = f"no such property '{key}' on {definition.model}; readable: {readable}"
+            why = _not_readable(definition, key)
             steps.append(PlannedStep((key,), error=no_converter(key, value, device_name, why)))
             continue
         for operation in operations:

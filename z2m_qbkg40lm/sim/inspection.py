@@ -29,7 +29,6 @@ only that cluster's frames and leaves the others for a later call.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -42,7 +41,7 @@ from z2m_qbkg40lm.sim.frames import ApsFrame
 from z2m_qbkg40lm.sim.switch import COORDINATOR_ENDPOINT, SimulatedSwitch
 from z2m_qbkg40lm.sim.zcl_decode import decode
 from z2m_qbkg40lm.sim.zcl_names import attribute_by_name, cluster_by_name
-from z2m_qbkg40lm.sim.zcl_values import ZCL_TYPES, ZclValueError, encode_value, zcl_type
+from z2m_qbkg40lm.sim.zcl_values import ZCL_TYPES, ZclValueError, encode_value, show, zcl_type
 
 # A 127-byte 802.15.4 frame less the MAC header and checksum (11), the NWK header (8) with its
 # security header and MIC (14 + 4), and the APS header (8): what one unfragmented frame carries.
@@ -234,7 +233,7 @@ def _number(value: Any, what: str, low: int, high: int) -> int:
     if number is None or not low <= number <= high:
         raise InspectionError(
             f"Invalid payload: {what} must be a number from {low} to {high} (or hex text such as"
-            f' "0x{high:X}"), not {_show(value)}'
+            f' "0x{high:X}"), not {show(value)}'
         )
     return number
 
@@ -301,8 +300,3 @@ def _type_id(value: Any, where: str) -> int:
     except ZclValueError as exc:
         raise InspectionError(f"Invalid payload: {where}: {exc}") from None
     return type_id
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."

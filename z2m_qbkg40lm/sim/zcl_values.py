@@ -112,10 +112,10 @@ def zcl_type(type_id: int) -> ZclType:
 def hex_bytes(text: Any, what: str = "value") -> bytes:
     """Bytes from hex text (`"aa10 05"`); ZclValueError naming `what` otherwise."""
     if not isinstance(text, str):
-        raise ZclValueError(f'{what} must be hex text such as "aa1005", not {_show(text)}')
+        raise ZclValueError(f'{what} must be hex text such as "aa1005", not {show(text)}')
     compact = "".join(text.split())
     if not _HEX.fullmatch(compact):
-        raise ZclValueError(f"{what} must be hex text (pairs of 0-9 a-f), not {_show(text)}")
+        raise ZclValueError(f"{what} must be hex text (pairs of 0-9 a-f), not {show(text)}")
     return bytes.fromhex(compact)
 
 
@@ -128,13 +128,13 @@ def encode_value(type_id: int, value: Any) -> bytes:
 
 def _encode_none(kind: ZclType, value: Any) -> bytes:
     if value is not None:
-        raise ZclValueError(f"{kind} carries no value: give null, not {_show(value)}")
+        raise ZclValueError(f"{kind} carries no value: give null, not {show(value)}")
     return b""
 
 
 def _integer(kind: ZclType, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ZclValueError(f"{kind} needs an integer from {low} to {high}, not {_show(value)}")
+        raise ZclValueError(f"{kind} needs an integer from {low} to {high}, not {show(value)}")
     if not low <= value <= high:
         raise ZclValueError(f"{value} does not fit {kind}: expected {low} to {high}")
     return value
@@ -156,12 +156,12 @@ def _encode_bool(kind: ZclType, value: Any) -> bytes:
         return bytes([value])
     if isinstance(value, int) and 0 <= value <= 255:
         return bytes([value])
-    raise ZclValueError(f"{kind} needs true, false or a raw byte 0-255, not {_show(value)}")
+    raise ZclValueError(f"{kind} needs true, false or a raw byte 0-255, not {show(value)}")
 
 
 def _encode_float(kind: ZclType, value: Any) -> bytes:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ZclValueError(f"{kind} needs a number, not {_show(value)}")
+        raise ZclValueError(f"{kind} needs a number, not {show(value)}")
     try:
         return struct.pack(_FLOAT_FORMATS[kind.size], value)
     except (OverflowError, struct.error):
@@ -177,7 +177,7 @@ def _length_prefixed(kind: ZclType, data: bytes, unit: str) -> bytes:
 
 def _encode_text(kind: ZclType, value: Any) -> bytes:
     if not isinstance(value, str):
-        raise ZclValueError(f"{kind} needs text, not {_show(value)}")
+        raise ZclValueError(f"{kind} needs text, not {show(value)}")
     try:
         data = value.encode("utf-8")
     except UnicodeEncodeError:
@@ -213,7 +213,7 @@ def _encode_composite(kind: ZclType, value: Any) -> bytes:
 def _encode_eui64(kind: ZclType, value: Any) -> bytes:
     match = _EUI64.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise ZclValueError(f'{kind} needs an address such as "0x54ef441000000001", not {_show(value)}')
+        raise ZclValueError(f'{kind} needs an address such as "0x54ef441000000001", not {show(value)}')
     digits = (match.group(1) or match.group(2)).replace(":", "")
     return bytes.fromhex(digits)[::-1]  # least significant byte first on the wire
 
@@ -232,7 +232,7 @@ _ENCODERS: Final = {
 }
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """A JSON value as the user wrote it, shortened."""
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
