@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from z2m_qbkg40lm import __version__
@@ -44,11 +44,10 @@ from z2m_qbkg40lm.bridge.devices_info import (
 from z2m_qbkg40lm.bridge.extension import Context, Extension, RequestError, RequestHandler
 from z2m_qbkg40lm.bridge.logging_topic import MqttLogHandler
 from z2m_qbkg40lm.bridge.mqtt_options import options_refusal
-from z2m_qbkg40lm.config import Config, ConfigError, DeviceConfig, parse_config
+from z2m_qbkg40lm.config import Config, ConfigError, parse_config
 from z2m_qbkg40lm.devices.registry import find_definition
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
-from z2m_qbkg40lm.zigbee.radio import DeviceDetails
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -233,22 +232,20 @@ class BridgeApi(Extension):
         One pass over the network, with no lookup that walks it again: O(n) in the devices.
         """
         radio = self.context.radio
-        elements = self._device_elements(radio.all_details(), self.context.bridge.settings)
-        return [coordinator_json(radio.coordinator_details()), *elements]
-
-    def _device_elements(
-        self, all_details: Iterable[DeviceDetails], settings: Mapping[str, DeviceConfig]
-    ) -> Iterable[dict[str, Any]]:
-        for details in all_details:
-            own = settings.get(details.ieee)
-            yield device_json(
-                details,
-                # Unnamed devices go by their address (Bridge.device_config's default).
-                friendly_name=details.ieee if own is None else own.friendly_name,
-                definition=find_definition(details.model_id),
-                state=self._interviews.get(details.ieee) or interview_state(details),
-                description=None if own is None else own.description,
+        bridge = self.context.bridge
+        elements = [coordinator_json(radio.coordinator_details())]
+        for details in radio.all_details():
+            settings = bridge.device_config(details.ieee)  # a direct look-up, its IEEE when unnamed
+            elements.append(
+                device_json(
+                    details,
+                    friendly_name=settings.friendly_name,
+                    definition=find_definition(details.model_id),
+                    state=self._interviews.get(details.ieee) or interview_state(details),
+                    description=settings.description,
+                )
             )
+        return elements
 
     # --- radio events -> bridge/devices, bridge/event ----------------------------------------------
 
