@@ -121,6 +121,7 @@ def _heartbeats(running: Running, position: int) -> list[tuple[int, int, int]]:
         if packet.cluster_id != LUMI_CLUSTER_ID or payload[4] != 0x0A:  # Report Attributes
             continue
         assert int.from_bytes(payload[5:7], "little") == ATTR_HEARTBEAT
+        assert packet.src is not None and isinstance(packet.src.address, int)
         found.append((int(packet.src.address), payload[3], int(decode_tlv(payload[9:]).items[3])))
     return found
 
