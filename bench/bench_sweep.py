@@ -33,7 +33,6 @@ from pathlib import Path
 
 import aiomqtt
 from bench_daemon import (
-    QUIET_S,
     SETTLE_S,
     START_WAIT_S,
     WAIT_S,
@@ -313,54 +312,48 @@ class Sweep:
         )
 
     async def inbound_phase(self, peer: Peer, row: Row, names: list[str]) -> None:
-        """Heartbeats, as fast as the daemon takes them: frames converted and published per CPU-s.
+        """Heartbeats from the radio, as fast as the daemon takes them: frames per CPU-second.
 
-        Each heartbeat request makes its switch send one FCC0 report with the switch's next
-        transaction number; the temperature cycles through 41 values (coprime to 256), so no frame
-        repeats within 10,496 frames of one switch and zigpy's duplicate filter drops none. At most
-        `window` requests are outstanding, so the daemon's input is never starved nor flooded.
-        A report that arrives while a command to its switch is under way is held and merged into
-        one state message with the others, so there can be fewer state messages than frames.
+        One `simulation/heartbeats` request makes the simulated switches send `self.inbound` FCC0
+        heartbeat reports, round robin, each as soon as the daemon has published the state of the
+        one before (sim/heartbeat_stream.py: every frame has its switch's next transaction number
+        and a chip temperature one degree up, so zigpy's duplicate filter drops none). The CPU
+        is the daemon's from just before the request until the state message of the last frame
+        arrived: the frames (zigpy's parse, the listeners, the converter, the state merge, the JSON
+        and the publish), the simulated switches building them (in the daemon's process), and
+        once the request and its response.
         """
         assert self.daemon is not None
         pid = self.daemon.pid
         topics = {peer.topic(name) for name in names}
-        response = peer.topic("bridge/response/simulation/heartbeat")
-        request = peer.topic("bridge/request/simulation/heartbeat")
+        response = peer.topic("bridge/response/simulation/heartbeats")
         position = peer.mark()
-        window = 32
         cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
-        for i in range(self.inbound):
-            name = names[i % len(names)]
-            temperature = 20 + (i // len(names)) % 41
-            while i - self._count(peer, position, {response}) >= window:
-                await asyncio.sleep(0.0005)
-                peer.check_daemon("the heartbeats")
-                if time.perf_counter() - wall0 > INBOUND_WAIT_S:
-                    raise BenchError(f"the heartbeats took longer than {INBOUND_WAIT_S:g} s")
-            await peer.client.publish(request, json.dumps({"id": name, "temperature": temperature}))
-        while self._count(peer, position, {response}) < self.inbound:
-            if time.perf_counter() - wall0 > INBOUND_WAIT_S:
-                got = self._count(peer, position, {response})
-                raise BenchError(f"{got} of {self.inbound} heartbeats answered within {INBOUND_WAIT_S:g} s")
-            peer.check_daemon("the heartbeats")
-            await asyncio.sleep(0.002)
-        # The frames are in zigpy once answered; the last state messages follow.
-        last = await peer.wait_quiet(
-            QUIET_S, after=position, within=INBOUND_WAIT_S, what="the heartbeats", device_only=True
+        await peer.client.publish(
+            peer.topic("bridge/request/simulation/heartbeats"),
+            json.dumps({"count": self.inbound, "transaction": "bench"}),
         )
+        answer = await peer.wait(
+            lambda m: m.topic == response, after=position, what="the heartbeat stream", within=INBOUND_WAIT_S
+        )
+        data = answer.data if isinstance(answer.data, dict) else {}
+        if data.get("status") != "ok" or data.get("data", {}).get("sent") != self.inbound:
+            raise BenchError(f"simulation/heartbeats failed: {answer.payload[:300]!r}")
+        # The response is published once the last frame is in zigpy; its state message follows.
+        while self._count(peer, position, topics) < self.inbound:
+            if time.perf_counter() - wall0 > INBOUND_WAIT_S:
+                got = self._count(peer, position, topics)
+                raise BenchError(
+                    f"{got} state messages for {self.inbound} heartbeats within {INBOUND_WAIT_S:g} s"
+                )
+            peer.check_daemon("the heartbeats")
+            await asyncio.sleep(0.001)
         cpu1 = cpu_seconds(pid)
+        last = peer.last_message(position, device_only=True)
         row.inbound_wall_s = (last.at if last is not None else time.perf_counter()) - wall0
         row.inbound_cpu_s = cpu1 - cpu0
         row.inbound_frames = self.inbound
         row.inbound_states = self._count(peer, position, topics)
-        failed = [
-            m.data
-            for m in peer.messages[position:]
-            if m.topic == response and isinstance(m.data, dict) and m.data.get("status") != "ok"
-        ]
-        if failed:
-            raise BenchError(f"simulation/heartbeat failed: {failed[:3]}")
 
     @staticmethod
     def _count(peer: Peer, position: int, topics: set[str]) -> int:

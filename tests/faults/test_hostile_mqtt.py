@@ -221,6 +221,17 @@ def _structured(path: str, run: Running) -> st.SearchStrategy[Any]:
             )
         case "simulation/heartbeat":
             return st.fixed_dictionaries({"id": _ids(run, real=True), "temperature": st.floats() | some})
+        case "simulation/heartbeats":
+            # Small counts and no slow rates (each case is answered once its stream is done), plus
+            # values just out of bounds; never random numbers, which may start a long stream.
+            odd = st.sampled_from([None, True, "3", [], {}, -1, math.nan])
+            return st.fixed_dictionaries(
+                {"count": st.integers(-1, 5) | st.sampled_from([0, 100_001, 2.5]) | odd},
+                optional={
+                    "rate": st.sampled_from([0, 0.09, 50, 10_000, 10_001, math.inf]) | odd,
+                    "ids": st.lists(_ids(run, real=True), max_size=3) | odd,
+                },
+            )
         case "simulation/inject":
             attribute = st.fixed_dictionaries(
                 {
@@ -284,6 +295,7 @@ REQUESTS = (
     "simulation/switches",
     "simulation/press",
     "simulation/heartbeat",
+    "simulation/heartbeats",
     "simulation/power_cycle",
     "simulation/responsive",
     "simulation/join",

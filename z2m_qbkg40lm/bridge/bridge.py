@@ -163,6 +163,8 @@ class Bridge:
         self._captures: dict[str, ReadAnswers] = {}
         self._confirm: dict[str, list[tuple[dict[str, Any], float]]] = {}
         self._fallback_noticed: set[str] = set()
+        # Set while run_radio_events() waits for the next event with nothing left to publish.
+        self._radio_idle = asyncio.Event()
         self.timed_offs = timed_offs if timed_offs is not None else TimedOffs()
         self.timed_offs.bind(self._send_timed_off, self.friendly_name)
         # The generic `read` / `write` / `command` keys of `/set` (Zigbee2MQTT's generic converters),
@@ -673,7 +675,10 @@ class Bridge:
         state message: pending state is published once the queue is drained.
         """
         while True:
+            if self._radio.events.empty():
+                self._radio_idle.set()
             event = await self._radio.events.get()
+            self._radio_idle.clear()
             try:
                 await self.handle_radio_event(event)
             except Exception:
@@ -681,6 +686,16 @@ class Bridge:
             await self.notify("on_radio_event", event)
             if self._radio.events.empty():
                 await self.flush_pending_states()
+
+    async def radio_settled(self) -> None:
+        """Return once every radio event so far is handled and the state messages it made are
+        published (as far as `run_radio_events` goes: extension tasks it started may still run)."""
+        while not (self._radio_idle.is_set() and self._radio.events.empty()):
+            if self._radio_idle.is_set():
+                # Events arrived while the consumer waits: it takes them on this loop iteration.
+                await asyncio.sleep(0)
+            else:
+                await self._radio_idle.wait()
 
     def _queue_state(self, ieee: str, partial: dict[str, Any], *, force: bool = False) -> None:
         pending, pending_force = self._pending.get(ieee, ({}, False))

@@ -20,6 +20,7 @@ from typing import Any
 from z2m_qbkg40lm.bridge.bridge import Bridge, Publisher, to_json
 from z2m_qbkg40lm.bridge.extension import RequestError, RequestHandler
 from z2m_qbkg40lm.bridge.topics import EmptyRequest, PayloadError, request_payload
+from z2m_qbkg40lm.sim.heartbeat_stream import StreamError, parse_stream
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Requests:
             "simulation/switches": self._sim_switches,
             "simulation/press": self._sim_press,
             "simulation/heartbeat": self._sim_heartbeat,
+            "simulation/heartbeats": self._sim_heartbeats,
             "simulation/power_cycle": self._sim_power_cycle,
             "simulation/responsive": self._sim_responsive,
             "simulation/join": self._sim_join,
@@ -144,6 +146,20 @@ class Requests:
             raise RequestError("Invalid payload: temperature must be a number (°C)")
         await self._call(self._simulation().heartbeat(ieee, temperature))
         return {"id": ieee, "temperature": temperature}
+
+    async def _sim_heartbeats(self, message: Any) -> dict[str, Any]:
+        try:
+            stream = parse_stream(message)
+        except StreamError as exc:
+            raise RequestError(str(exc)) from None
+        ieees = None if stream.ids is None else [self._switch_ieee(name) for name in stream.ids]
+        # Without a rate, each heartbeat waits until the daemon has published the one before.
+        result: dict[str, Any] = await self._call(
+            self._simulation().heartbeats(
+                stream.count, stream.rate, ieees, settled=self._bridge.radio_settled
+            )
+        )
+        return result
 
     async def _sim_power_cycle(self, message: Any) -> dict[str, Any]:
         ieee = self._switch_ieee(message)

@@ -225,6 +225,21 @@ def _send_without_delay(client: aiomqtt.Client) -> None:
             _LOGGER.warning("Cannot set TCP_NODELAY on the MQTT connection: %s", exc)
 
 
+def _publish_at_most_once(client: paho.Client, topic: str, payload: str | bytes, retain: bool) -> bool:
+    """A QoS 0 publish straight into paho's outgoing queue, written on the loop's next turn.
+
+    aiomqtt's publish waits for that write (a task, an event and a timeout per message: about a
+    third of the daemon's own cost of a report at 200 switches). A QoS 0 message has no answer
+    to wait for, paho writes its queue in order, and a connection lost before the write loses the
+    message either way; only the warning for that case is gone.
+    """
+    info = client.publish(topic, payload, 0, retain)
+    if info.rc != paho.MQTT_ERR_SUCCESS:
+        _LOGGER.warning("Failed to publish on %s: %s", topic, paho.error_string(info.rc))
+        return False
+    return True
+
+
 def default_client_id(seed: str, prefix: str = "z2m_qbkg40lm_") -> str:
     """A client id stable across restarts, derived from `seed` (the base topic: distinct per
     installation).
@@ -449,12 +464,17 @@ class MqttClient:
         return found
 
     async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
-        """Publish; True once handed to the broker (PUBACK for QoS 1), False if not connected or lost."""
+        """Publish; True once handed to the broker (QoS 0: queued on the connection, in order; QoS 1:
+        PUBACK), False if not connected or lost."""
         check_publish_topic(topic)
         session = self._session
         if session is None:
             _LOGGER.warning("Not connected to MQTT server, dropping message on %s", topic)
             return False
+        if qos == 0:
+            paho_client = getattr(session.client, "_client", None)
+            if isinstance(paho_client, paho.Client):
+                return _publish_at_most_once(paho_client, topic, payload, retain)
         sending = asyncio.ensure_future(
             session.client.publish(topic, payload, qos=qos, retain=retain, timeout=_OPERATION_TIMEOUT)
         )

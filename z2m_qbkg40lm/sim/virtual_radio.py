@@ -52,7 +52,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -71,6 +71,7 @@ from z2m_qbkg40lm.devices.qbkg40lm import SWITCH_ENDPOINT
 from z2m_qbkg40lm.sim import inspection
 from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
+from z2m_qbkg40lm.sim.heartbeat_stream import next_temperature
 from z2m_qbkg40lm.sim.neighbours import neighbours_body
 from z2m_qbkg40lm.sim.ota_client import OtaFault, Timer, TimerSet
 from z2m_qbkg40lm.sim.switch import MODEL_ID, VARIANTS, SimulatedSwitch, Variant
@@ -666,6 +667,8 @@ class Simulation:
 
     def __init__(self, app: VirtualControllerApplication) -> None:
         self._app = app
+        self._stream: tuple[int, int] | None = None
+        """(heartbeats sent, count) of the heartbeat stream under way."""
 
     async def switches(self) -> list[dict[str, Any]]:
         """Every simulated switch: addresses and the state of its firmware."""
@@ -706,6 +709,69 @@ class Simulation:
         except ValueError as exc:
             raise SimulationError(str(exc)) from exc
         self._sent(switch, frames)
+
+    async def heartbeats(
+        self,
+        count: int,
+        rate: float | None = None,
+        ieees: list[str] | None = None,
+        *,
+        settled: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """The switches send `count` heartbeats, round robin (sim/heartbeat_stream.py); returns
+        when the last was handed to zigpy: `count`, `sent`, `switches`, `rate`, `seconds`.
+
+        `ieees` picks the switches (default: all, in joining order). `rate` paces them (per
+        second); without it each goes once `settled` returns (the daemon's "everything received
+        so far is handled"), or on the next loop iteration. Each carries the switch's next
+        transaction number and a chip temperature one degree up (`next_temperature`). A silent
+        switch sends nothing, a switch that left is skipped: `sent` counts what left. One stream
+        at a time; it ends with SimulationError when the adapter stops.
+        """
+        self._app._check_running()
+        if self._stream is not None:
+            done, total = self._stream
+            raise SimulationError(
+                f"a heartbeat stream is under way ({done} of {total} sent): wait for its answer"
+            )
+        if ieees is None:
+            switches = self._app.simulated_switches
+        else:
+            switches = [self._app._switch_by_text(ieee) for ieee in ieees]
+            if len({switch.ieee for switch in switches}) != len(switches):
+                raise SimulationError("the switches named include one switch twice")
+        if not switches:
+            raise SimulationError("there are no simulated switches")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sent = 0
+        self._stream = (0, count)
+        try:
+            for index in range(count):
+                if rate is not None:
+                    await asyncio.sleep(max(0.0, started + index / rate - loop.time()))
+                elif index and settled is not None:
+                    await settled()
+                elif index:
+                    await asyncio.sleep(0)
+                self._app._check_running()
+                switch = switches[index % len(switches)]
+                if self._app._switches.get(switch.ieee) is not switch:
+                    continue  # it left the network meanwhile
+                frames = switch.heartbeat(next_temperature(switch.temperature))
+                self._app._save_switch(switch)
+                self._app._deliver_now(switch, frames)
+                sent += len(frames)
+                self._stream = (sent, count)
+        finally:
+            self._stream = None
+        return {
+            "count": count,
+            "sent": sent,
+            "switches": len(switches),
+            "rate": rate,
+            "seconds": round(loop.time() - started, 3),
+        }
 
     async def power_cycle(self, ieee: str) -> None:
         """Cut mains power and restore it: the switch reboots, announces itself and reports."""
