@@ -15,11 +15,13 @@ Configuration (the zigpy configuration dictionary, next to `device`, `database_p
       variant: full        # descriptor of new switches: "full" or "fingerprint"
 
 On the first start the switches are created and "already paired": once `initialize()` is done,
-each switch zigpy does not know announces itself and zigpy interviews it. With a state file, a
-restart with the same file and database resumes the same network (the file plays the radio's
-NVRAM) and the same switches, which zigpy already knows: nothing joins again. The state file is
-authoritative once it exists: `switches` only sizes the first start. Without a state file the
-network still resumes from zigpy's database backup, but new switches are created at every start.
+each switch zigpy does not know announces itself and zigpy interviews it; at most 32 interviews
+are under way at a time (sim/join_window.py), the next switch announcing as zigpy finishes one.
+With a state file, a restart with the same file and database resumes the same network (the file
+plays the radio's NVRAM) and the same switches, which zigpy already knows: nothing joins again.
+The state file is authoritative once it exists: `switches` only sizes the first start. Without a
+state file the network still resumes from zigpy's database backup, but new switches are created at
+every start.
 
 The state file is written at once when the network is formed or reset and when a switch joins or
 leaves; a switch's own state (relay, counters, settings written over Zigbee) at most once a
@@ -71,6 +73,7 @@ from z2m_qbkg40lm.devices.qbkg40lm import SWITCH_ENDPOINT
 from z2m_qbkg40lm.sim import inspection
 from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
+from z2m_qbkg40lm.sim.join_window import JoinWindow
 from z2m_qbkg40lm.sim.neighbours import neighbours_body
 from z2m_qbkg40lm.sim.ota_client import OtaFault, Timer, TimerSet
 from z2m_qbkg40lm.sim.state_file import StateFileText
@@ -207,6 +210,9 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         self._outbox: deque[Callable[[], None]] = deque()
         self._flush_handle: asyncio.Handle | None = None
         self._timers = TimerSet()
+        self._joining: JoinWindow[tuple[SimulatedSwitch, list[ApsFrame]]] = JoinWindow(
+            self._announce, self._timers.call_later
+        )
         self.simulation = Simulation(self)
 
     # --- properties the simulation and tests read --------------------------------------------
@@ -243,6 +249,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         for `SAVE_INTERVAL` included: a clean stop loses nothing)."""
         for switch in self._switches.values():
             switch.attach(None)
+        self._joining.clear()
         self._timers.cancel_all()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
@@ -276,11 +283,30 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             if not switch.responsive:
                 LOGGER.warning("Simulated switch %s is silent: it cannot announce itself", switch.ieee)
                 continue
-            LOGGER.info("Pre-paired simulated switch %s announces itself", self._ieee_text(switch))
-            self._deliver_now(switch, switch.announce())
+            # Joined now (and written at once, below); the announcements go out a window at a time.
+            self._joining.add(switch.ieee, (switch, switch.announce()))
             announced = True
         if announced:
             self._save_state()  # they joined (`joined` is set): a join is written at once
+
+    def _announce(self, announcement: tuple[SimulatedSwitch, list[ApsFrame]]) -> bool:
+        """A pre-paired switch's turn (JoinWindow): its announcement goes to zigpy (False: not sent)."""
+        switch, frames = announcement
+        if not self._connected or self._switches.get(switch.ieee) is not switch:
+            return False  # stopped, or gone meanwhile
+        if not switch.responsive:
+            LOGGER.warning("Simulated switch %s is silent: it cannot announce itself", switch.ieee)
+            return False
+        LOGGER.info("Pre-paired simulated switch %s announces itself", self._ieee_text(switch))
+        self._deliver_now(switch, frames)
+        return True
+
+    def listener_event(self, method_name: str, *args: Any) -> list[Any]:
+        """zigpy's events to its listeners; an interview's end also frees a slot of the join window."""
+        result: list[Any] = super().listener_event(method_name, *args)
+        if method_name in ("device_initialized", "device_init_failure") and args:
+            self._joining.settled(getattr(args[0], "ieee", None))
+        return result
 
     async def force_remove(self, dev: zigpy.device.BaseDevice) -> None:
         """A forced leave: the simulated switch is gone from the network and the state file."""
