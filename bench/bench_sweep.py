@@ -54,6 +54,11 @@ from bench_daemon import (
 
 IDLE_QUIET_S = 2.0  # settled: every state published, then nothing published for this long
 IDLE_CPU_S = 10.0  # how long idle CPU is sampled once settled (--idle)
+try:
+    # The daemon's one full collection, this long after it is ready (before `online`).
+    from z2m_qbkg40lm.memory import SETTLE_S as DAEMON_SETTLE_S
+except ImportError:  # a daemon without it
+    DAEMON_SETTLE_S = 0.0
 INBOUND_WAIT_S = 120.0  # the whole inbound phase
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -304,8 +309,11 @@ class Sweep:
         row.rss_kb = memory_of(daemon.pid)["VmRSS"]
         # Idle CPU, once settled: the start-up's tail (the switches' OTA queries a second after
         # zigpy's Image Notify, their `update` states, the log) is over when nothing was published
-        # for IDLE_QUIET_S; then nothing is sent to the daemon for `idle_s`.
+        # for IDLE_QUIET_S, and the daemon's own clean-up after start-up (memory.py) has run;
+        # then nothing is sent to the daemon for `idle_s`.
         await peer.wait_quiet(IDLE_QUIET_S, after=peer.mark(), within=START_WAIT_S, what="the start-up")
+        if DAEMON_SETTLE_S:
+            await asyncio.sleep(max(0.0, online.at + DAEMON_SETTLE_S + 0.5 - time.perf_counter()))
         cpu0, wall0 = cpu_seconds(daemon.pid), time.perf_counter()
         await asyncio.sleep(self.idle_s)
         row.idle_cpu_pct = 100 * (cpu_seconds(daemon.pid) - cpu0) / (time.perf_counter() - wall0)
