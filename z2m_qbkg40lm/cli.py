@@ -11,6 +11,7 @@ from pathlib import Path
 
 from z2m_qbkg40lm import __version__
 from z2m_qbkg40lm.config import ConfigError, LoadedConfig, load_config
+from z2m_qbkg40lm.deferred_imports import defer_unused_imports
 from z2m_qbkg40lm.redaction import protect, redact
 
 PRIVATE_UMASK = 0o077
@@ -90,6 +91,7 @@ def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _emulate(args: argparse.Namespace) -> int:
+    defer_unused_imports()
     from z2m_qbkg40lm.sim.znp_emulator import OptionsError, build_options, run_emulator
 
     try:
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)
     _setup_logging(loaded.config.advanced.log_level)
     data_dir = args.data_dir if args.data_dir is not None else args.config.resolve().parent
+    defer_unused_imports()
     from z2m_qbkg40lm.daemon import EXIT_RESTART, run_daemon  # imports zigpy: not for check-config
 
     code = asyncio.run(run_daemon(loaded, data_dir))

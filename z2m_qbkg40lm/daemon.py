@@ -20,7 +20,6 @@ from z2m_qbkg40lm.bridge.bridge_api import BridgeApi
 from z2m_qbkg40lm.bridge.command_feedback import CommandFeedback
 from z2m_qbkg40lm.bridge.device_responders import DeviceResponders
 from z2m_qbkg40lm.bridge.extension import Context, Extension
-from z2m_qbkg40lm.bridge.homeassistant import HomeAssistant
 from z2m_qbkg40lm.bridge.logging_topic import MqttLogHandler
 from z2m_qbkg40lm.bridge.ota import OtaUpdates
 from z2m_qbkg40lm.bridge.requests import Requests
@@ -28,8 +27,9 @@ from z2m_qbkg40lm.bridge.settings_guard import SettingsGuard
 from z2m_qbkg40lm.bridge.state import STATE_FILE, StateStore
 from z2m_qbkg40lm.bridge.timed_off import TIMED_OFF_FILE, TimedOffs
 from z2m_qbkg40lm.bridge.topics import command_filters
-from z2m_qbkg40lm.config import ConfigError, LoadedConfig, resolve_network
+from z2m_qbkg40lm.config import Config, ConfigError, LoadedConfig, resolve_network
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
+from z2m_qbkg40lm.memory import SETTLE_S, release_unused_memory
 from z2m_qbkg40lm.mqtt.client import MqttClient, MqttSetupError
 from z2m_qbkg40lm.private_files import prepare_data_dir
 from z2m_qbkg40lm.systemd import feed_watchdog_forever, notify, watchdog_interval_s
@@ -44,16 +44,19 @@ EXIT_ADAPTER_LOST = 2
 EXIT_RESTART = 3
 """Not a process exit code: `run` starts the daemon again in a fresh process (bridge/request/restart)."""
 
-# Order matters where one extension's output feeds another's (API topics before discovery).
-EXTENSIONS: tuple[type[Extension], ...] = (
-    BridgeApi,
-    Availability,
-    HomeAssistant,
-    CommandFeedback,
-    SettingsGuard,
-    OtaUpdates,
-    DeviceResponders,
-)
+
+def extension_classes(config: Config) -> list[type[Extension]]:
+    """The extensions a configuration runs, in order: one extension's output may feed another's
+    (API topics before discovery). Home Assistant discovery does nothing while disabled (the
+    default), so its modules are not even loaded then (about 0.2 MB)."""
+    classes: list[type[Extension]] = [BridgeApi, Availability]
+    if config.homeassistant.enabled:
+        from z2m_qbkg40lm.bridge.homeassistant import HomeAssistant
+
+        classes.append(HomeAssistant)
+    classes += [CommandFeedback, SettingsGuard, OtaUpdates, DeviceResponders]
+    return classes
+
 
 OFFLINE = to_json({"state": "offline"})
 
@@ -150,7 +153,7 @@ class Daemon:
             mqtt=mqtt,
             request_restart=lambda: self.stop(EXIT_RESTART),
         )
-        bridge.extensions = [extension(context) for extension in EXTENSIONS]
+        bridge.extensions = [extension(context) for extension in extension_classes(self._config)]
         names = [device.friendly_name for device in self._config.devices.values()]
         for topic_filter in command_filters(self._base, names):
             mqtt.subscribe(topic_filter)
@@ -168,14 +171,19 @@ class Daemon:
         watchdog = watchdog_interval_s()
         if watchdog:
             self._start_task(feed_watchdog_forever(watchdog), "systemd watchdog")
+        settle: asyncio.TimerHandle | None = None
         try:
             await bridge.publish_startup_states()
             # Offs pending from the last run (a switch without OnWithTimedOff): overdue ones now.
             await timed_offs.start()
             notify("READY=1")
             _LOGGER.info("Bridge started, base topic '%s'", self._base)
+            # Once, when joins, interviews and zigpy's database writes are over (memory.py: why).
+            settle = loop.call_later(SETTLE_S, release_unused_memory)
             await self._stop.wait()
         finally:
+            if settle is not None:
+                settle.cancel()
             notify("STOPPING=1")
             _LOGGER.info("Stopping")
             # Input first: no new command or radio event may start work while the rest stops.

@@ -13,7 +13,7 @@ ZDO_PROFILE = 0x0000
 ZDO_ENDPOINT = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a switch's frame log keeps up to 200 of them
 class ApsFrame:
     """One APS data frame between the coordinator and a simulated device.
 
