@@ -10,7 +10,7 @@ from z2m_qbkg40lm.sim.state_file import StateFileText
 
 
 class FakeSwitch:
-    """A switch as the file sees it: a key and a record; counts how often its record is taken."""
+    """A switch as the file sees it: a record; counts how often its record is taken."""
 
     def __init__(self, ieee: str, **record: Any) -> None:
         self.ieee = ieee
@@ -53,10 +53,10 @@ def test_only_the_switches_named_as_changed_are_taken_again() -> None:
     records = StateFileText()
     records.update([one, two])
     one.fields["relay"] = two.fields["relay"] = True
-    records.update([one, two], changed={"aa"})
+    records.update([one, two], changed={one})
     assert (one.taken, two.taken) == (2, 1)
-    assert records.record("aa") == {"ieee": "aa", "relay": True}
-    assert records.record("bb") == {"ieee": "bb", "relay": False}, "not taken: as last taken"
+    assert records.record(one) == {"ieee": "aa", "relay": True}
+    assert records.record(two) == {"ieee": "bb", "relay": False}, "not taken: as last taken"
     records.update([one, two])  # every switch
     assert records.text(head()) == whole([one, two])
 
@@ -66,7 +66,7 @@ def test_a_switch_new_to_the_file_is_taken_and_a_gone_one_dropped() -> None:
     records = StateFileText()
     records.update([one])
     records.update([two], changed=set())
-    assert records.record("aa") is None
+    assert records.record(one) is None
     assert records.text(head()) == whole([two])
 
 

@@ -203,7 +203,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         self._switches: dict[t.EUI64, SimulatedSwitch] = {}
         self._saved: str | None = None
         self._records = StateFileText()
-        self._touched: set[t.EUI64] = set()  # switches with a frame or an action since the last save
+        self._touched: set[SimulatedSwitch] = set()  # with a frame or an action since the last save
         self._save_handle: asyncio.TimerHandle | None = None
         self._by_nwk: dict[int, SimulatedSwitch] = {}  # an index of `_switches`, mended when stale
         self._permit_until: dict[int, float] = {}
@@ -615,7 +615,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         """
         if self._state_file is None:
             return
-        saved = self._records.record(switch.ieee)
+        saved = self._records.record(switch)
         if self._switches.get(switch.ieee) is not switch or (
             saved is not None and saved.get("firmware_version") != switch.firmware_version
         ):
@@ -623,7 +623,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             # (or the old version, offered the update again).
             self._save_state()
             return
-        self._touched.add(switch.ieee)
+        self._touched.add(switch)
         if self._save_handle is None:
             self._save_handle = asyncio.get_running_loop().call_later(SAVE_INTERVAL, self._save_due)
 
