@@ -51,7 +51,13 @@ from bench_daemon import (
     write_config,
 )
 
-IDLE_CPU_S = 3.0  # how long idle CPU is sampled
+IDLE_QUIET_S = 2.0  # settled: every state published, then nothing published for this long
+IDLE_CPU_S = 10.0  # how long idle CPU is sampled once settled (--idle)
+try:
+    # The daemon's one full collection, this long after it is ready (before `online`).
+    from z2m_qbkg40lm.memory import SETTLE_S as DAEMON_SETTLE_S
+except ImportError:  # a daemon without it
+    DAEMON_SETTLE_S = 0.0
 INBOUND_WAIT_S = 120.0  # the whole inbound phase
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -106,6 +112,35 @@ class Row:
 
 def p(values: list[float], fraction: float) -> float:
     return percentile(values, fraction) if values else float("nan")
+
+
+def figures(r: Row) -> dict[str, float]:
+    """The figures of one run, as the table shows them (times in s or ms, memory in MB)."""
+    sp50, ep50 = statistics.median(r.set_ms), statistics.median(r.echo_ms)
+    nan = float("nan")
+    return {
+        "online": r.online_s,
+        "all_states": r.all_states_s,
+        "rss": r.rss_kb / 1024,
+        "idle": r.idle_cpu_pct,
+        "set_p50": sp50,
+        "set_p99": p(r.set_ms, 0.99),
+        "echo_p50": ep50,
+        "echo_p99": p(r.echo_ms, 0.99),
+        "above_echo": sp50 - ep50,
+        "rate": r.inbound_frames / r.inbound_cpu_s if r.inbound_cpu_s else nan,
+        "wall_rate": r.inbound_frames / r.inbound_wall_s if r.inbound_wall_s else nan,
+        "states": r.inbound_states,
+        "frames": r.inbound_frames,
+        "rss_after": r.rss_after_kb / 1024,
+    }
+
+
+def cell(values: list[float], spec: str) -> str:
+    """One figure over the runs of a count: the value of a single run, else `min (median)`."""
+    if len(values) == 1:
+        return format(values[0], spec)
+    return f"{format(min(values), spec)} ({format(statistics.median(values), spec)})"
 
 
 async def echo_pair(host: str, port: int, count: int) -> list[float]:
@@ -170,6 +205,7 @@ class Sweep:
         self.port: int = args.port
         self.sets: int = args.sets
         self.inbound: int = args.inbound
+        self.idle_s: float = args.idle
         self.work = work
         self.daemon: DaemonProcess | None = None
         self.bases: list[str] = []
@@ -221,11 +257,11 @@ class Sweep:
         head = f"tracemalloc after start-up, {switches} switch(es), VmRSS {rss / 1024:.1f} MB while traced"
         return f"{head}:\n{text}"
 
-    async def measure(self, switches: int) -> Row:
+    async def measure(self, switches: int, run: int = 1) -> Row:
         row = Row(switches)
         base = f"z2mbench_{uuid.uuid4().hex[:12]}"
         self.bases.append(base)
-        work = self.work / f"k{switches}"
+        work = self.work / f"k{switches}r{run}"
         work.mkdir()
         config = work / "configuration.yaml"
         write_config(config, base=base, host=self.host, port=self.port, switches=switches, names={})
@@ -270,11 +306,15 @@ class Sweep:
         row.online_s = online.at - started
         row.all_states_s = max(m.at for m in seen.values()) - started
         row.rss_kb = memory_of(daemon.pid)["VmRSS"]
-        await peer.wait_quiet(SETTLE_S, after=peer.mark(), within=START_WAIT_S, what="the start-up")
-
-        # Idle CPU: nothing is sent to the daemon for IDLE_CPU_S.
+        # Idle CPU, once settled: the start-up's tail (the switches' OTA queries a second after
+        # zigpy's Image Notify, their `update` states, the log) is over when nothing was published
+        # for IDLE_QUIET_S, and the daemon's own clean-up after start-up (memory.py) has run;
+        # then nothing is sent to the daemon for `idle_s`.
+        await peer.wait_quiet(IDLE_QUIET_S, after=peer.mark(), within=START_WAIT_S, what="the start-up")
+        if DAEMON_SETTLE_S:
+            await asyncio.sleep(max(0.0, online.at + DAEMON_SETTLE_S + 0.5 - time.perf_counter()))
         cpu0, wall0 = cpu_seconds(daemon.pid), time.perf_counter()
-        await asyncio.sleep(IDLE_CPU_S)
+        await asyncio.sleep(self.idle_s)
         row.idle_cpu_pct = 100 * (cpu_seconds(daemon.pid) - cpu0) / (time.perf_counter() - wall0)
 
         names = sorted({m.topic[len(peer.base) + 1 :] for m in seen.values()})
@@ -391,12 +431,14 @@ async def _radio_libs(code: str) -> str:
     return "?"
 
 
-def print_table(rows: list[Row], imports: dict[str, tuple[int, str]], args: argparse.Namespace) -> None:
-    """The sweep's table, in Markdown."""
+def print_table(rows: list[list[Row]], imports: dict[str, tuple[int, str]], args: argparse.Namespace) -> None:
+    """The sweep's table, in Markdown: one line per switch count, its runs aggregated."""
     print()
     print(
         f"z2m-qbkg40lm sweep, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} CPU(s), "
-        f"Python {sys.version.split()[0]}, /set n={args.sets}, inbound n={args.inbound}"
+        f"Python {sys.version.split()[0]}, /set n={args.sets}, inbound n={args.inbound}, "
+        f"idle CPU over {args.idle:g} s once settled"
+        + (f", {args.runs} runs per count: each figure is min (median)" if args.runs > 1 else "")
     )
     print()
     print(
@@ -405,19 +447,23 @@ def print_table(rows: list[Row], imports: dict[str, tuple[int, str]], args: argp
         "| states / frames | RSS after |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        if r.skipped:
-            print(f"| {r.switches} | {r.skipped} |  |  |  |  |  |  |  |  |  |")
+    for runs in rows:
+        first = runs[0]
+        if first.skipped:
+            print(f"| {first.switches} | {first.skipped} |  |  |  |  |  |  |  |  |  |")
             continue
-        sp50, sp99 = statistics.median(r.set_ms), p(r.set_ms, 0.99)
-        ep50, ep99 = statistics.median(r.echo_ms), p(r.echo_ms, 0.99)
-        rate = r.inbound_frames / r.inbound_cpu_s if r.inbound_cpu_s else float("nan")
-        wall = r.inbound_frames / r.inbound_wall_s if r.inbound_wall_s else float("nan")
+        each = [figures(r) for r in runs]
+
+        def c(key: str, spec: str, each: list[dict[str, float]] = each) -> str:
+            return cell([f[key] for f in each], spec)
+
         print(
-            f"| {r.switches} | {r.online_s:.2f} s | {r.all_states_s:.2f} s | {r.rss_kb / 1024:.1f} MB "
-            f"| {r.idle_cpu_pct:.1f} % | {sp50:.1f} / {sp99:.1f} ms | {ep50:.2f} / {ep99:.2f} ms "
-            f"| {sp50 - ep50:.1f} ms | {rate:,.0f} ({wall:,.0f}) "
-            f"| {r.inbound_states} / {r.inbound_frames} | {r.rss_after_kb / 1024:.1f} MB |"
+            f"| {first.switches} | {c('online', '.2f')} s | {c('all_states', '.2f')} s "
+            f"| {c('rss', '.1f')} MB "
+            f"| {c('idle', '.2f')} % | {c('set_p50', '.1f')} / {c('set_p99', '.1f')} ms "
+            f"| {c('echo_p50', '.2f')} / {c('echo_p99', '.2f')} ms | {c('above_echo', '.1f')} ms "
+            f"| {c('rate', ',.0f')} ({c('wall_rate', ',.0f')}) "
+            f"| {c('states', '.0f')} / {c('frames', '.0f')} | {c('rss_after', '.1f')} MB |"
         )
     print()
     print("| import (bare interpreter) | VmRSS | radio libraries loaded |")
@@ -431,7 +477,7 @@ async def main_async(args: argparse.Namespace, counts: list[int]) -> int:
     cap = max_switches()
     work = Path(tempfile.mkdtemp(prefix="z2m-sweep-"))
     sweep = Sweep(args, work)
-    rows: list[Row] = []
+    rows: list[list[Row]] = []  # per count, one Row per run
     traced = ""
     failure: str | None = None
     try:
@@ -439,10 +485,17 @@ async def main_async(args: argparse.Namespace, counts: list[int]) -> int:
             if switches > cap:
                 message = f"skipped: virtual.switches is capped at {cap}"
                 print(f"bench: {switches} switches {message}", file=sys.stderr)
-                rows.append(Row(switches, skipped=message))
+                rows.append([Row(switches, skipped=message)])
                 continue
-            print(f"bench: measuring {switches} switch(es) ...", file=sys.stderr, flush=True)
-            rows.append(await sweep.measure(switches))
+            runs: list[Row] = []
+            for run in range(1, args.runs + 1):
+                print(
+                    f"bench: measuring {switches} switch(es), run {run} of {args.runs} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                runs.append(await sweep.measure(switches, run))
+            rows.append(runs)
         if args.tracemalloc:
             print(f"bench: tracemalloc with {args.tracemalloc} switch(es) ...", file=sys.stderr, flush=True)
             traced = await sweep.traced(args.tracemalloc)
@@ -484,6 +537,16 @@ def main() -> int:
     parser.add_argument("--sets", type=int, default=200, help="/set round trips per count (default 200)")
     parser.add_argument("--inbound", type=int, default=2000, help="heartbeats per count (default 2000)")
     parser.add_argument(
+        "--runs", type=int, default=3, help="fresh daemons per count; cells show min (median) (default 3)"
+    )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=IDLE_CPU_S,
+        metavar="S",
+        help=f"seconds of idle CPU sampled once the start-up settled (default {IDLE_CPU_S:g})",
+    )
+    parser.add_argument(
         "--tracemalloc",
         type=int,
         default=0,
@@ -498,8 +561,10 @@ def main() -> int:
         counts = [int(part) for part in args.switches.split(",") if part.strip()]
     except ValueError:
         parser.error(f"--switches must be comma-separated integers, got {args.switches!r}")
-    if not counts or min(counts) < 1 or args.sets < 1 or args.inbound < 1:
-        parser.error("--switches, --sets and --inbound must be at least 1")
+    if not counts or min(counts) < 1 or args.sets < 1 or args.inbound < 1 or args.runs < 1:
+        parser.error("--switches, --sets, --inbound and --runs must be at least 1")
+    if args.idle <= 0:
+        parser.error("--idle must be more than 0 seconds")
     return asyncio.run(main_async(args, counts))
 
 

@@ -233,6 +233,22 @@ async def test_subscribe_while_connected_reports_retained(prefix: str) -> None:
         await other.publish(harness.will_topic, b"", retain=True)
 
 
+async def test_a_burst_of_publishes_is_no_warning(prefix: str, logs: LogQueue) -> None:
+    """aiomqtt warns when more than 10 publishes wait for their acknowledgement; a burst of a
+    daemon's state messages is normal work, not a problem to report."""
+    harness = Harness(config(), prefix)
+    harness.start()
+    try:
+        await asyncio.wait_for(harness.client.wait_connected(), TIMEOUT)
+        sent = await asyncio.gather(
+            *(harness.client.publish(f"{prefix}/out/{i}", "x", qos=1) for i in range(200))
+        )
+        assert all(sent)
+        assert [r.getMessage() for r in logs.seen if "pending publish" in r.getMessage()] == []
+    finally:
+        await harness.close()
+
+
 async def test_publish_while_disconnected_drops_with_warning(prefix: str, logs: LogQueue) -> None:
     harness = Harness(config(), prefix)
     assert not harness.client.connected

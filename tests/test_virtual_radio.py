@@ -472,3 +472,21 @@ def test_configuration_defaults_and_validation() -> None:
         VirtualControllerApplication({"device": {"path": "virtual"}, "virtual": {"linkquality": 300}})
     with pytest.raises(vol.Invalid, match="switches"):
         VirtualControllerApplication({"device": {"path": "virtual"}, "virtual": {"switches": -1}})
+
+
+async def test_frames_find_a_switch_by_address_after_another_left_and_one_joined(running: Running) -> None:
+    gone = await running.switch_device()
+    old_nwk = gone.nwk
+    await running.app.remove(gone.ieee)
+    await asyncio.wait_for(running.listener.left(gone.ieee), TIMEOUT)
+    await running.app.permit(60)
+    text = await running.app.simulation.join_new_switch()
+    device = await asyncio.wait_for(running.listener.initialized(eui64(text)), TIMEOUT)
+    [switch] = running.app.simulated_switches
+    assert device.nwk == switch.nwk
+    response = await device.endpoints[1].on_off.on()  # by network address
+    assert response.status == foundation.Status.SUCCESS and switch.relay is True
+    await running.app.simulation.heartbeat(text.upper().replace("0X", "0x"))  # by IEEE text
+    if old_nwk != switch.nwk:
+        stale = t.AddrModeAddress(addr_mode=t.AddrMode.NWK, address=old_nwk)
+        assert running.app._find_switch(stale) is None

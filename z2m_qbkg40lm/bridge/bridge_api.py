@@ -98,6 +98,8 @@ class BridgeApi(Extension):
         self._held_events: list[str] = []
         """`bridge/event` payloads waiting for the next `bridge/devices`, in order."""
         self._devices_lock = asyncio.Lock()
+        self._device_texts: dict[str, tuple[tuple[Any, ...], str]] = {}
+        """Each device's element of the last `bridge/devices`, as JSON, with what it was made of."""
         self._stopping = False
 
     def request_handlers(self) -> dict[str, RequestHandler]:
@@ -146,7 +148,7 @@ class BridgeApi(Extension):
         async with self._devices_lock:
             # Built under the lock: whoever publishes last publishes the newest list.
             self._stale_since = None
-            await self._publish(f"{self._base}/bridge/devices", to_json(self.devices()), retain=True)
+            await self._publish(f"{self._base}/bridge/devices", self.devices_text(), retain=True)
             # An event held while this list was built or sent waits for the next one, which
             # marking the list stale again has already scheduled.
             while self._held_events and self._stale_since is None:
@@ -246,6 +248,36 @@ class BridgeApi(Extension):
                 )
             )
         return elements
+
+    def devices_text(self) -> str:
+        """`to_json(self.devices())`, re-encoding only the elements whose device changed.
+
+        During a start-up with 200 joining switches the list goes out several times (at most every
+        `DEVICES_MAX_DELAY_S`) and each time only some devices changed; an element is encoded
+        alone exactly as within the list (compact, sorted keys), so the text is the same.
+        """
+        radio = self.context.radio
+        bridge = self.context.bridge
+        texts = [to_json(coordinator_json(radio.coordinator_details()))]
+        kept: dict[str, tuple[tuple[Any, ...], str]] = {}
+        for details in radio.all_details():
+            settings = bridge.device_config(details.ieee)
+            state = self._interviews.get(details.ieee) or interview_state(details)
+            made_of = (details, settings.friendly_name, settings.description, state)
+            cached = self._device_texts.get(details.ieee)
+            if cached is None or cached[0] != made_of:
+                element = device_json(
+                    details,
+                    friendly_name=settings.friendly_name,
+                    definition=find_definition(details.model_id),
+                    state=state,
+                    description=settings.description,
+                )
+                cached = (made_of, to_json(element))
+            kept[details.ieee] = cached
+            texts.append(cached[1])
+        self._device_texts = kept
+        return "[" + ",".join(texts) + "]"
 
     # --- radio events -> bridge/devices, bridge/event ----------------------------------------------
 

@@ -43,6 +43,9 @@ MAX_PACKET_SIZE = 1024 * 1024
 DEFAULT_MAX_PAYLOAD = MAX_PACKET_SIZE
 # Bounds memory if a handler stalls; aiomqtt drops (and logs) messages beyond it.
 _MAX_QUEUED_INCOMING = 10_000
+# aiomqtt warns once more than 10 publishes wait for paho (a QoS 0 one until written to the socket),
+# at every publish: a burst of state messages (200 switches starting) does that as a matter of course.
+_PENDING_PUBLISHES_WARNING = 10_000
 # Per-operation timeout handed to aiomqtt: CONNACK, SUBACK, PUBACK and DISCONNECT waits.
 _OPERATION_TIMEOUT = 10.0
 # Commands are QoS 1 at most worth keeping: the broker delivers at min(publish QoS, subscription QoS).
@@ -588,6 +591,7 @@ class MqttClient:
             logger=logging.getLogger(f"{__name__}.paho"),
         )
         client.redeliveries = self._redeliveries
+        client.pending_calls_threshold = _PENDING_PUBLISHES_WARNING
         return client
 
     async def _serve(self, client: aiomqtt.Client) -> None:

@@ -1177,26 +1177,25 @@ class _Request:
         self.broadcast = broadcast
 
     def _frame(self, general: bool, command_id: int, body: bytes) -> ApsFrame:
-        hdr = foundation.ZCLHeader(
-            frame_control=foundation.FrameControl(
-                frame_type=foundation.FrameType.GLOBAL_COMMAND
-                if general
-                else foundation.FrameType.CLUSTER_COMMAND,
-                is_manufacturer_specific=self.hdr.manufacturer is not None,
-                direction=self.hdr.direction.flip(),
-                disable_default_response=1,
-                reserved=0,
-            ),
-            manufacturer=self.hdr.manufacturer,
-            tsn=self.hdr.tsn,
-            command_id=command_id,
+        # The ZCL header as bytes: zigpy's ZCLHeader struct costs ~0.1 ms to build, once per
+        # answer (a fifth of the simulator's share of a start-up with 200 switches).
+        manufacturer = self.hdr.manufacturer
+        frame_control = (
+            (0 if general else 1)  # frame type: global or cluster-specific
+            | (0 if manufacturer is None else 0x04)
+            | (0 if self.hdr.direction.flip() == foundation.Direction.Client_to_Server else 0x08)
+            | 0x10  # default response disabled
         )
+        header = bytes([frame_control])
+        if manufacturer is not None:
+            header += int(manufacturer).to_bytes(2, "little")
+        header += bytes([int(self.hdr.tsn), int(command_id)])
         return ApsFrame(
             self.frame.dst_endpoint,
             self.frame.src_endpoint,
             self.frame.profile_id,
             self.frame.cluster_id,
-            hdr.serialize() + body,
+            header + body,
         )
 
     def response(self, command_id: int, body: t.Struct) -> list[ApsFrame]:

@@ -15,11 +15,13 @@ Configuration (the zigpy configuration dictionary, next to `device`, `database_p
       variant: full        # descriptor of new switches: "full" or "fingerprint"
 
 On the first start the switches are created and "already paired": once `initialize()` is done,
-each switch zigpy does not know announces itself and zigpy interviews it. With a state file, a
-restart with the same file and database resumes the same network (the file plays the radio's
-NVRAM) and the same switches, which zigpy already knows: nothing joins again. The state file is
-authoritative once it exists: `switches` only sizes the first start. Without a state file the
-network still resumes from zigpy's database backup, but new switches are created at every start.
+each switch zigpy does not know announces itself and zigpy interviews it; at most 32 interviews
+are under way at a time (sim/join_window.py), the next switch announcing as zigpy finishes one.
+With a state file, a restart with the same file and database resumes the same network (the file
+plays the radio's NVRAM) and the same switches, which zigpy already knows: nothing joins again.
+The state file is authoritative once it exists: `switches` only sizes the first start. Without a
+state file the network still resumes from zigpy's database backup, but new switches are created at
+every start.
 
 The state file is written at once when the network is formed or reset and when a switch joins or
 leaves; a switch's own state (relay, counters, settings written over Zigbee) at most once a
@@ -72,8 +74,10 @@ from z2m_qbkg40lm.sim import inspection
 from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
 from z2m_qbkg40lm.sim.heartbeat_stream import next_temperature
+from z2m_qbkg40lm.sim.join_window import JoinWindow
 from z2m_qbkg40lm.sim.neighbours import neighbours_body
 from z2m_qbkg40lm.sim.ota_client import OtaFault, Timer, TimerSet
+from z2m_qbkg40lm.sim.state_file import StateFileText
 from z2m_qbkg40lm.sim.switch import MODEL_ID, VARIANTS, SimulatedSwitch, Variant
 
 LOGGER = logging.getLogger(__name__)
@@ -100,8 +104,8 @@ COORDINATOR_MODEL: Final = "Virtual coordinator"
 NETWORK_SOURCE: Final = "z2m_qbkg40lm virtual adapter"
 SAVE_INTERVAL: Final = 1.0
 """Seconds a switch's own state (relay, counters, settings) may wait before the state file is
-written: one write then carries every change of that second. Serialising 200 switches costs
-about 6 ms, too much for every relay change. Joins, leaves and the network are written at once."""
+written: one write then carries every change of that second, and takes the records of only the
+switches that had a frame (sim/state_file.py). Joins, leaves and the network are written at once."""
 _UNKNOWN_IEEE: Final[t.EUI64] = t.EUI64.convert("ff:ff:ff:ff:ff:ff:ff:ff")
 
 # Aqara devices enable their full behaviour only when the coordinator's node descriptor carries
@@ -199,12 +203,17 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         self._network: tuple[zigpy.state.NetworkInfo, zigpy.state.NodeInfo] | None = None
         self._switches: dict[t.EUI64, SimulatedSwitch] = {}
         self._saved: str | None = None
-        self._saved_switches: dict[t.EUI64, dict[str, Any]] = {}
+        self._records = StateFileText()
+        self._touched: set[SimulatedSwitch] = set()  # with a frame or an action since the last save
         self._save_handle: asyncio.TimerHandle | None = None
+        self._by_nwk: dict[int, SimulatedSwitch] = {}  # an index of `_switches`, mended when stale
         self._permit_until: dict[int, float] = {}
         self._outbox: deque[Callable[[], None]] = deque()
         self._flush_handle: asyncio.Handle | None = None
         self._timers = TimerSet()
+        self._joining: JoinWindow[tuple[SimulatedSwitch, list[ApsFrame]]] = JoinWindow(
+            self._announce, self._timers.call_later
+        )
         self.simulation = Simulation(self)
 
     # --- properties the simulation and tests read --------------------------------------------
@@ -241,6 +250,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         for `SAVE_INTERVAL` included: a clean stop loses nothing)."""
         for switch in self._switches.values():
             switch.attach(None)
+        self._joining.clear()
         self._timers.cancel_all()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
@@ -274,11 +284,30 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             if not switch.responsive:
                 LOGGER.warning("Simulated switch %s is silent: it cannot announce itself", switch.ieee)
                 continue
-            LOGGER.info("Pre-paired simulated switch %s announces itself", self._ieee_text(switch))
-            self._deliver_now(switch, switch.announce())
+            # Joined now (and written at once, below); the announcements go out a window at a time.
+            self._joining.add(switch.ieee, (switch, switch.announce()))
             announced = True
         if announced:
             self._save_state()  # they joined (`joined` is set): a join is written at once
+
+    def _announce(self, announcement: tuple[SimulatedSwitch, list[ApsFrame]]) -> bool:
+        """A pre-paired switch's turn (JoinWindow): its announcement goes to zigpy (False: not sent)."""
+        switch, frames = announcement
+        if not self._connected or self._switches.get(switch.ieee) is not switch:
+            return False  # stopped, or gone meanwhile
+        if not switch.responsive:
+            LOGGER.warning("Simulated switch %s is silent: it cannot announce itself", switch.ieee)
+            return False
+        LOGGER.info("Pre-paired simulated switch %s announces itself", self._ieee_text(switch))
+        self._deliver_now(switch, frames)
+        return True
+
+    def listener_event(self, method_name: str, *args: Any) -> list[Any]:
+        """zigpy's events to its listeners; an interview's end also frees a slot of the join window."""
+        result: list[Any] = super().listener_event(method_name, *args)
+        if method_name in ("device_initialized", "device_init_failure") and args:
+            self._joining.settled(getattr(args[0], "ieee", None))
+        return result
 
     async def force_remove(self, dev: zigpy.device.BaseDevice) -> None:
         """A forced leave: the simulated switch is gone from the network and the state file."""
@@ -386,12 +415,19 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
     # --- frames to switches ----------------------------------------------------------------------
 
     def _find_switch(self, address: t.AddrModeAddress) -> SimulatedSwitch | None:
-        for switch in self._switches.values():
-            if address.addr_mode == t.AddrMode.IEEE and switch.ieee == address.address:
-                return switch
-            if address.addr_mode == t.AddrMode.NWK and switch.nwk == address.address:
-                return switch
-        return None
+        wanted = address.address
+        if address.addr_mode == t.AddrMode.IEEE and isinstance(wanted, t.EUI64):
+            return self._switches.get(wanted)
+        if address.addr_mode != t.AddrMode.NWK or not isinstance(wanted, int):
+            return None
+        nwk = int(wanted)
+        switch = self._by_nwk.get(nwk)
+        if switch is None or switch.nwk != nwk or self._switches.get(switch.ieee) is not switch:
+            # Switches join and leave in several places: the index is rebuilt when it is found stale
+            # (or the address unknown, which is rare: a frame for a device that is gone).
+            self._by_nwk = {each.nwk: each for each in self._switches.values()}
+            switch = self._by_nwk.get(nwk)
+        return switch
 
     def _broadcast(self, frame: ApsFrame) -> None:
         if frame.is_zdo and frame.cluster_id == zdo_t.ZDOCmd.Mgmt_Permit_Joining_req:
@@ -574,12 +610,13 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         A relay change, a press or a setting may wait: a `kill -9` loses at most the last second
         of them, and `disconnect()` writes them. A switch gone from the network, or one that
         rebooted into new firmware, is written at once, as a join is: losing it would bring back a
-        switch the user removed, or an old firmware version. While a write is due
-        nothing is compared: an OTA transfer passes hundreds of frames a second.
+        switch the user removed, or an old firmware version. Nothing is compared per frame (an OTA
+        transfer or a start-up passes hundreds of frames a second): the switch is marked, and the
+        timed save takes the records of the marked switches and writes only if one changed.
         """
         if self._state_file is None:
             return
-        saved = self._saved_switches.get(switch.ieee)
+        saved = self._records.record(switch)
         if self._switches.get(switch.ieee) is not switch or (
             saved is not None and saved.get("firmware_version") != switch.firmware_version
         ):
@@ -587,43 +624,46 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             # (or the old version, offered the update again).
             self._save_state()
             return
-        if self._save_handle is not None or self._saved_switches.get(switch.ieee) == switch.to_dict():
-            return
-        self._save_handle = asyncio.get_running_loop().call_later(SAVE_INTERVAL, self._save_due)
+        self._touched.add(switch)
+        if self._save_handle is None:
+            self._save_handle = asyncio.get_running_loop().call_later(SAVE_INTERVAL, self._save_due)
 
     def _save_due(self) -> None:
         """The timer `_save_switch()` set: write, and on failure say so (the next change tries again)."""
         self._save_handle = None
         try:
-            self._save_state()
+            self._save_state(only_touched=True)
         except OSError as exc:
             self._saved = None
-            self._saved_switches = {}
             LOGGER.warning(
                 "Cannot write the virtual adapter's state file %s (%s): the next change tries again",
                 self._state_file,
                 exc.strerror or exc,
             )
 
-    def _save_state(self) -> None:
-        """Write the state file now if something changed (atomically: a temporary file, then rename)."""
+    def _save_state(self, *, only_touched: bool = False) -> None:
+        """Write the state file now if something changed (atomically: a temporary file, then rename).
+
+        The records of every switch are taken again, or with `only_touched` (the timed save) only
+        those of switches marked by `_save_switch()`: a switch changes only by its frames, its own
+        sends and simulated actions, which all mark it or save at once.
+        """
         if self._save_handle is not None:
             self._save_handle.cancel()
             self._save_handle = None
+        touched, self._touched = self._touched, set()
         network = None
         if self._network is not None:
             network = {"network_info": self._network[0].as_dict(), "node_info": self._network[1].as_dict()}
-        records = {switch.ieee: switch.to_dict() for switch in self._switches.values()}
-        text = json.dumps(
+        self._records.update(self._switches.values(), touched if only_touched else None)
+        text = self._records.text(
             {
                 "version": STATE_FILE_VERSION,
                 "coordinator_ieee": str(self._coordinator_ieee),
                 "network": network,
-                "switches": list(records.values()),
-            },
-            indent=2,
+                "switches": [],
+            }
         )
-        self._saved_switches = records
         if text == self._saved:
             return
         if self._state_file is not None:
@@ -641,9 +681,9 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         wanted = ieee.strip().lower().removeprefix("0x").replace(":", "")
         if len(wanted) != 16 or any(c not in "0123456789abcdef" for c in wanted):
             raise SimulationError(f"{ieee!r} is not an IEEE address (16 hex digits, e.g. 0x54ef441000000001)")
-        for switch in self._switches.values():
-            if str(switch.ieee).replace(":", "") == wanted:
-                return switch
+        found = self._switches.get(t.EUI64.convert(":".join(wanted[i : i + 2] for i in range(0, 16, 2))))
+        if found is not None:
+            return found
         known = ", ".join(self._ieee_text(switch) for switch in self._switches.values())
         raise SimulationError(
             f"no simulated switch {ieee}; "
