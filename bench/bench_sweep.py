@@ -61,14 +61,16 @@ except ImportError:  # a daemon without it
 INBOUND_WAIT_S = 120.0  # the whole inbound phase
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+_AS_RUN = "from z2m_qbkg40lm.deferred_imports import defer_unused_imports; defer_unused_imports()\n"
 IMPORTS: dict[str, str] = {
     "python -c pass": "",
     "zigpy + aiomqtt (the floor)": "import zigpy.application, aiomqtt",
-    "z2m_qbkg40lm.daemon as it loads today": "import z2m_qbkg40lm.daemon",
-    "z2m_qbkg40lm.daemon + all 3 radio libraries": (
-        "import z2m_qbkg40lm.daemon, zigpy_znp.zigbee.application, bellows.zigbee.application, "
-        "zigpy_deconz.zigbee.application"
-    ),
+    "zigpy + aiomqtt, aiohttp and jsonschema deferred": _AS_RUN + "import zigpy.application, aiomqtt",
+    "the daemon as `run` loads it (virtual adapter)": _AS_RUN
+    + "import z2m_qbkg40lm.daemon, zigpy.application, z2m_qbkg40lm.sim.virtual_radio",
+    "the same + all 3 radio libraries": _AS_RUN
+    + "import z2m_qbkg40lm.daemon, zigpy.application, z2m_qbkg40lm.sim.virtual_radio, "
+    "zigpy_znp.zigbee.application, bellows.zigbee.application, zigpy_deconz.zigbee.application",
 }
 RADIO_LIBS = ("zigpy_znp", "bellows", "zigpy_deconz")
 
