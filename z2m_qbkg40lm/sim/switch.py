@@ -102,6 +102,7 @@ from z2m_qbkg40lm.sim.ota_client import (
     Timer,
 )
 from z2m_qbkg40lm.sim.prevent_reset import ANSWER, ATTR_PREVENT_RESET, TRIGGER, PreventReset
+from z2m_qbkg40lm.sim.zcl_header import ZclHeader, header_bytes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -801,7 +802,7 @@ class SimulatedSwitch:
         status = self.ota.handle_command(payload[2], payload[1], payload[3:], frame.src_endpoint, broadcast)
         if status is None:
             return []
-        hdr, _body = foundation.ZCLHeader.deserialize(payload)
+        hdr, _body = ZclHeader.parse(payload)
         return _Request(frame, hdr, broadcast).default_response(status)
 
     def _handle_broadcast_endpoint(self, frame: ApsFrame, broadcast: bool) -> list[ApsFrame]:
@@ -898,16 +899,16 @@ class SimulatedSwitch:
 
     def _handle_zcl(self, frame: ApsFrame, broadcast: bool) -> list[ApsFrame]:
         try:
-            hdr, body = foundation.ZCLHeader.deserialize(frame.payload)
+            hdr, body = ZclHeader.parse(frame.payload)
         except ValueError as exc:
             LOGGER.warning("Switch %s: dropping a malformed ZCL frame %s: %s", self.ieee, frame, exc)
             return []
         request = _Request(frame, hdr, broadcast)
-        side = _SERVER if hdr.direction == foundation.Direction.Client_to_Server else _CLIENT
+        side = _SERVER if hdr.client_to_server else _CLIENT
         key: ClusterKey = (frame.dst_endpoint, side, frame.cluster_id)
         if key not in _FIRMWARE_CLUSTERS:
             return request.default_response(foundation.Status.UNSUPPORTED_CLUSTER)
-        if hdr.frame_control.is_general:
+        if hdr.is_general:
             return self._handle_general(request, key, body)
         return self._handle_cluster_command(request, key, body)
 
@@ -1018,7 +1019,7 @@ class SimulatedSwitch:
         )
 
     def _handle_cluster_command(self, request: _Request, key: ClusterKey, body: bytes) -> list[ApsFrame]:
-        if request.hdr.frame_control.is_manufacturer_specific:
+        if request.hdr.is_manufacturer_specific:
             return request.default_response(foundation.Status.UNSUP_MANUF_CLUSTER_COMMAND)
         _endpoint, side, cluster_id = key
         if side == _CLIENT:
@@ -1126,25 +1127,19 @@ class SimulatedSwitch:
         manufacturer: int | None = None,
     ) -> ApsFrame:
         """A Report Attributes frame from the switch: `18 tt 0A …`, or `1C <mfr> tt 0A …`."""
-        hdr = foundation.ZCLHeader(
-            frame_control=foundation.FrameControl(
-                frame_type=foundation.FrameType.GLOBAL_COMMAND,
-                is_manufacturer_specific=manufacturer is not None,
-                direction=foundation.Direction.Server_to_Client,
-                disable_default_response=1,
-                reserved=0,
-            ),
-            manufacturer=None if manufacturer is None else t.uint16_t(manufacturer),
+        hdr = header_bytes(
+            general=True,
+            server_to_client=True,
+            manufacturer=manufacturer,
             tsn=self._next_tsn(),
             command_id=foundation.GeneralCommand.Report_Attributes,
         )
-        schema = foundation.GENERAL_COMMANDS[foundation.GeneralCommand.Report_Attributes].schema
-        reports = [
-            foundation.Attribute(attrid=attribute_id, value=_typed(zcl_type, value))
+        # The body is a list of attribute records without a count: id (uint16), type, value.
+        records = b"".join(
+            attribute_id.to_bytes(2, "little") + _typed(zcl_type, value).serialize()
             for attribute_id, zcl_type, value in attributes
-        ]
-        payload = hdr.serialize() + schema(attribute_reports=reports).serialize()
-        return ApsFrame(endpoint, COORDINATOR_ENDPOINT, HA_PROFILE, cluster_id, payload)
+        )
+        return ApsFrame(endpoint, COORDINATOR_ENDPOINT, HA_PROFILE, cluster_id, hdr + records)
 
     def _on_off_report(self) -> ApsFrame:
         return self._report(SWITCH_ENDPOINT, ON_OFF_CLUSTER_ID, [(0x0000, 0x10, self.relay)])
@@ -1162,22 +1157,15 @@ class _Request:
     """One ZCL request being answered: builds replies with its TSN, manufacturer code and the
     flipped direction, and applies the Default Response rules."""
 
-    def __init__(self, frame: ApsFrame, hdr: foundation.ZCLHeader, broadcast: bool) -> None:
+    def __init__(self, frame: ApsFrame, hdr: ZclHeader, broadcast: bool) -> None:
         self.frame = frame
         self.hdr = hdr
         self.broadcast = broadcast
 
     def _frame(self, general: bool, command_id: int, body: bytes) -> ApsFrame:
-        hdr = foundation.ZCLHeader(
-            frame_control=foundation.FrameControl(
-                frame_type=foundation.FrameType.GLOBAL_COMMAND
-                if general
-                else foundation.FrameType.CLUSTER_COMMAND,
-                is_manufacturer_specific=self.hdr.manufacturer is not None,
-                direction=self.hdr.direction.flip(),
-                disable_default_response=1,
-                reserved=0,
-            ),
+        hdr = header_bytes(
+            general=general,
+            server_to_client=self.hdr.client_to_server,  # the answer goes the other way
             manufacturer=self.hdr.manufacturer,
             tsn=self.hdr.tsn,
             command_id=command_id,
@@ -1187,7 +1175,7 @@ class _Request:
             self.frame.src_endpoint,
             self.frame.profile_id,
             self.frame.cluster_id,
-            hdr.serialize() + body,
+            hdr + body,
         )
 
     def response(self, command_id: int, body: t.Struct) -> list[ApsFrame]:
@@ -1204,7 +1192,7 @@ class _Request:
         """A Default Response: on error, or on success unless disabled; never for broadcasts."""
         if self.broadcast:
             return []
-        if status == foundation.Status.SUCCESS and self.hdr.frame_control.disable_default_response:
+        if status == foundation.Status.SUCCESS and self.hdr.disable_default_response:
             return []
-        body = foundation.DefaultResponse(command_id=self.hdr.command_id, status=status)
-        return [self._frame(True, foundation.GeneralCommand.Default_Response, body.serialize())]
+        body = bytes((self.hdr.command_id, int(status)))  # DefaultResponse: command id, status
+        return [self._frame(True, foundation.GeneralCommand.Default_Response, body)]
