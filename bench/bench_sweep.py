@@ -561,6 +561,7 @@ def print_overhead(rows: list[Overhead], rate: float) -> None:
         ("frame_to_publish", "report frame -> state publish written"),
         ("frame_to_publish_call", "  of which: frame -> publish() called"),
         ("answer_to_publish", "`/set`'s answer frame -> state publish written"),
+        ("radio_answer", "(simulator) frame to the radio -> its answer frame"),
     )
     for r in rows:
         for key, label in labels:

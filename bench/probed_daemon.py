@@ -21,6 +21,9 @@ Correlated per device (by friendly name):
   within `HORIZON_S`, such as a report that merely confirms a command, is counted as unpublished).
   The answers to a `/set` (its Default Response, the report of the relay) and the command's state
   message are counted apart from the frames the switches send on their own (reports).
+- **radio round trip**: from a `/set`'s frame to the radio to the first frame back from its
+  device: with the virtual adapter, the simulated switch's work (no part of the daemon on
+  hardware, where the air and the device take tens of milliseconds instead).
 
 SIGUSR1 writes the figures since the previous SIGUSR1 (or the start) to OUT_FILE as JSON and
 starts a new window; the same is written at exit. Product code has no hooks for this: the probes
@@ -81,6 +84,7 @@ class Probes:
         self._frames: dict[str, deque[float]] = {}  # name -> frames not yet followed by a message
         self._mids: dict[int, tuple[str, float]] = {}  # paho mid -> (state topic name, publish() time)
         self._commanded: set[str] = set()  # devices sent a /set's frame, its state message not yet written
+        self._sent_at: dict[str, float] = {}  # name -> when a /set's frame went to the radio
         self.reset()
 
     def reset(self) -> None:
@@ -90,6 +94,7 @@ class Probes:
         self.frame_to_publish: list[float] = []
         self.frame_to_publish_call: list[float] = []  # frame -> paho.publish() (the daemon's work)
         self.answer_to_publish: list[float] = []  # the same for a /set's answer frames
+        self.radio_answer: list[float] = []  # a /set's frame to the radio -> its first answer frame
         self.unpublished = 0
         self.sets_unsent = 0
 
@@ -143,6 +148,7 @@ class Probes:
             return
         self.set_to_radio.append(at - began)
         self._commanded.add(name or "")
+        self._sent_at[name or ""] = at
         handed = self._set_bridge_at.pop(name or "", None)
         if handed is not None:
             self.set_queue.append(handed - began)
@@ -160,6 +166,9 @@ class Probes:
             return
         if name is not None:
             self._frames.setdefault(name, deque()).append(at)
+            sent = self._sent_at.pop(name, None)
+            if sent is not None:
+                self.radio_answer.append(at - sent)
 
     def on_publish_call(self, topic: str, mid: int) -> None:
         name = self.name_of_state_topic(topic)
@@ -199,6 +208,7 @@ class Probes:
             "frame_to_publish": summary(self.frame_to_publish),
             "frame_to_publish_call": summary(self.frame_to_publish_call),
             "answer_to_publish": summary(self.answer_to_publish),
+            "radio_answer": summary(self.radio_answer),
             "frames_unpublished": self.unpublished,
             "sets_not_sent": self.sets_unsent,
         }

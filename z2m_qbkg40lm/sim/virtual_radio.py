@@ -197,6 +197,7 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         self._coordinator_ieee = _UNKNOWN_IEEE
         self._network: tuple[zigpy.state.NetworkInfo, zigpy.state.NodeInfo] | None = None
         self._switches: dict[t.EUI64, SimulatedSwitch] = {}
+        self._by_nwk: dict[int, SimulatedSwitch] = {}  # `_find_switch`'s index, rebuilt when stale
         self._saved: str | None = None
         self._saved_switches: dict[t.EUI64, dict[str, Any]] = {}
         self._save_handle: asyncio.TimerHandle | None = None
@@ -385,12 +386,18 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
     # --- frames to switches ----------------------------------------------------------------------
 
     def _find_switch(self, address: t.AddrModeAddress) -> SimulatedSwitch | None:
-        for switch in self._switches.values():
-            if address.addr_mode == t.AddrMode.IEEE and switch.ieee == address.address:
-                return switch
-            if address.addr_mode == t.AddrMode.NWK and switch.nwk == address.address:
-                return switch
-        return None
+        """The switch a unicast is for: by key, not by walking the network (every request)."""
+        if address.addr_mode == t.AddrMode.IEEE:
+            return self._switches.get(address.address)
+        if address.addr_mode != t.AddrMode.NWK:
+            return None
+        # A switch's network address can change (a rejoin) and switches come and go: an entry is
+        # checked against the switch itself, and the index rebuilt when it does not hold.
+        switch = self._by_nwk.get(address.address)
+        if switch is None or switch.nwk != address.address or self._switches.get(switch.ieee) is not switch:
+            self._by_nwk = {candidate.nwk: candidate for candidate in self._switches.values()}
+            switch = self._by_nwk.get(address.address)
+        return switch
 
     def _broadcast(self, frame: ApsFrame) -> None:
         if frame.is_zdo and frame.cluster_id == zdo_t.ZDOCmd.Mgmt_Permit_Joining_req:
