@@ -150,6 +150,10 @@ class Radio:
         # Set unless a re-initialisation is under way: it ended, serving again or lost.
         self._settled = asyncio.Event()
         self._lost = asyncio.Event()
+        # The same as a future, made at the first command: every command waits on it beside its own
+        # task, and a shared future costs that wait nothing (a task on the event, one per command,
+        # cost two more loop iterations and a cancellation per command).
+        self._lost_signal: asyncio.Future[None] | None = None
         self._restart_task: asyncio.Task[None] | None = None
         # False once a send was refused again right after a re-initialisation: the refusal has
         # another cause, and re-initialising over and over would not help (until a send works).
@@ -267,6 +271,8 @@ class Radio:
             self._settled.set()
         if state == "lost":
             self._lost.set()
+            if self._lost_signal is not None and not self._lost_signal.done():
+                self._lost_signal.set_result(None)
 
     def _on_reset(self, reason: str) -> None:
         """The reset detection's callback (called inside the radio library's frame handling)."""
@@ -434,11 +440,16 @@ class Radio:
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._execute_once(ieee, operations))
         # A lost adapter ends the command at once, so that it is answered before the daemon stops.
-        lost = loop.create_task(self._lost.wait())
+        if self._lost_signal is None:
+            self._lost_signal = loop.create_future()
+            if self._lost.is_set():
+                self._lost_signal.set_result(None)
+        lost = self._lost_signal
+        waiting: set[asyncio.Future[Any]] = {task, lost}
         try:
             while True:
                 done, _ = await asyncio.wait(
-                    {task, lost}, timeout=COORDINATOR_CHECK_AFTER_S, return_when=asyncio.FIRST_COMPLETED
+                    waiting, timeout=COORDINATOR_CHECK_AFTER_S, return_when=asyncio.FIRST_COMPLETED
                 )
                 if task in done:
                     break
@@ -449,9 +460,9 @@ class Radio:
                 if problem is not None and not task.done():
                     raise DeviceCommandError(f"the command got no answer: {problem}")
         finally:
-            for each in (task, lost):
-                each.cancel()
-            await asyncio.gather(task, lost, return_exceptions=True)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         return task.result()
 
     async def _execute_once(self, ieee: str, operations: tuple[ZclOperation, ...]) -> tuple[Any, ...]:
