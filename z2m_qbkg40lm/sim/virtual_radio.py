@@ -73,6 +73,7 @@ from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_re
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
 from z2m_qbkg40lm.sim.neighbours import neighbours_body
 from z2m_qbkg40lm.sim.ota_client import OtaFault, Timer, TimerSet
+from z2m_qbkg40lm.sim.state_text import StateText
 from z2m_qbkg40lm.sim.switch import MODEL_ID, VARIANTS, SimulatedSwitch, Variant
 
 LOGGER = logging.getLogger(__name__)
@@ -200,6 +201,8 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
         self._by_nwk: dict[int, SimulatedSwitch] = {}  # `_find_switch`'s index, rebuilt when stale
         self._saved: str | None = None
         self._saved_switches: dict[t.EUI64, dict[str, Any]] = {}
+        self._changed: set[t.EUI64] = set()  # switches `_save_switch()` heard of since the last save
+        self._state_text = StateText()
         self._save_handle: asyncio.TimerHandle | None = None
         self._permit_until: dict[int, float] = {}
         self._outbox: deque[Callable[[], None]] = deque()
@@ -387,16 +390,17 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
 
     def _find_switch(self, address: t.AddrModeAddress) -> SimulatedSwitch | None:
         """The switch a unicast is for: by key, not by walking the network (every request)."""
-        if address.addr_mode == t.AddrMode.IEEE:
-            return self._switches.get(address.address)
-        if address.addr_mode != t.AddrMode.NWK:
+        target = address.address
+        if address.addr_mode == t.AddrMode.IEEE and isinstance(target, t.EUI64):
+            return self._switches.get(target)
+        if address.addr_mode != t.AddrMode.NWK or not isinstance(target, int):
             return None
         # A switch's network address can change (a rejoin) and switches come and go: an entry is
         # checked against the switch itself, and the index rebuilt when it does not hold.
-        switch = self._by_nwk.get(address.address)
-        if switch is None or switch.nwk != address.address or self._switches.get(switch.ieee) is not switch:
+        switch = self._by_nwk.get(target)
+        if switch is None or switch.nwk != target or self._switches.get(switch.ieee) is not switch:
             self._by_nwk = {candidate.nwk: candidate for candidate in self._switches.values()}
-            switch = self._by_nwk.get(address.address)
+            switch = self._by_nwk.get(target)
         return switch
 
     def _broadcast(self, frame: ApsFrame) -> None:
@@ -593,15 +597,19 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             # (or the old version, offered the update again).
             self._save_state()
             return
-        if self._save_handle is not None or self._saved_switches.get(switch.ieee) == switch.to_dict():
+        if self._save_handle is not None:
+            self._changed.add(switch.ieee)
             return
+        if self._saved_switches.get(switch.ieee) == switch.to_dict():
+            return
+        self._changed.add(switch.ieee)
         self._save_handle = asyncio.get_running_loop().call_later(SAVE_INTERVAL, self._save_due)
 
     def _save_due(self) -> None:
         """The timer `_save_switch()` set: write, and on failure say so (the next change tries again)."""
         self._save_handle = None
         try:
-            self._save_state()
+            self._save_state(only_changed=True)
         except OSError as exc:
             self._saved = None
             self._saved_switches = {}
@@ -611,24 +619,34 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
                 exc.strerror or exc,
             )
 
-    def _save_state(self) -> None:
-        """Write the state file now if something changed (atomically: a temporary file, then rename)."""
+    def _save_state(self, *, only_changed: bool = False) -> None:
+        """Write the state file now if something changed (atomically: a temporary file, then rename).
+
+        `only_changed` (the timer's save) takes the records of the switches `_save_switch()` did
+        not hear of from the last save: every change of a switch reaches it (frames, simulated
+        actions), except the ticks of an On/Off countdown, so a switch counting down (or that was,
+        at the last save) is read again too. Every other save reads every switch.
+        """
         if self._save_handle is not None:
             self._save_handle.cancel()
             self._save_handle = None
         network = None
         if self._network is not None:
             network = {"network_info": self._network[0].as_dict(), "node_info": self._network[1].as_dict()}
-        records = {switch.ieee: switch.to_dict() for switch in self._switches.values()}
-        text = json.dumps(
-            {
-                "version": STATE_FILE_VERSION,
-                "coordinator_ieee": str(self._coordinator_ieee),
-                "network": network,
-                "switches": list(records.values()),
-            },
-            indent=2,
-        )
+        saved = self._saved_switches if only_changed else {}
+        changed, self._changed = self._changed, set()
+        records: dict[t.EUI64, dict[str, Any]] = {}
+        for ieee, switch in self._switches.items():
+            record = saved.get(ieee)
+            if record is None or ieee in changed or switch.timing.running or record["timed_off_running"]:
+                record = switch.to_dict()
+            records[ieee] = record
+        head = {
+            "version": STATE_FILE_VERSION,
+            "coordinator_ieee": str(self._coordinator_ieee),
+            "network": network,
+        }
+        text = self._state_text.text(head, records)
         self._saved_switches = records
         if text == self._saved:
             return
