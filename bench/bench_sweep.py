@@ -572,10 +572,16 @@ def print_overhead(rows: list[Overhead], rate: float) -> None:
             )
         if r.set_ms:
             print(
-                f"| {r.switches} | consumer: `/set` -> state (two broker hops) | {len(r.set_ms)} "
+                f"| {r.switches} | consumer: `/set` -> state (two broker hops; Mosquitto's Nagle) "
+                f"| {len(r.set_ms)} "
                 f"| {statistics.median(r.set_ms):.2f} ms | {p(r.set_ms, 0.99):.2f} ms "
                 f"| {max(r.set_ms):.2f} ms |"
             )
+    print(
+        "\nThe consumer's figure under heartbeats is mostly Mosquitto's: with its default "
+        "`set_tcp_nodelay false` a state message that follows another one waits for the consumer's "
+        "delayed ACK (bench/README.md, \"The 40 ms\"); the probes' figures are the daemon's own."
+    )
     for r in rows:
         print(
             f"\n{r.switches} switch(es): {r.heartbeats} heartbeats in {r.seconds:.1f} s, "
