@@ -558,9 +558,10 @@ def print_overhead(rows: list[Overhead], rate: float) -> None:
     labels = (
         ("set_to_radio", "`/set` received -> frame handed to the radio"),
         ("set_queue", "  of which: paho -> bridge (aiomqtt's queue)"),
-        ("frame_to_publish", "report frame -> state publish written"),
+        ("frame_to_publish", "report frame (heartbeat, ...) -> state publish written"),
         ("frame_to_publish_call", "  of which: frame -> publish() called"),
         ("answer_to_publish", "`/set`'s answer frame -> state publish written"),
+        ("other_to_publish", "other frame (OTA query, ...) -> state publish written"),
         ("radio_answer", "(simulator) frame to the radio -> its answer frame"),
     )
     for r in rows:

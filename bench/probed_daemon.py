@@ -20,7 +20,9 @@ Correlated per device (by friendly name):
   to the socket (frames merged into one message each count; a frame that no message follows
   within `HORIZON_S`, such as a report that merely confirms a command, is counted as unpublished).
   The answers to a `/set` (its Default Response, the report of the relay) and the command's state
-  message are counted apart from the frames the switches send on their own (reports).
+  message are counted apart from the frames the switches send on their own (reports), and the
+  frames on other clusters (OTA queries: answered with a log line and an `update` state) apart
+  from the reports.
 - **radio round trip**: from a `/set`'s frame to the radio to the first frame back from its
   device: with the virtual adapter, the simulated switch's work (no part of the daemon on
   hardware, where the air and the device take tens of milliseconds instead).
@@ -48,6 +50,10 @@ from typing import Any
 
 HORIZON_S = 1.0
 """A frame not followed by a state message of its device within this long counts as unpublished."""
+REPORT_CLUSTERS = frozenset({0xFCC0, 0x0006, 0x0002, 0x0012})
+"""Clusters whose frames count as the switches' reports: Lumi (the heartbeat), On/Off, Device
+Temperature, Multistate Input (a press). Others (OTA queries, answers to reads) are counted apart:
+the simulated switches, all made at the same moment, query for firmware all at once."""
 
 now = time.perf_counter
 
@@ -81,7 +87,7 @@ class Probes:
         self._names: dict[int, str] = {}  # nwk -> friendly name
         self._set_at: dict[str, float] = {}  # name -> when paho handed on the /set
         self._set_bridge_at: dict[str, float] = {}  # name -> when the bridge got it
-        self._frames: dict[str, deque[float]] = {}  # name -> frames not yet followed by a message
+        self._frames: dict[str, deque[tuple[float, bool]]] = {}  # name -> (when, a report?) not yet published
         self._mids: dict[int, tuple[str, float]] = {}  # paho mid -> (state topic name, publish() time)
         self._commanded: set[str] = set()  # devices sent a /set's frame, its state message not yet written
         self._sent_at: dict[str, float] = {}  # name -> when a /set's frame went to the radio
@@ -93,6 +99,7 @@ class Probes:
         self.set_queue: list[float] = []  # paho -> bridge (aiomqtt's queue and the loop)
         self.frame_to_publish: list[float] = []
         self.frame_to_publish_call: list[float] = []  # frame -> paho.publish() (the daemon's work)
+        self.other_to_publish: list[float] = []  # frames on other clusters than REPORT_CLUSTERS
         self.answer_to_publish: list[float] = []  # the same for a /set's answer frames
         self.radio_answer: list[float] = []  # a /set's frame to the radio -> its first answer frame
         self.unpublished = 0
@@ -165,7 +172,8 @@ class Probes:
         except (TypeError, ValueError):
             return
         if name is not None:
-            self._frames.setdefault(name, deque()).append(at)
+            report = int(getattr(packet, "cluster_id", -1)) in REPORT_CLUSTERS
+            self._frames.setdefault(name, deque()).append((at, report))
             sent = self._sent_at.pop(name, None)
             if sent is not None:
                 self.radio_answer.append(at - sent)
@@ -185,21 +193,23 @@ class Probes:
         self._commanded.discard(name)
         frames = self._frames.get(name)
         while frames:
-            frame_at = frames.popleft()
+            frame_at, report = frames.popleft()
             if at - frame_at > HORIZON_S:
                 self.unpublished += 1
             elif answer:
                 self.answer_to_publish.append(at - frame_at)
-            else:
+            elif report:
                 self.frame_to_publish.append(at - frame_at)
                 self.frame_to_publish_call.append(called - frame_at)
+            else:
+                self.other_to_publish.append(at - frame_at)
 
     # --- output ------------------------------------------------------------------------------
 
     def figures(self) -> dict[str, Any]:
         cutoff = now() - HORIZON_S
         for frames in self._frames.values():
-            while frames and frames[0] < cutoff:
+            while frames and frames[0][0] < cutoff:
                 frames.popleft()
                 self.unpublished += 1
         return {
@@ -208,6 +218,7 @@ class Probes:
             "frame_to_publish": summary(self.frame_to_publish),
             "frame_to_publish_call": summary(self.frame_to_publish_call),
             "answer_to_publish": summary(self.answer_to_publish),
+            "other_to_publish": summary(self.other_to_publish),
             "radio_answer": summary(self.radio_answer),
             "frames_unpublished": self.unpublished,
             "sets_not_sent": self.sets_unsent,
