@@ -150,9 +150,9 @@ class Radio:
         # Set unless a re-initialisation is under way: it ended, serving again or lost.
         self._settled = asyncio.Event()
         self._lost = asyncio.Event()
-        # The same as a future, made at the first command: every command waits on it beside its own
-        # task, and a shared future costs that wait nothing (a task on the event, one per command,
-        # cost two more loop iterations and a cancellation per command).
+        # The same as a future, made at the first command: every running command's watch listens to
+        # it with a done callback (a task waiting on the event, one per command, cost more loop
+        # iterations and a cancellation per command).
         self._lost_signal: asyncio.Future[None] | None = None
         self._restart_task: asyncio.Task[None] | None = None
         # False once a send was refused again right after a re-initialisation: the refusal has
@@ -664,7 +664,13 @@ class _CommandWatch:
             self._check = asyncio.get_running_loop().create_task(self._check_coordinator())
 
     async def _check_coordinator(self) -> None:
-        problem = await self._radio.coordinator_problem()
+        try:
+            problem = await self._radio.coordinator_problem()
+        except Exception as exc:
+            # Nobody awaits this task: what the check could not do fails the command, as it did
+            # when the command awaited the check itself.
+            _LOGGER.warning("Checking the coordinator failed", exc_info=True)
+            problem = f"checking the coordinator failed: {exc or type(exc).__name__}"
         self._check = None
         if self._done:
             return
