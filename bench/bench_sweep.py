@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 from bench_daemon import (
@@ -411,6 +413,220 @@ class Sweep:
         return int(count)
 
 
+# --- the daemon-side overhead (--overhead) ---------------------------------------------------------
+
+OVERHEAD_WINDOW = 32  # heartbeat requests unanswered at a time, at most
+
+
+class ProbedDaemon(DaemonProcess):
+    """The daemon under bench/probed_daemon.py: timestamps at its edges, SIGUSR1 writes them."""
+
+    def __init__(self, config: Path, data_dir: Path, log_path: Path, out: Path) -> None:
+        super().__init__(config, data_dir, log_path)
+        self.out = out
+
+    def start(self) -> float:
+        """Start the process; returns its start time."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        script = Path(__file__).with_name("probed_daemon.py")
+        command = [sys.executable, str(script), str(self.out), "run"]
+        command += ["--config", str(self.config), "--data-dir", str(self.data_dir)]
+        with self.log_path.open("wb") as log:
+            started = time.perf_counter()
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        return started
+
+    async def figures(self, peer: Peer) -> dict[str, Any]:
+        """SIGUSR1, then the figures the daemon wrote since the previous SIGUSR1."""
+        with contextlib.suppress(FileNotFoundError):
+            self.out.unlink()
+        os.kill(self.pid, signal.SIGUSR1)
+        deadline = time.perf_counter() + WAIT_S
+        while not self.out.exists():
+            peer.check_daemon("the probes' figures")
+            if time.perf_counter() > deadline:
+                raise BenchError(f"no figures from the probed daemon within {WAIT_S:g} s")
+            await asyncio.sleep(0.01)
+        figures: dict[str, Any] = json.loads(self.out.read_text(encoding="utf-8"))
+        return figures
+
+
+@dataclass
+class Overhead:
+    """The daemon-side figures of one switch count, from the probes, and the consumer's view."""
+
+    switches: int
+    probes: dict[str, Any] = field(default_factory=dict)
+    set_ms: list[float] = field(default_factory=list)
+    heartbeats: int = 0
+    seconds: float = 0.0
+
+
+async def measure_overhead(sweep: Sweep, switches: int, rate: float) -> Overhead:
+    """`/set` flips, one at a time as in the sweep, while heartbeats arrive at `rate` per second
+    (round robin over the switches); the probes' figures of that window."""
+    row = Overhead(switches)
+    base = f"z2mbench_{uuid.uuid4().hex[:12]}"
+    sweep.bases.append(base)
+    work = sweep.work / f"probed{switches}"
+    work.mkdir()
+    config = work / "configuration.yaml"
+    write_config(config, base=base, host=sweep.host, port=sweep.port, switches=switches, names={})
+    async with aiomqtt.Client(
+        sweep.host, sweep.port, identifier=f"bench-{uuid.uuid4().hex[:8]}", timeout=5
+    ) as client:
+        peer = Peer(client, base)
+        for topic_filter in ("+", "bridge/state", "bridge/logging", "bridge/response/#"):
+            await client.subscribe(f"{base}/{topic_filter}", qos=1)
+        pump = asyncio.get_running_loop().create_task(peer.pump())
+        try:
+            daemon = ProbedDaemon(config, work / "data", work / "daemon.log", work / "overhead.json")
+            sweep.daemon = peer.daemon = daemon
+            position = peer.mark()
+            daemon.start()
+            await _probed_phase(peer, daemon, position, sets=sweep.sets, rate=rate, row=row)
+            row.probes = await daemon.figures(peer)
+            errors = peer.log_records(position, "error")
+            if errors:
+                raise BenchError(f"errors on bridge/logging (overhead, {switches}): " + "; ".join(errors[:5]))
+            sweep.daemon = peer.daemon = None
+            code, _ = await daemon.stop()
+            if code != 0:
+                raise BenchError(f"the probed daemon exited with code {code} after SIGTERM")
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await pump
+    return row
+
+
+async def _probed_phase(
+    peer: Peer, daemon: ProbedDaemon, position: int, *, sets: int, rate: float, row: Overhead
+) -> None:
+    """From the start of the probed daemon to the end of its `/set` flips under heartbeats."""
+    seen: dict[str, Received] = {}
+
+    def device_state(message: Received) -> bool:
+        data = message.data
+        if peer.is_device_topic(message.topic) and isinstance(data, dict) and "state" in data:
+            seen.setdefault(message.topic, message)
+        return len(seen) >= row.switches
+
+    await peer.wait(device_state, after=position, what="every switch's state", within=START_WAIT_S * 4)
+    await peer.wait_quiet(SETTLE_S, after=peer.mark(), within=START_WAIT_S, what="the start-up")
+    await daemon.figures(peer)  # the start-up's window, left out
+    names = sorted({m.topic[len(peer.base) + 1 :] for m in seen.values()})
+    current = {name: seen[peer.topic(name)].data["state"] for name in names}
+    began = time.perf_counter()
+    reporting = asyncio.get_running_loop().create_task(_heartbeats(peer, names, rate, row))
+    try:
+        await _set_flips(peer, names, current, sets, row)
+    finally:
+        reporting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporting
+    row.seconds = time.perf_counter() - began
+    await peer.wait_quiet(SETTLE_S, after=peer.mark(), within=WAIT_S, what="the overhead phase")
+
+
+async def _heartbeats(peer: Peer, names: list[str], rate: float, row: Overhead) -> None:
+    """Heartbeat requests at `rate` per second until cancelled (frames that never repeat: see
+    `Sweep.inbound_phase`), at most OVERHEAD_WINDOW unanswered."""
+    request = peer.topic("bridge/request/simulation/heartbeat")
+    response = peer.topic("bridge/response/simulation/heartbeat")
+    position = peer.mark()
+    began = time.perf_counter()
+    answered = 0
+    seen = position
+    i = 0
+    while True:
+        for m in peer.messages[seen:]:
+            answered += m.topic == response
+        seen = len(peer.messages)
+        if i - answered < OVERHEAD_WINDOW:
+            name = names[i % len(names)]
+            temperature = 20 + (i // len(names)) % 41
+            await peer.client.publish(request, json.dumps({"id": name, "temperature": temperature}))
+            i += 1
+            row.heartbeats = i
+        await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
+
+
+async def _set_flips(
+    peer: Peer, names: list[str], current: dict[str, str], count: int, row: Overhead
+) -> None:
+    """`/set` state flips, round robin, one at a time, each until its state message arrived."""
+    budget = FrameBudget()
+    for i in range(count):
+        name = names[i % len(names)]
+        value = flip(current[name])
+        await budget.take(name, 1, 1)
+        pos = peer.mark()
+        began = time.perf_counter()
+        await peer.publish(f"{name}/set", json.dumps({"state": value}))
+        message = await peer.wait(
+            is_state(peer.topic(name), has("state", value)), after=pos, what=f"state {value} of {name}"
+        )
+        row.set_ms.append((message.at - began) * 1000)
+        current[name] = value
+
+
+async def run_overheads(sweep: Sweep, args: argparse.Namespace, rows: list[Overhead]) -> None:
+    """`measure_overhead` at each count of --overhead, appending to `rows`."""
+    for switches in overhead_counts(args):
+        print(f"bench: daemon-side overhead with {switches} switch(es) ...", file=sys.stderr, flush=True)
+        rows.append(await measure_overhead(sweep, switches, args.overhead_rate))
+
+
+def print_overhead(rows: list[Overhead], rate: float) -> None:
+    """The probes' table, in Markdown: one line per direction and switch count (nothing without rows)."""
+    if not rows:
+        return
+    print()
+    print(
+        f"Daemon-side overhead (bench/probed_daemon.py), `/set` flips one at a time while heartbeats "
+        f"arrive at {rate:g}/s; goal <= 1 ms p50, <= 2 ms p99"
+    )
+    print()
+    print("| switches | direction | n | p50 | p99 | max |")
+    print("|---|---|---|---|---|---|")
+    labels = (
+        ("set_to_radio", "`/set` received -> frame handed to the radio"),
+        ("set_queue", "  of which: paho -> bridge (aiomqtt's queue)"),
+        ("frame_to_publish", "report frame (heartbeat, ...) -> state publish written"),
+        ("frame_to_publish_call", "  of which: frame -> publish() called"),
+        ("answer_to_publish", "`/set`'s answer frame -> state publish written"),
+        ("other_to_publish", "other frame (OTA query, ...) -> state publish written"),
+        ("radio_answer", "(simulator) frame to the radio -> its answer frame"),
+    )
+    for r in rows:
+        for key, label in labels:
+            f = r.probes.get(key, {})
+            print(
+                f"| {r.switches} | {label} | {f.get('n', 0)} | {f.get('p50_ms', math.nan):.2f} ms "
+                f"| {f.get('p99_ms', math.nan):.2f} ms | {f.get('max_ms', math.nan):.2f} ms |"
+            )
+        if r.set_ms:
+            print(
+                f"| {r.switches} | consumer: `/set` -> state (two broker hops; Mosquitto's Nagle) "
+                f"| {len(r.set_ms)} "
+                f"| {statistics.median(r.set_ms):.2f} ms | {p(r.set_ms, 0.99):.2f} ms "
+                f"| {max(r.set_ms):.2f} ms |"
+            )
+    print(
+        "\nThe consumer's figure under heartbeats is mostly Mosquitto's: with its default "
+        "`set_tcp_nodelay false` a state message that follows another one waits for the consumer's "
+        "delayed ACK (bench/README.md, \"The 40 ms\"); the probes' figures are the daemon's own."
+    )
+    for r in rows:
+        print(
+            f"\n{r.switches} switch(es): {r.heartbeats} heartbeats in {r.seconds:.1f} s, "
+            f"{r.probes.get('frames_unpublished', 0)} frames without a state message within 1 s, "
+            f"{r.probes.get('sets_not_sent', 0)} `/set` without a frame"
+        )
+    print(flush=True)
+
+
 async def import_costs() -> dict[str, tuple[int, str]]:
     """VmRSS (kB) of bare interpreters after each import set, and which radio libraries were loaded."""
     result: dict[str, tuple[int, str]] = {}
@@ -475,32 +691,34 @@ def print_table(rows: list[list[Row]], imports: dict[str, tuple[int, str]], args
     print(flush=True)
 
 
+async def measure_runs(sweep: Sweep, switches: int, runs: int, cap: int) -> list[Row]:
+    """One Row per run for a switch count, each with a fresh daemon; one skipped Row above `cap`."""
+    if switches > cap:
+        message = f"skipped: virtual.switches is capped at {cap}"
+        print(f"bench: {switches} switches {message}", file=sys.stderr)
+        return [Row(switches, skipped=message)]
+    rows: list[Row] = []
+    for run in range(1, runs + 1):
+        print(f"bench: measuring {switches} switch(es), run {run} of {runs} ...", file=sys.stderr, flush=True)
+        rows.append(await sweep.measure(switches, run))
+    return rows
+
+
 async def main_async(args: argparse.Namespace, counts: list[int]) -> int:
     cap = max_switches()
     work = Path(tempfile.mkdtemp(prefix="z2m-sweep-"))
     sweep = Sweep(args, work)
     rows: list[list[Row]] = []  # per count, one Row per run
     traced = ""
+    overheads: list[Overhead] = []
     failure: str | None = None
     try:
         for switches in counts:
-            if switches > cap:
-                message = f"skipped: virtual.switches is capped at {cap}"
-                print(f"bench: {switches} switches {message}", file=sys.stderr)
-                rows.append([Row(switches, skipped=message)])
-                continue
-            runs: list[Row] = []
-            for run in range(1, args.runs + 1):
-                print(
-                    f"bench: measuring {switches} switch(es), run {run} of {args.runs} ...",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                runs.append(await sweep.measure(switches, run))
-            rows.append(runs)
+            rows.append(await measure_runs(sweep, switches, args.runs, cap))
         if args.tracemalloc:
             print(f"bench: tracemalloc with {args.tracemalloc} switch(es) ...", file=sys.stderr, flush=True)
             traced = await sweep.traced(args.tracemalloc)
+        await run_overheads(sweep, args, overheads)
     except BenchError as exc:
         failure = str(exc)
     except aiomqtt.MqttError as exc:
@@ -526,11 +744,18 @@ async def main_async(args: argparse.Namespace, counts: list[int]) -> int:
     if failure is not None:
         print(f"bench: FAILED: {failure}", file=sys.stderr)
         return 1
-    imports = await import_costs()
-    print_table(rows, imports, args)
+    if rows:
+        imports = await import_costs()
+        print_table(rows, imports, args)
     if traced:
         print(traced, flush=True)
+    print_overhead(overheads, args.overhead_rate)
     return 0
+
+
+def overhead_counts(args: argparse.Namespace) -> list[int]:
+    """The switch counts of --overhead."""
+    return [int(part) for part in args.overhead.split(",") if part.strip()]
 
 
 def main() -> int:
@@ -555,16 +780,29 @@ def main() -> int:
         metavar="K",
         help="afterwards, tracemalloc's top-10 after the start-up of a daemon with K switches (slow)",
     )
+    parser.add_argument(
+        "--overhead",
+        default="",
+        metavar="LIST",
+        help="afterwards, the daemon-side overhead (probes in the daemon) at these switch counts",
+    )
+    parser.add_argument(
+        "--overhead-rate", type=float, default=50.0, help="heartbeats per second during --overhead (50)"
+    )
     parser.add_argument("--host", default=os.environ.get("Z2M_TEST_BROKER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("Z2M_TEST_BROKER_PORT", "1883")))
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (daemon logs)")
     args = parser.parse_args()
     try:
-        counts = [int(part) for part in args.switches.split(",") if part.strip()]
+        # "none": only what comes afterwards (--tracemalloc, --overhead).
+        counts = [int(part) for part in args.switches.split(",") if part.strip() and part != "none"]
+        extra = overhead_counts(args)
     except ValueError:
-        parser.error(f"--switches must be comma-separated integers, got {args.switches!r}")
-    if not counts or min(counts) < 1 or args.sets < 1 or args.inbound < 1 or args.runs < 1:
-        parser.error("--switches, --sets, --inbound and --runs must be at least 1")
+        parser.error(f"--switches and --overhead must be comma-separated integers, got {args.switches!r}")
+    if (not counts and args.switches != "none") or min([*counts, *extra, 1]) < 1:
+        parser.error("--switches and --overhead must be at least 1")
+    if args.sets < 1 or args.inbound < 1 or args.runs < 1 or args.overhead_rate <= 0:
+        parser.error("--sets, --inbound, --runs and --overhead-rate must be at least 1")
     if args.idle <= 0:
         parser.error("--idle must be more than 0 seconds")
     return asyncio.run(main_async(args, counts))

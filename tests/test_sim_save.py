@@ -209,3 +209,27 @@ def test_256_switches_get_distinct_addresses(tmp_path: Path) -> None:
     nwks = {s.nwk for s in switches}
     assert len(nwks) == 256 and all(0x0001 <= nwk <= 0xFFF7 for nwk in nwks)
     assert len(json.loads(path.read_text(encoding="utf-8"))["switches"]) == 256
+
+
+async def test_a_timed_write_reads_a_counting_switch_again(
+    config: dict[str, Any], state_writes: StateWrites
+) -> None:
+    """A timed write takes only the switches it heard of, and any switch counting down: its
+    countdown ticks without a frame, yet the file has it as at the write."""
+    config["virtual"]["switches"] = 2
+    running = await start(config)
+    try:
+        counting, other = running.app.simulated_switches
+        device = await running.switch_device(0)
+        await running.switch_device(1)
+        await device.endpoints[1].on_off.on_with_timed_off(on_off_control=0, on_time=600, off_wait_time=0)
+        while running.app._save_handle is not None:
+            await state_writes.next()
+        first = saved_switch(saved_state(running.app), counting.ieee)["on_time"]
+        await running.app.simulation.heartbeat("0x" + str(other.ieee).replace(":", ""), temperature=30)
+        assert running.app._save_handle is not None  # the other switch's change: a timed write
+        written = await state_writes.next()
+        on_file = saved_switch(written, counting.ieee)["on_time"]
+        assert counting.timing.running and on_file < first  # the ticks since the first write
+    finally:
+        await running.app.shutdown()

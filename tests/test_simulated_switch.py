@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 import zigpy.types as t
 import zigpy.zdo.types as zdo_t
-from zigpy.zcl import foundation
 
 from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
 from z2m_qbkg40lm.sim.frames import ApsFrame
-from z2m_qbkg40lm.sim.switch import SimulatedSwitch, _Request
+from z2m_qbkg40lm.sim.switch import SimulatedSwitch
 
 IEEE = t.EUI64.convert("54:ef:44:10:00:00:00:01")
 NWK = 0x1234
@@ -897,41 +896,3 @@ def test_a_firmware_request_splits_into_settings_and_send_now(message: Any, expe
 def test_a_bad_firmware_request_says_what_is_wrong(message: Any, words: str) -> None:
     with pytest.raises(FirmwareSettingError, match=words):
         firmware_request(message)
-
-
-@pytest.mark.parametrize("general", [True, False])
-@pytest.mark.parametrize("manufacturer", [None, 0x115F])
-@pytest.mark.parametrize("direction", list(foundation.Direction))
-def test_an_answers_zcl_header_is_the_one_zigpy_would_write(
-    general: bool, manufacturer: int | None, direction: foundation.Direction
-) -> None:
-    """The simulator writes its answers' ZCL header as bytes: the same bytes as zigpy's ZCLHeader."""
-    request_hdr = foundation.ZCLHeader(
-        frame_control=foundation.FrameControl(
-            frame_type=foundation.FrameType.GLOBAL_COMMAND,
-            is_manufacturer_specific=manufacturer is not None,
-            direction=direction,
-            disable_default_response=0,
-            reserved=0,
-        ),
-        manufacturer=manufacturer,
-        tsn=0xA7,
-        command_id=0x00,
-    )
-    request = _Request(ApsFrame(1, 1, 0x0104, 0x0006, request_hdr.serialize()), request_hdr, False)
-    answer = request._frame(general, 0x0B, b"\x01\x02")
-    expected = foundation.ZCLHeader(
-        frame_control=foundation.FrameControl(
-            frame_type=foundation.FrameType.GLOBAL_COMMAND
-            if general
-            else foundation.FrameType.CLUSTER_COMMAND,
-            is_manufacturer_specific=manufacturer is not None,
-            direction=direction.flip(),
-            disable_default_response=1,
-            reserved=0,
-        ),
-        manufacturer=manufacturer,
-        tsn=0xA7,
-        command_id=0x0B,
-    )
-    assert answer.payload == expected.serialize() + b"\x01\x02"

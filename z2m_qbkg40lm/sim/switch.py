@@ -102,6 +102,7 @@ from z2m_qbkg40lm.sim.ota_client import (
     Timer,
 )
 from z2m_qbkg40lm.sim.prevent_reset import ANSWER, ATTR_PREVENT_RESET, TRIGGER, PreventReset
+from z2m_qbkg40lm.sim.zcl_header import ZclHeader, header_bytes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -204,12 +205,6 @@ _WRITES: Final = frozenset(
         foundation.GeneralCommand.Write_Attributes_No_Response,
     }
 )
-
-
-# Frame control of the switch's reports: global command, server to client, disable default response.
-_REPORT_FRAME_CONTROL: Final = 0x18
-_MANUFACTURER_SPECIFIC: Final = 0x04
-_REPORT_ATTRIBUTES: Final = int(foundation.GeneralCommand.Report_Attributes)
 
 
 def _typed(zcl_type: int, value: Any) -> foundation.TypeValue:
@@ -815,7 +810,7 @@ class SimulatedSwitch:
         status = self.ota.handle_command(payload[2], payload[1], payload[3:], frame.src_endpoint, broadcast)
         if status is None:
             return []
-        hdr, _body = foundation.ZCLHeader.deserialize(payload)
+        hdr, _body = ZclHeader.parse(payload)
         return _Request(frame, hdr, broadcast).default_response(status)
 
     def _handle_broadcast_endpoint(self, frame: ApsFrame, broadcast: bool) -> list[ApsFrame]:
@@ -912,16 +907,16 @@ class SimulatedSwitch:
 
     def _handle_zcl(self, frame: ApsFrame, broadcast: bool) -> list[ApsFrame]:
         try:
-            hdr, body = foundation.ZCLHeader.deserialize(frame.payload)
+            hdr, body = ZclHeader.parse(frame.payload)
         except ValueError as exc:
             LOGGER.warning("Switch %s: dropping a malformed ZCL frame %s: %s", self.ieee, frame, exc)
             return []
         request = _Request(frame, hdr, broadcast)
-        side = _SERVER if hdr.direction == foundation.Direction.Client_to_Server else _CLIENT
+        side = _SERVER if hdr.client_to_server else _CLIENT
         key: ClusterKey = (frame.dst_endpoint, side, frame.cluster_id)
         if key not in _FIRMWARE_CLUSTERS:
             return request.default_response(foundation.Status.UNSUPPORTED_CLUSTER)
-        if hdr.frame_control.is_general:
+        if hdr.is_general:
             return self._handle_general(request, key, body)
         return self._handle_cluster_command(request, key, body)
 
@@ -1032,7 +1027,7 @@ class SimulatedSwitch:
         )
 
     def _handle_cluster_command(self, request: _Request, key: ClusterKey, body: bytes) -> list[ApsFrame]:
-        if request.hdr.frame_control.is_manufacturer_specific:
+        if request.hdr.is_manufacturer_specific:
             return request.default_response(foundation.Status.UNSUP_MANUF_CLUSTER_COMMAND)
         _endpoint, side, cluster_id = key
         if side == _CLIENT:
@@ -1140,20 +1135,21 @@ class SimulatedSwitch:
         manufacturer: int | None = None,
     ) -> ApsFrame:
         """A Report Attributes frame from the switch: `18 tt 0A …`, or `1C <mfr> tt 0A …`."""
-        # The header's bytes directly: building zigpy's ZCLHeader and Report_Attributes structs
-        # cost ~150 µs a frame, as much as the daemon's own work on a heartbeat stream.
-        if manufacturer is None:
-            header = bytes([_REPORT_FRAME_CONTROL, self._next_tsn(), _REPORT_ATTRIBUTES])
-        else:
-            header = bytes(
-                [_REPORT_FRAME_CONTROL | _MANUFACTURER_SPECIFIC, manufacturer & 0xFF, manufacturer >> 8]
-            ) + bytes([self._next_tsn(), _REPORT_ATTRIBUTES])
+        # The bytes directly: building zigpy's ZCLHeader and Report_Attributes structs cost ~150 µs
+        # a frame, as much as the daemon's own work on a heartbeat stream.
+        hdr = header_bytes(
+            general=True,
+            server_to_client=True,
+            manufacturer=manufacturer,
+            tsn=self._next_tsn(),
+            command_id=foundation.GeneralCommand.Report_Attributes,
+        )
+        # The body is a list of attribute records without a count: id (uint16), type, value.
         records = b"".join(
             attribute_id.to_bytes(2, "little") + bytes([zcl_type]) + _encoded(zcl_type, value)
             for attribute_id, zcl_type, value in attributes
         )
-        payload = header + records
-        return ApsFrame(endpoint, COORDINATOR_ENDPOINT, HA_PROFILE, cluster_id, payload)
+        return ApsFrame(endpoint, COORDINATOR_ENDPOINT, HA_PROFILE, cluster_id, hdr + records)
 
     def _on_off_report(self) -> ApsFrame:
         return self._report(SWITCH_ENDPOINT, ON_OFF_CLUSTER_ID, [(0x0000, 0x10, self.relay)])
@@ -1171,31 +1167,25 @@ class _Request:
     """One ZCL request being answered: builds replies with its TSN, manufacturer code and the
     flipped direction, and applies the Default Response rules."""
 
-    def __init__(self, frame: ApsFrame, hdr: foundation.ZCLHeader, broadcast: bool) -> None:
+    def __init__(self, frame: ApsFrame, hdr: ZclHeader, broadcast: bool) -> None:
         self.frame = frame
         self.hdr = hdr
         self.broadcast = broadcast
 
     def _frame(self, general: bool, command_id: int, body: bytes) -> ApsFrame:
-        # The ZCL header as bytes: zigpy's ZCLHeader struct costs ~0.1 ms to build, once per
-        # answer (a fifth of the simulator's share of a start-up with 200 switches).
-        manufacturer = self.hdr.manufacturer
-        frame_control = (
-            (0 if general else 1)  # frame type: global or cluster-specific
-            | (0 if manufacturer is None else 0x04)
-            | (0 if self.hdr.direction.flip() == foundation.Direction.Client_to_Server else 0x08)
-            | 0x10  # default response disabled
+        hdr = header_bytes(
+            general=general,
+            server_to_client=self.hdr.client_to_server,  # the answer goes the other way
+            manufacturer=self.hdr.manufacturer,
+            tsn=self.hdr.tsn,
+            command_id=command_id,
         )
-        header = bytes([frame_control])
-        if manufacturer is not None:
-            header += int(manufacturer).to_bytes(2, "little")
-        header += bytes([int(self.hdr.tsn), int(command_id)])
         return ApsFrame(
             self.frame.dst_endpoint,
             self.frame.src_endpoint,
             self.frame.profile_id,
             self.frame.cluster_id,
-            header + body,
+            hdr + body,
         )
 
     def response(self, command_id: int, body: t.Struct) -> list[ApsFrame]:
@@ -1212,7 +1202,7 @@ class _Request:
         """A Default Response: on error, or on success unless disabled; never for broadcasts."""
         if self.broadcast:
             return []
-        if status == foundation.Status.SUCCESS and self.hdr.frame_control.disable_default_response:
+        if status == foundation.Status.SUCCESS and self.hdr.disable_default_response:
             return []
-        body = foundation.DefaultResponse(command_id=self.hdr.command_id, status=status)
-        return [self._frame(True, foundation.GeneralCommand.Default_Response, body.serialize())]
+        body = bytes((self.hdr.command_id, int(status)))  # DefaultResponse: command id, status
+        return [self._frame(True, foundation.GeneralCommand.Default_Response, body)]

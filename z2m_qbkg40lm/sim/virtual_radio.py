@@ -646,12 +646,15 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
 
         The records of every switch are taken again, or with `only_touched` (the timed save) only
         those of switches marked by `_save_switch()`: a switch changes only by its frames, its own
-        sends and simulated actions, which all mark it or save at once.
+        sends and simulated actions, which all mark it or save at once, and by the ticks of an
+        On/Off countdown, so a switch counting down (or that was, at the last save) is read too.
         """
         if self._save_handle is not None:
             self._save_handle.cancel()
             self._save_handle = None
         touched, self._touched = self._touched, set()
+        if only_touched:
+            touched.update(switch for switch in self._switches.values() if self._counting(switch))
         network = None
         if self._network is not None:
             network = {"network_info": self._network[0].as_dict(), "node_info": self._network[1].as_dict()}
@@ -670,6 +673,13 @@ class VirtualControllerApplication(zigpy.application.ControllerApplication):
             # The daemon's own temporary names: a start removes what a killed process left.
             write_atomically(self._state_file, text + "\n")
         self._saved = text
+
+    def _counting(self, switch: SimulatedSwitch) -> bool:
+        """Counting down OnTime/OffWaitTime now or at the last save: its record moves without frames."""
+        if switch.timing.running:
+            return True
+        record = self._records.record(switch)
+        return record is not None and bool(record.get("timed_off_running"))
 
     # --- helpers for Simulation ---------------------------------------------------------------------
 

@@ -150,6 +150,10 @@ class Radio:
         # Set unless a re-initialisation is under way: it ended, serving again or lost.
         self._settled = asyncio.Event()
         self._lost = asyncio.Event()
+        # The same as a future, made at the first command: every running command's watch listens to
+        # it with a done callback (a task waiting on the event, one per command, cost more loop
+        # iterations and a cancellation per command).
+        self._lost_signal: asyncio.Future[None] | None = None
         self._restart_task: asyncio.Task[None] | None = None
         # False once a send was refused again right after a re-initialisation: the refusal has
         # another cause, and re-initialising over and over would not help (until a send works).
@@ -267,6 +271,8 @@ class Radio:
             self._settled.set()
         if state == "lost":
             self._lost.set()
+            if self._lost_signal is not None and not self._lost_signal.done():
+                self._lost_signal.set_result(None)
 
     def _on_reset(self, reason: str) -> None:
         """The reset detection's callback (called inside the radio library's frame handling)."""
@@ -430,29 +436,32 @@ class Radio:
     async def _execute_watched(self, ieee: str, operations: tuple[ZclOperation, ...]) -> tuple[Any, ...]:
         """`_execute_once`, with the coordinator pinged while it takes long: a coordinator that does
         not answer fails the command with that reason, instead of zigpy's retries (3 x 8 s with
-        Z-Stack) ending in "the device did not answer"."""
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(self._execute_once(ieee, operations))
-        # A lost adapter ends the command at once, so that it is answered before the daemon stops.
-        lost = loop.create_task(self._lost.wait())
+        Z-Stack) ending in "the device did not answer".
+
+        It runs in the caller's task, watched from outside (as `asyncio.timeout` does): a task of
+        its own cost every command two more turns of the event loop before and after zigpy's
+        exchange. A lost adapter ends the command at once, so that it is answered before the daemon
+        stops.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _CommandWatch(self, task)
         try:
-            while True:
-                done, _ = await asyncio.wait(
-                    {task, lost}, timeout=COORDINATOR_CHECK_AFTER_S, return_when=asyncio.FIRST_COMPLETED
-                )
-                if task in done:
-                    break
-                if lost in done:
-                    problem: str | None = self._problem or "the adapter is lost"
-                else:
-                    problem = await self.coordinator_problem()
-                if problem is not None and not task.done():
-                    raise DeviceCommandError(f"the command got no answer: {problem}")
+            return await self._execute_once(ieee, operations)
+        except asyncio.CancelledError:
+            if watch.problem is not None and task.uncancel() <= watch.cancelling:
+                raise DeviceCommandError(f"the command got no answer: {watch.problem}") from None
+            raise
         finally:
-            for each in (task, lost):
-                each.cancel()
-            await asyncio.gather(task, lost, return_exceptions=True)
-        return task.result()
+            await watch.stop()
+
+    def _lost_future(self) -> asyncio.Future[None]:
+        """Resolved when the adapter is lost; one for all commands."""
+        if self._lost_signal is None:
+            self._lost_signal = asyncio.get_running_loop().create_future()
+            if self._lost.is_set():
+                self._lost_signal.set_result(None)
+        return self._lost_signal
 
     async def _execute_once(self, ieee: str, operations: tuple[ZclOperation, ...]) -> tuple[Any, ...]:
         device = self._find(ieee)
@@ -634,6 +643,68 @@ class _AttributeListener:
                 linkquality=self._device.lqi,
             )
         )
+
+
+class _CommandWatch:
+    """Watches one command running in `task`: pings the coordinator every COORDINATOR_CHECK_AFTER_S
+    while it runs, and cancels the task with the reason when the coordinator does not answer or
+    the adapter is lost (`problem` says why; the command turns the cancellation into its error)."""
+
+    def __init__(self, radio: Radio, task: asyncio.Task[Any]) -> None:
+        self._radio = radio
+        self._task = task
+        self.cancelling = task.cancelling()
+        self.problem: str | None = None
+        self._done = False
+        self._check: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = loop.call_later(
+            COORDINATOR_CHECK_AFTER_S, self._start_check
+        )
+        self._lost = radio._lost_future()
+        self._lost.add_done_callback(self._on_lost)
+
+    def _fail(self, problem: str) -> None:
+        if self._done or self.problem is not None:
+            return
+        self.problem = problem
+        self._task.cancel()
+
+    def _on_lost(self, _lost: asyncio.Future[None]) -> None:
+        self._fail(self._radio._problem or "the adapter is lost")
+
+    def _start_check(self) -> None:
+        self._timer = None
+        if not self._done:
+            self._check = asyncio.get_running_loop().create_task(self._check_coordinator())
+
+    async def _check_coordinator(self) -> None:
+        try:
+            problem = await self._radio.coordinator_problem()
+        except Exception as exc:
+            # Nobody awaits this task: what the check could not do fails the command, as it did
+            # when the command awaited the check itself.
+            _LOGGER.warning("Checking the coordinator failed", exc_info=True)
+            problem = f"checking the coordinator failed: {exc or type(exc).__name__}"
+        self._check = None
+        if self._done:
+            return
+        if problem is not None:
+            self._fail(problem)
+            return
+        self._timer = asyncio.get_running_loop().call_later(COORDINATOR_CHECK_AFTER_S, self._start_check)
+
+    async def stop(self) -> None:
+        """The command ended: no more checks (a ping under way is cancelled and awaited)."""
+        self._done = True
+        self._lost.remove_done_callback(self._on_lost)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        check, self._check = self._check, None
+        if check is not None and not check.done():
+            check.cancel()
+            await asyncio.gather(check, return_exceptions=True)
 
 
 def _basic_cluster(device: Any) -> Any | None:
