@@ -68,7 +68,7 @@ IMPORTS: dict[str, str] = {
     "python -c pass": "",
     "zigpy + aiomqtt (the floor)": "import zigpy.application, aiomqtt",
     "zigpy + aiomqtt, aiohttp and jsonschema deferred": _AS_RUN + "import zigpy.application, aiomqtt",
-    "the daemon as `run` loads it (virtual adapter)": _AS_RUN
+    "the daemon as run loads it (virtual adapter)": _AS_RUN
     + "import z2m_qbkg40lm.daemon, zigpy.application, z2m_qbkg40lm.sim.virtual_radio",
     "the same + all 3 radio libraries": _AS_RUN
     + "import z2m_qbkg40lm.daemon, zigpy.application, z2m_qbkg40lm.sim.virtual_radio, "
