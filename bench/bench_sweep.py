@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +76,8 @@ IMPORTS: dict[str, str] = {
     "zigpy_znp.zigbee.application, bellows.zigbee.application, zigpy_deconz.zigbee.application",
 }
 RADIO_LIBS = ("zigpy_znp", "bellows", "zigpy_deconz")
+CONSUMER_TOPICS = ("+", "bridge/state", "bridge/logging", "bridge/response/#")
+"""What the bench's client subscribes to under a base topic: what it reads, not base/#."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -214,76 +217,70 @@ class Sweep:
         self.daemon: DaemonProcess | None = None
         self.bases: list[str] = []
 
-    async def traced(self, switches: int) -> str:
-        """tracemalloc's top allocation sites of a daemon with `switches` switches, after start-up."""
+    @contextlib.asynccontextmanager
+    async def consumer(
+        self, name: str, switches: int, topic_filters: tuple[str, ...] = CONSUMER_TOPICS
+    ) -> AsyncIterator[tuple[Peer, Path, Path]]:
+        """A fresh base topic, work folder and configuration for a daemon with `switches`
+        switches, and a client subscribed under that base: yields the peer, the configuration
+        file and the folder."""
         base = f"z2mbench_{uuid.uuid4().hex[:12]}"
         self.bases.append(base)
-        work = self.work / f"traced{switches}"
+        work = self.work / name
         work.mkdir()
         config = work / "configuration.yaml"
-        out = work / "tracemalloc.txt"
         write_config(config, base=base, host=self.host, port=self.port, switches=switches, names={})
         async with aiomqtt.Client(
             self.host, self.port, identifier=f"bench-{uuid.uuid4().hex[:8]}", timeout=5
         ) as client:
             peer = Peer(client, base)
-            for topic_filter in ("+", "bridge/state"):
+            for topic_filter in topic_filters:
                 await client.subscribe(f"{base}/{topic_filter}", qos=1)
             pump = asyncio.get_running_loop().create_task(peer.pump())
             try:
-                daemon = TracedDaemon(config, work / "data", work / "daemon.log", out)
-                self.daemon = peer.daemon = daemon
-                daemon.start()
-                seen: set[str] = set()
-
-                def device_state(message: Received) -> bool:
-                    if peer.is_device_topic(message.topic) and isinstance(message.data, dict):
-                        seen.add(message.topic)
-                    return len(seen) >= switches
-
-                await peer.wait(device_state, after=0, what="every switch's state (traced)", within=600)
-                await peer.wait_quiet(1.0, after=peer.mark(), within=600, what="the traced start-up")
-                os.kill(daemon.pid, signal.SIGUSR1)
-                deadline = time.perf_counter() + 120
-                while not out.exists():
-                    peer.check_daemon("the tracemalloc snapshot")
-                    if time.perf_counter() > deadline:
-                        raise BenchError("no tracemalloc snapshot within 120 s")
-                    await asyncio.sleep(0.1)
-                rss = memory_of(daemon.pid)["VmRSS"]
-                self.daemon = peer.daemon = None
-                await daemon.stop()
+                yield peer, config, work
             finally:
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                     await pump
+
+    async def traced(self, switches: int) -> str:
+        """tracemalloc's top allocation sites of a daemon with `switches` switches, after start-up."""
+        topic_filters = ("+", "bridge/state")
+        async with self.consumer(f"traced{switches}", switches, topic_filters) as (peer, config, work):
+            out = work / "tracemalloc.txt"
+            daemon = TracedDaemon(config, work / "data", work / "daemon.log", out)
+            self.daemon = peer.daemon = daemon
+            daemon.start()
+            seen: set[str] = set()
+
+            def device_state(message: Received) -> bool:
+                if peer.is_device_topic(message.topic) and isinstance(message.data, dict):
+                    seen.add(message.topic)
+                return len(seen) >= switches
+
+            await peer.wait(device_state, after=0, what="every switch's state (traced)", within=600)
+            await peer.wait_quiet(1.0, after=peer.mark(), within=600, what="the traced start-up")
+            os.kill(daemon.pid, signal.SIGUSR1)
+            deadline = time.perf_counter() + 120
+            while not out.exists():
+                peer.check_daemon("the tracemalloc snapshot")
+                if time.perf_counter() > deadline:
+                    raise BenchError("no tracemalloc snapshot within 120 s")
+                await asyncio.sleep(0.1)
+            rss = memory_of(daemon.pid)["VmRSS"]
+            self.daemon = peer.daemon = None
+            await daemon.stop()
         text = out.read_text(encoding="utf-8")
         head = f"tracemalloc after start-up, {switches} switch(es), VmRSS {rss / 1024:.1f} MB while traced"
         return f"{head}:\n{text}"
 
     async def measure(self, switches: int, run: int = 1) -> Row:
         row = Row(switches)
-        base = f"z2mbench_{uuid.uuid4().hex[:12]}"
-        self.bases.append(base)
-        work = self.work / f"k{switches}r{run}"
-        work.mkdir()
-        config = work / "configuration.yaml"
-        write_config(config, base=base, host=self.host, port=self.port, switches=switches, names={})
-        async with aiomqtt.Client(
-            self.host, self.port, identifier=f"bench-{uuid.uuid4().hex[:8]}", timeout=5
-        ) as client:
-            peer = Peer(client, base)
-            # A consumer subscribes to what it reads: device states, bridge state, logging and the
-            # responses; not to base/# (its own commands' echo would delay the states).
-            for topic_filter in ("+", "bridge/state", "bridge/logging", "bridge/response/#"):
-                await client.subscribe(f"{base}/{topic_filter}", qos=1)
-            pump = asyncio.get_running_loop().create_task(peer.pump())
-            try:
-                await self.phases(peer, row, config, work)
-            finally:
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                    await pump
+        # A consumer subscribes to what it reads: device states, bridge state, logging and the
+        # responses; not to base/# (its own commands' echo would delay the states).
+        async with self.consumer(f"k{switches}r{run}", switches) as (peer, config, work):
+            await self.phases(peer, row, config, work)
         return row
 
     async def phases(self, peer: Peer, row: Row, config: Path, work: Path) -> None:
@@ -466,37 +463,20 @@ async def measure_overhead(sweep: Sweep, switches: int, rate: float) -> Overhead
     """`/set` flips, one at a time as in the sweep, while heartbeats arrive at `rate` per second
     (round robin over the switches); the probes' figures of that window."""
     row = Overhead(switches)
-    base = f"z2mbench_{uuid.uuid4().hex[:12]}"
-    sweep.bases.append(base)
-    work = sweep.work / f"probed{switches}"
-    work.mkdir()
-    config = work / "configuration.yaml"
-    write_config(config, base=base, host=sweep.host, port=sweep.port, switches=switches, names={})
-    async with aiomqtt.Client(
-        sweep.host, sweep.port, identifier=f"bench-{uuid.uuid4().hex[:8]}", timeout=5
-    ) as client:
-        peer = Peer(client, base)
-        for topic_filter in ("+", "bridge/state", "bridge/logging", "bridge/response/#"):
-            await client.subscribe(f"{base}/{topic_filter}", qos=1)
-        pump = asyncio.get_running_loop().create_task(peer.pump())
-        try:
-            daemon = ProbedDaemon(config, work / "data", work / "daemon.log", work / "overhead.json")
-            sweep.daemon = peer.daemon = daemon
-            position = peer.mark()
-            daemon.start()
-            await _probed_phase(peer, daemon, position, sets=sweep.sets, rate=rate, row=row)
-            row.probes = await daemon.figures(peer)
-            errors = peer.log_records(position, "error")
-            if errors:
-                raise BenchError(f"errors on bridge/logging (overhead, {switches}): " + "; ".join(errors[:5]))
-            sweep.daemon = peer.daemon = None
-            code, _ = await daemon.stop()
-            if code != 0:
-                raise BenchError(f"the probed daemon exited with code {code} after SIGTERM")
-        finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await pump
+    async with sweep.consumer(f"probed{switches}", switches) as (peer, config, work):
+        daemon = ProbedDaemon(config, work / "data", work / "daemon.log", work / "overhead.json")
+        sweep.daemon = peer.daemon = daemon
+        position = peer.mark()
+        daemon.start()
+        await _probed_phase(peer, daemon, position, sets=sweep.sets, rate=rate, row=row)
+        row.probes = await daemon.figures(peer)
+        errors = peer.log_records(position, "error")
+        if errors:
+            raise BenchError(f"errors on bridge/logging (overhead, {switches}): " + "; ".join(errors[:5]))
+        sweep.daemon = peer.daemon = None
+        code, _ = await daemon.stop()
+        if code != 0:
+            raise BenchError(f"the probed daemon exited with code {code} after SIGTERM")
     return row
 
 

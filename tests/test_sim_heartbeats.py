@@ -19,7 +19,7 @@ from tests.support import (
     watching,
     write_config,
 )
-from tests.test_virtual_radio import Running, start
+from tests.test_virtual_radio import Running, app_config, start
 from z2m_qbkg40lm.devices.lumi_tlv import decode_tlv
 from z2m_qbkg40lm.devices.qbkg40lm import ATTR_HEARTBEAT, LUMI_CLUSTER_ID
 from z2m_qbkg40lm.sim.heartbeat_stream import (
@@ -92,14 +92,7 @@ def test_the_temperature_steps_through_41_values_then_starts_again() -> None:
 
 @pytest.fixture
 def config(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "device": {"path": "virtual"},
-        "database_path": str(tmp_path / "zigbee.db"),
-        "ota": {"enabled": False},
-        "topology_scan_enabled": False,
-        "network": {"channel": 15},
-        "virtual": {"state_file": str(tmp_path / "virtual.json"), "switches": 2},
-    }
+    return app_config(tmp_path, switches=2)
 
 
 @pytest.fixture

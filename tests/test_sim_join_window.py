@@ -12,7 +12,7 @@ import pytest
 import zigpy.device
 import zigpy.types as t
 
-from tests.test_virtual_radio import TIMEOUT, start
+from tests.test_virtual_radio import TIMEOUT, app_config, start
 from z2m_qbkg40lm.sim import join_window
 from z2m_qbkg40lm.sim.join_window import JoinWindow
 from z2m_qbkg40lm.sim.virtual_radio import VirtualControllerApplication
@@ -101,14 +101,7 @@ def test_clear_stops_everything() -> None:
 
 @pytest.fixture
 def config(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "device": {"path": "virtual"},
-        "database_path": str(tmp_path / "zigbee.db"),
-        "ota": {"enabled": False},
-        "topology_scan_enabled": False,
-        "network": {"channel": 15},
-        "virtual": {"state_file": str(tmp_path / "virtual.json"), "switches": 5},
-    }
+    return app_config(tmp_path, switches=5)
 
 
 class UnderWay:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_virtual_radio import TIMEOUT, Running, StateWrites, saved_state, start
+from tests.test_virtual_radio import TIMEOUT, Running, StateWrites, app_config, saved_state, start
 from z2m_qbkg40lm.config import ConfigError, parse_config
 from z2m_qbkg40lm.ota.transfer import IMAGE_AVAILABLE_EVENT
 from z2m_qbkg40lm.sim import virtual_radio
@@ -28,14 +28,7 @@ AN_HOUR = 3600.0
 
 @pytest.fixture
 def config(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "device": {"path": "virtual"},
-        "database_path": str(tmp_path / "zigbee.db"),
-        "ota": {"enabled": False},
-        "topology_scan_enabled": False,
-        "network": {"channel": 15},
-        "virtual": {"state_file": str(tmp_path / "virtual.json")},
-    }
+    return app_config(tmp_path)
 
 
 @pytest.fixture

@@ -109,16 +109,24 @@ async def start(config: dict[str, Any]) -> Running:
     return Running(app, listener, packets)
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> dict[str, Any]:
+def app_config(tmp_path: Path, switches: int | None = None) -> dict[str, Any]:
+    """zigpy's configuration of a virtual adapter with its files under `tmp_path`."""
+    virtual: dict[str, Any] = {"state_file": str(tmp_path / "virtual.json")}
+    if switches is not None:
+        virtual["switches"] = switches
     return {
         "device": {"path": "virtual"},
         "database_path": str(tmp_path / "zigbee.db"),
         "ota": {"enabled": False},
         "topology_scan_enabled": False,
         "network": {"channel": 15},
-        "virtual": {"state_file": str(tmp_path / "virtual.json")},
+        "virtual": virtual,
     }
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> dict[str, Any]:
+    return app_config(tmp_path)
 
 
 @pytest.fixture
