@@ -357,7 +357,7 @@ class Sweep:
 
         One `simulation/heartbeats` request makes the simulated switches send `self.inbound` FCC0
         heartbeat reports, round robin, each as soon as the daemon has published the state of the
-        one before (sim/heartbeat_stream.py: every frame has its switch's next transaction number
+        one before (bridge/heartbeats_request.py: every frame has its switch's next transaction number
         and a chip temperature one degree up, so zigpy's duplicate filter drops none). The CPU
         is the daemon's from just before the request until the state message of the last frame
         arrived: the frames (zigpy's parse, the listeners, the converter, the state merge, the JSON

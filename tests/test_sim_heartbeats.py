@@ -20,17 +20,10 @@ from tests.support import (
     write_config,
 )
 from tests.test_virtual_radio import Running, app_config, start
+from z2m_qbkg40lm.bridge.heartbeats_request import MAX_COUNT, StreamError, StreamRequest, parse_stream
 from z2m_qbkg40lm.devices.lumi_tlv import decode_tlv
 from z2m_qbkg40lm.devices.qbkg40lm import ATTR_HEARTBEAT, LUMI_CLUSTER_ID
-from z2m_qbkg40lm.sim.heartbeat_stream import (
-    HIGH_TEMPERATURE,
-    LOW_TEMPERATURE,
-    MAX_COUNT,
-    StreamError,
-    StreamRequest,
-    next_temperature,
-    parse_stream,
-)
+from z2m_qbkg40lm.sim.heartbeat_stream import HIGH_TEMPERATURE, LOW_TEMPERATURE, next_temperature
 from z2m_qbkg40lm.sim.switch import DEFAULT_TEMPERATURE
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from z2m_qbkg40lm.bridge.bridge import Bridge, Publisher, to_json
 from z2m_qbkg40lm.bridge.extension import RequestError, RequestHandler
+from z2m_qbkg40lm.bridge.heartbeats_request import StreamError, parse_stream
 from z2m_qbkg40lm.bridge.topics import EmptyRequest, PayloadError, request_payload
-from z2m_qbkg40lm.sim.heartbeat_stream import StreamError, parse_stream
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -768,7 +768,7 @@ class Simulation:
         *,
         settled: Callable[[], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
-        """The switches send `count` heartbeats, round robin (sim/heartbeat_stream.py); returns
+        """The switches send `count` heartbeats, round robin (bridge/heartbeats_request.py); returns
         when the last was handed to zigpy: `count`, `sent`, `switches`, `rate`, `seconds`.
 
         `ieees` picks the switches (default: all, in joining order). `rate` paces them (per
