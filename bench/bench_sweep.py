@@ -467,8 +467,8 @@ async def measure_overhead(sweep: Sweep, switches: int, rate: float) -> Overhead
         daemon = ProbedDaemon(config, work / "data", work / "daemon.log", work / "overhead.json")
         sweep.daemon = peer.daemon = daemon
         position = peer.mark()
-        daemon.start()
-        await _probed_phase(peer, daemon, position, sets=sweep.sets, rate=rate, row=row)
+        started = daemon.start()
+        await _probed_phase(peer, daemon, position, started=started, sets=sweep.sets, rate=rate, row=row)
         row.probes = await daemon.figures(peer)
         errors = peer.log_records(position, "error")
         if errors:
@@ -481,7 +481,7 @@ async def measure_overhead(sweep: Sweep, switches: int, rate: float) -> Overhead
 
 
 async def _probed_phase(
-    peer: Peer, daemon: ProbedDaemon, position: int, *, sets: int, rate: float, row: Overhead
+    peer: Peer, daemon: ProbedDaemon, position: int, *, started: float, sets: int, rate: float, row: Overhead
 ) -> None:
     """From the start of the probed daemon to the end of its `/set` flips under heartbeats."""
     seen: dict[str, Received] = {}
@@ -493,7 +493,10 @@ async def _probed_phase(
         return len(seen) >= row.switches
 
     await peer.wait(device_state, after=position, what="every switch's state", within=START_WAIT_S * 4)
-    await peer.wait_quiet(SETTLE_S, after=peer.mark(), within=START_WAIT_S, what="the start-up")
+    # Settled as for the idle CPU: the switches' OTA queries after their interviews and the
+    # daemon's clean-up after start-up are over, so the window holds the steady state alone.
+    await peer.wait_quiet(IDLE_QUIET_S, after=peer.mark(), within=START_WAIT_S, what="the start-up")
+    await asyncio.sleep(max(0.0, started + DAEMON_SETTLE_S + 0.5 - time.perf_counter()))
     await daemon.figures(peer)  # the start-up's window, left out
     names = sorted({m.topic[len(peer.base) + 1 :] for m in seen.values()})
     current = {name: seen[peer.topic(name)].data["state"] for name in names}
@@ -582,6 +585,8 @@ def print_overhead(rows: list[Overhead], rate: float) -> None:
     for r in rows:
         for key, label in labels:
             f = r.probes.get(key, {})
+            if not f.get("n"):
+                continue  # e.g. no OTA query in a settled window
             print(
                 f"| {r.switches} | {label} | {f.get('n', 0)} | {f.get('p50_ms', math.nan):.2f} ms "
                 f"| {f.get('p99_ms', math.nan):.2f} ms | {f.get('max_ms', math.nan):.2f} ms |"
