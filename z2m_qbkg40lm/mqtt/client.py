@@ -210,6 +210,19 @@ def _abandon(client: aiomqtt.Client) -> None:
         paho_client.disconnect()
 
 
+async def _end_housekeeping(client: aiomqtt.Client) -> None:
+    """Stop aiomqtt's once-a-second housekeeping task of a client that is done with.
+
+    aiomqtt 2.5.1 cancels it when the socket closes, by a callback scheduled for later, and never
+    awaits it: a stop could leave it running for a turn or two of the loop (a task left behind
+    when the daemon's loop ends). Cancelling twice is harmless.
+    """
+    task = getattr(client, "_misc_task", None)
+    if isinstance(task, asyncio.Task) and not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def _send_without_delay(client: aiomqtt.Client) -> None:
     """Turn off Nagle's algorithm on the broker connection.
 
@@ -464,6 +477,7 @@ class MqttClient:
         finally:
             if not reached:
                 _abandon(client)
+            await _end_housekeeping(client)
         return found
 
     async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
@@ -550,6 +564,7 @@ class MqttClient:
                 finally:
                     if not reached:
                         _abandon(client)
+                    await _end_housekeeping(client)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_requested.wait(), timeout=delay)
                 delay = min(delay * 2, self._max_reconnect_delay)
