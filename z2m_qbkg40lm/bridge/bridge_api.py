@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from z2m_qbkg40lm import __version__
 from z2m_qbkg40lm.bridge.bridge import to_json
@@ -48,6 +48,7 @@ from z2m_qbkg40lm.config import Config, ConfigError, parse_config
 from z2m_qbkg40lm.devices.registry import find_definition
 from z2m_qbkg40lm.zigbee import events as ev
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
+from z2m_qbkg40lm.zigbee.radio import DeviceDetails
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,6 +66,17 @@ _LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.I
 # The command line quiets these below debug; a live change of the log level does the same.
 _CHATTY_LOGGERS = ("zigpy", "zigpy_znp", "bellows", "zigpy_deconz", "aiosqlite")
 _LIVE_OPTIONS = {("advanced", "log_level")}
+
+
+class _MadeOf(NamedTuple):
+    """What a device's element of `bridge/devices` is made of (its text is kept until it changes)."""
+
+    details: DeviceDetails
+    friendly_name: str
+    description: str | None
+    state: InterviewState
+
+
 _OPTIONS_EXPECTED = (
     'expected {"options": {...}} with the settings to change, '
     'e.g. {"options": {"advanced": {"log_level": "debug"}}}'
@@ -98,7 +110,7 @@ class BridgeApi(Extension):
         self._held_events: list[str] = []
         """`bridge/event` payloads waiting for the next `bridge/devices`, in order."""
         self._devices_lock = asyncio.Lock()
-        self._device_texts: dict[str, tuple[tuple[Any, ...], str]] = {}
+        self._device_texts: dict[str, tuple[_MadeOf, str]] = {}
         """Each device's element of the last `bridge/devices`, as JSON, with what it was made of."""
         self._stopping = False
 
@@ -234,19 +246,8 @@ class BridgeApi(Extension):
         One pass over the network, with no lookup that walks it again: O(n) in the devices.
         """
         radio = self.context.radio
-        bridge = self.context.bridge
         elements = [coordinator_json(radio.coordinator_details())]
-        for details in radio.all_details():
-            settings = bridge.device_config(details.ieee)  # a direct look-up, its IEEE when unnamed
-            elements.append(
-                device_json(
-                    details,
-                    friendly_name=settings.friendly_name,
-                    definition=find_definition(details.model_id),
-                    state=self._interviews.get(details.ieee) or interview_state(details),
-                    description=settings.description,
-                )
-            )
+        elements += [self._element(self._made_of(details)) for details in radio.all_details()]
         return elements
 
     def devices_text(self) -> str:
@@ -257,27 +258,33 @@ class BridgeApi(Extension):
         alone exactly as within the list (compact, sorted keys), so the text is the same.
         """
         radio = self.context.radio
-        bridge = self.context.bridge
         texts = [to_json(coordinator_json(radio.coordinator_details()))]
-        kept: dict[str, tuple[tuple[Any, ...], str]] = {}
+        kept: dict[str, tuple[_MadeOf, str]] = {}
         for details in radio.all_details():
-            settings = bridge.device_config(details.ieee)
-            state = self._interviews.get(details.ieee) or interview_state(details)
-            made_of = (details, settings.friendly_name, settings.description, state)
+            made_of = self._made_of(details)
             cached = self._device_texts.get(details.ieee)
             if cached is None or cached[0] != made_of:
-                element = device_json(
-                    details,
-                    friendly_name=settings.friendly_name,
-                    definition=find_definition(details.model_id),
-                    state=state,
-                    description=settings.description,
-                )
-                cached = (made_of, to_json(element))
+                cached = (made_of, to_json(self._element(made_of)))
             kept[details.ieee] = cached
             texts.append(cached[1])
         self._device_texts = kept
         return "[" + ",".join(texts) + "]"
+
+    def _made_of(self, details: DeviceDetails) -> _MadeOf:
+        """What a device's element is made of: its details, name, description, interview state."""
+        settings = self.context.bridge.device_config(details.ieee)  # a direct look-up, its IEEE when unnamed
+        state = self._interviews.get(details.ieee) or interview_state(details)
+        return _MadeOf(details, settings.friendly_name, settings.description, state)
+
+    @staticmethod
+    def _element(made_of: _MadeOf) -> dict[str, Any]:
+        return device_json(
+            made_of.details,
+            friendly_name=made_of.friendly_name,
+            definition=find_definition(made_of.details.model_id),
+            state=made_of.state,
+            description=made_of.description,
+        )
 
     # --- radio events -> bridge/devices, bridge/event ----------------------------------------------
 
