@@ -174,8 +174,11 @@ async def echo_pair(host: str, port: int, count: int) -> list[float]:
     return times
 
 
-class TracedDaemon(DaemonProcess):
-    """The daemon under bench/traced_daemon.py: tracemalloc on, SIGUSR1 dumps the top sites."""
+class WrappedDaemon(DaemonProcess):
+    """The daemon run by a wrapper script of this folder (`python SCRIPT OUT run ...`), which
+    writes what it measured to OUT on SIGUSR1."""
+
+    script = ""
 
     def __init__(self, config: Path, data_dir: Path, log_path: Path, out: Path) -> None:
         super().__init__(config, data_dir, log_path)
@@ -184,24 +187,19 @@ class TracedDaemon(DaemonProcess):
     def start(self) -> float:
         """Start the process; returns its start time."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        script = Path(__file__).with_name("traced_daemon.py")
+        script = Path(__file__).with_name(self.script)
+        command = [sys.executable, str(script), str(self.out), "run"]
+        command += ["--config", str(self.config), "--data-dir", str(self.data_dir)]
         with self.log_path.open("wb") as log:
             started = time.perf_counter()
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(script),
-                    str(self.out),
-                    "run",
-                    "--config",
-                    str(self.config),
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         return started
+
+
+class TracedDaemon(WrappedDaemon):
+    """The daemon under bench/traced_daemon.py: tracemalloc on, SIGUSR1 dumps the top sites."""
+
+    script = "traced_daemon.py"
 
 
 class Sweep:
@@ -415,23 +413,10 @@ class Sweep:
 OVERHEAD_WINDOW = 32  # heartbeat requests unanswered at a time, at most
 
 
-class ProbedDaemon(DaemonProcess):
+class ProbedDaemon(WrappedDaemon):
     """The daemon under bench/probed_daemon.py: timestamps at its edges, SIGUSR1 writes them."""
 
-    def __init__(self, config: Path, data_dir: Path, log_path: Path, out: Path) -> None:
-        super().__init__(config, data_dir, log_path)
-        self.out = out
-
-    def start(self) -> float:
-        """Start the process; returns its start time."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        script = Path(__file__).with_name("probed_daemon.py")
-        command = [sys.executable, str(script), str(self.out), "run"]
-        command += ["--config", str(self.config), "--data-dir", str(self.data_dir)]
-        with self.log_path.open("wb") as log:
-            started = time.perf_counter()
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        return started
+    script = "probed_daemon.py"
 
     async def figures(self, peer: Peer) -> dict[str, Any]:
         """SIGUSR1, then the figures the daemon wrote since the previous SIGUSR1."""
