@@ -174,6 +174,20 @@ async def echo_pair(host: str, port: int, count: int) -> list[float]:
     return times
 
 
+async def every_switch_state(peer: Peer, position: int, switches: int) -> dict[str, Received]:
+    """The first state message of each of `switches` switches after `position`, by topic."""
+    seen: dict[str, Received] = {}
+
+    def device_state(message: Received) -> bool:
+        data = message.data
+        if peer.is_device_topic(message.topic) and isinstance(data, dict) and "state" in data:
+            seen.setdefault(message.topic, message)
+        return len(seen) >= switches
+
+    await peer.wait(device_state, after=position, what="every switch's state", within=START_WAIT_S * 4)
+    return seen
+
+
 class WrappedDaemon(DaemonProcess):
     """The daemon run by a wrapper script of this folder (`python SCRIPT OUT run ...`), which
     writes what it measured to OUT on SIGUSR1."""
@@ -293,15 +307,7 @@ class Sweep:
             what="bridge/state online",
             within=START_WAIT_S * 4,
         )
-        seen: dict[str, Received] = {}
-
-        def device_state(message: Received) -> bool:
-            data = message.data
-            if peer.is_device_topic(message.topic) and isinstance(data, dict) and "state" in data:
-                seen.setdefault(message.topic, message)
-            return len(seen) >= row.switches
-
-        await peer.wait(device_state, after=position, what="every switch's state", within=START_WAIT_S * 4)
+        seen = await every_switch_state(peer, position, row.switches)
         row.online_s = online.at - started
         row.all_states_s = max(m.at for m in seen.values()) - started
         row.rss_kb = memory_of(daemon.pid)["VmRSS"]
@@ -469,15 +475,7 @@ async def _probed_phase(
     peer: Peer, daemon: ProbedDaemon, position: int, *, started: float, sets: int, rate: float, row: Overhead
 ) -> None:
     """From the start of the probed daemon to the end of its `/set` flips under heartbeats."""
-    seen: dict[str, Received] = {}
-
-    def device_state(message: Received) -> bool:
-        data = message.data
-        if peer.is_device_topic(message.topic) and isinstance(data, dict) and "state" in data:
-            seen.setdefault(message.topic, message)
-        return len(seen) >= row.switches
-
-    await peer.wait(device_state, after=position, what="every switch's state", within=START_WAIT_S * 4)
+    seen = await every_switch_state(peer, position, row.switches)
     # Settled as for the idle CPU: the switches' OTA queries after their interviews and the
     # daemon's clean-up after start-up are over, so the window holds the steady state alone.
     await peer.wait_quiet(IDLE_QUIET_S, after=peer.mark(), within=START_WAIT_S, what="the start-up")
