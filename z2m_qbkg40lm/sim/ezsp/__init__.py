@@ -1,6 +1,7 @@
-"""A Silicon Labs EmberZNet (EZSP) coordinator emulator, for bellows (issue in progress).
+"""A Silicon Labs EmberZNet (EZSP) coordinator emulator, for bellows (being built).
 
-`ash` is its serial framing (ASH version 2, from Silicon Labs' UG101). The EZSP layer, the link
-with its acknowledgements and retransmissions, and the protocol front-end over the simulated
-switches shared with the Z-Stack emulator come next; `emulate --chip ezsp` does not exist yet.
+`ash` is its serial framing (ASH version 2, from Silicon Labs' UG101) and `ash_link` the NCP's side
+of the ASH protocol (acknowledgements, resends, resets). The EZSP command layer, the serial
+transports and the protocol front-end over the simulated switches shared with the Z-Stack emulator
+come next; `emulate --chip ezsp` does not exist yet.
 """
