@@ -1,0 +1,92 @@
+"""The EZSP emulator's command layer: unmodified bellows connects over socket://, resets the NCP
+and agrees on the protocol version; a command the NCP does not serve is answered, not ignored."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import bellows.types as bt
+import pytest
+import zigpy.config
+from bellows.exception import InvalidCommandError
+from bellows.ezsp import EZSP
+
+from z2m_qbkg40lm.sim.ezsp.ash_link import NcpAshLink
+from z2m_qbkg40lm.sim.ezsp.ncp import PROTOCOL_VERSION, STACK_TYPE, STACK_VERSION, EzspNcp
+
+TIMEOUT = 10.0
+
+
+class _Serial(asyncio.Protocol):
+    """One host connection: bytes through the ASH link to the NCP and back."""
+
+    def __init__(self, ncp: EzspNcp) -> None:
+        self._ncp = ncp
+        self._link: NcpAshLink | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        loop = asyncio.get_running_loop()
+        self._link = NcpAshLink(transport.write, self._deliver, loop.call_later, on_reset=self._ncp.reset)
+
+    def _deliver(self, data: bytes) -> None:
+        answer = self._ncp.handle(data)
+        if answer is not None and self._link is not None:
+            self._link.send(answer)
+
+    def data_received(self, data: bytes) -> None:
+        assert self._link is not None
+        self._link.receive(data)
+
+
+@pytest.fixture
+async def ncp_port() -> AsyncIterator[tuple[EzspNcp, int]]:
+    ncp = EzspNcp()
+    server = await asyncio.get_running_loop().create_server(lambda: _Serial(ncp), "127.0.0.1", 0)
+    try:
+        yield ncp, server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _connected(port: int) -> EZSP:
+    ezsp = EZSP(zigpy.config.SCHEMA_DEVICE({zigpy.config.CONF_DEVICE_PATH: f"socket://127.0.0.1:{port}"}))
+    await asyncio.wait_for(ezsp.connect(use_thread=False), TIMEOUT)
+    return ezsp
+
+
+async def test_bellows_resets_the_ncp_and_agrees_on_its_version(ncp_port: tuple[EzspNcp, int]) -> None:
+    ncp, port = ncp_port
+    ezsp = await _connected(port)
+    try:
+        assert ezsp.ezsp_version == PROTOCOL_VERSION
+        assert ncp.protocol_version == PROTOCOL_VERSION
+        assert await ezsp.echo(data=b"\x00\x7e\x7d\x11") == [b"\x00\x7e\x7d\x11"]
+    finally:
+        await ezsp.disconnect()
+
+
+async def test_a_command_the_ncp_does_not_serve_gets_invalid_command(ncp_port: tuple[EzspNcp, int]) -> None:
+    _ncp, port = ncp_port
+    ezsp = await _connected(port)
+    try:
+        with pytest.raises(InvalidCommandError, match="ERROR_INVALID_FRAME_ID"):
+            await asyncio.wait_for(ezsp.getValue(valueId=bt.EzspValueId.VALUE_VERSION_INFO), TIMEOUT)
+        await asyncio.wait_for(ezsp.nop(), TIMEOUT)  # and the link goes on
+    finally:
+        await ezsp.disconnect()
+
+
+def test_the_first_version_is_answered_with_the_ncps_own_in_the_legacy_format() -> None:
+    ncp = EzspNcp()
+    answer = ncp.handle(bytes((0x00, 0x00, 0x00, 4)))  # legacy `version`, protocol 4 wanted
+    assert answer == bytes((0x00, 0x80, 0x00, PROTOCOL_VERSION, STACK_TYPE)) + STACK_VERSION.to_bytes(
+        2, "little"
+    )
+    assert ncp.protocol_version is None  # not agreed until the host names it
+    assert ncp.handle(bytes((0x01, 0x00, 0x01, 0x00, 0x00, PROTOCOL_VERSION))) is not None
+    assert ncp.protocol_version == PROTOCOL_VERSION
+    ncp.reset()
+    assert ncp.protocol_version is None
