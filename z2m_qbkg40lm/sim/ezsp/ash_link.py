@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Final
 
 from z2m_qbkg40lm.sim.ezsp.ash import (
     AshDecoder,
@@ -37,6 +37,7 @@ from z2m_qbkg40lm.sim.ezsp.ash import (
     nak_frame,
     rstack_frame,
 )
+from z2m_qbkg40lm.sim.ota_client import Timer
 
 LOGGER = logging.getLogger(__name__)
 
@@ -46,13 +47,6 @@ ACK_TIMEOUT_S: Final = 1.6
 """How long a sent DATA frame waits for its acknowledgement before it is sent again."""
 MAX_TIMEOUTS: Final = 4
 """Timeouts in a row after which the NCP gives up with an ERROR frame."""
-
-
-class Timer(Protocol):
-    """What `call_later` returns (an asyncio TimerHandle)."""
-
-    def cancel(self) -> None:
-        """Stop it."""
 
 
 class NcpAshLink:
