@@ -178,3 +178,29 @@ async def test_a_host_that_never_acknowledges_gets_an_error_frame() -> None:
     assert not line.link.connected
     line.drop_ncp_data = 0
     assert await line.connect() == NcpResetCode.ERROR_EXCEEDED_MAXIMUM_ACK_TIMEOUT_COUNT
+
+
+class _RecordedTimer:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def test_a_closed_line_leaves_no_resend_timer() -> None:
+    timers: list[_RecordedTimer] = []
+
+    def call_later(_delay: float, _callback: Callable[[], None]) -> _RecordedTimer:
+        timers.append(_RecordedTimer())
+        return timers[-1]
+
+    written: list[bytes] = []
+    link = NcpAshLink(written.append, lambda _data: None, call_later)
+    link.receive(encode(Frame(0xC0)))  # RST
+    link.send(b"\x01")  # waits for its ACK: the resend timer runs
+    assert len(timers) == 1 and not timers[0].cancelled
+    link.close()
+    assert timers[0].cancelled and not link.connected
+    link.send(b"\x02")
+    assert len(written) == 2  # RSTACK and the first DATA frame, nothing after the close

@@ -12,38 +12,16 @@ import zigpy.config
 from bellows.exception import InvalidCommandError
 from bellows.ezsp import EZSP
 
-from z2m_qbkg40lm.sim.ezsp.ash_link import NcpAshLink
 from z2m_qbkg40lm.sim.ezsp.ncp import PROTOCOL_VERSION, STACK_TYPE, STACK_VERSION, EzspNcp
+from z2m_qbkg40lm.sim.ezsp.serial import EzspSerial
 
 TIMEOUT = 10.0
-
-
-class _Serial(asyncio.Protocol):
-    """One host connection: bytes through the ASH link to the NCP and back."""
-
-    def __init__(self, ncp: EzspNcp) -> None:
-        self._ncp = ncp
-        self._link: NcpAshLink | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        loop = asyncio.get_running_loop()
-        self._link = NcpAshLink(transport.write, self._deliver, loop.call_later, on_reset=self._ncp.reset)
-
-    def _deliver(self, data: bytes) -> None:
-        answer = self._ncp.handle(data)
-        if answer is not None and self._link is not None:
-            self._link.send(answer)
-
-    def data_received(self, data: bytes) -> None:
-        assert self._link is not None
-        self._link.receive(data)
 
 
 @pytest.fixture
 async def ncp_port() -> AsyncIterator[tuple[EzspNcp, int]]:
     ncp = EzspNcp()
-    server = await asyncio.get_running_loop().create_server(lambda: _Serial(ncp), "127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(lambda: EzspSerial(ncp), "127.0.0.1", 0)
     try:
         yield ncp, server.sockets[0].getsockname()[1]
     finally:

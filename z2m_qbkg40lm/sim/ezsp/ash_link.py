@@ -201,6 +201,11 @@ class NcpAshLink:
         if self._on_reset is not None:
             self._on_reset()
 
+    def close(self) -> None:
+        """The line is gone: no more timers, nothing more is sent."""
+        self._reset_link()
+        self.connected = False
+
     def _reset_link(self) -> None:
         self._disarm()
         self._expected = 0
