@@ -17,9 +17,9 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiomqtt
 import yaml
@@ -378,6 +378,44 @@ def seeded_daemon(
         code = daemon.stop()
         clear_retained(base)
     assert code == 0, daemon.log()
+
+
+class Published(NamedTuple):
+    """One message a `PublishRecorder` kept: its topic, JSON payload, retain flag and monotonic time."""
+
+    topic: str
+    payload: dict[str, Any]
+    retain: bool
+    at: float
+
+
+@dataclass
+class PublishRecorder:
+    """Stands in for the MQTT client of an in-process bridge: what is published, in order."""
+
+    base: str
+    wait_s: float = 30.0
+    can_publish = True
+    messages: list[Published] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
+        self.messages.append(
+            Published(topic, json.loads(payload) if payload else {}, retain, time.monotonic())
+        )
+        self.changed.set()
+        return True
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        """The payloads published on `<base>/<topic>`, in order."""
+        return [m.payload for m in self.messages if m.topic == f"{self.base}/{topic}"]
+
+    async def wait_for(self, done: Callable[[], bool], timeout: float | None = None) -> None:
+        """Until `done()` holds after a publish (at most `timeout`, default `wait_s`)."""
+        async with asyncio.timeout(self.wait_s if timeout is None else timeout):
+            while not done():
+                self.changed.clear()
+                await self.changed.wait()
 
 
 @dataclass

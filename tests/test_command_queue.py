@@ -10,7 +10,6 @@ does, without depending on the machine's speed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 from tests.support import (
     DaemonProcess,
+    PublishRecorder,
     Watcher,
     bridge_in_process,
     clear_retained,
@@ -42,32 +42,13 @@ ON_OFF = 0x0006
 ON_OFF_COMMANDS = {0x00: "OFF", 0x01: "ON", 0x02: "TOGGLE"}
 
 
-@dataclass
-class Recorder:
-    """Stands in for the MQTT client: what is published, in order, with when."""
-
-    can_publish = True
-    messages: list[tuple[str, dict[str, Any], float]] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
-        self.messages.append((topic, json.loads(payload) if payload else {}, time.monotonic()))
-        self.changed.set()
-        return True
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [payload for t, payload, _ in self.messages if t == f"{BASE}/{topic}"]
+class Recorder(PublishRecorder):
+    """What the bridge publishes, with the `/set` and `/get` responses by transaction."""
 
     def responses(self, action: str) -> dict[Any, dict[str, Any]]:
         """By transaction (the numbered ones of a test, and the ones `Switch.command` gave)."""
         found = {p["transaction"]: p for p in self.on(f"{NAME}/response/{action}")}
         return {k: v for k, v in found.items() if not str(k).startswith("single-")}
-
-    async def wait_for(self, done: Any, timeout: float = WAIT_S) -> None:
-        async with asyncio.timeout(timeout):
-            while not done():
-                self.changed.clear()
-                await self.changed.wait()
 
 
 @dataclass
@@ -98,7 +79,7 @@ class Switch:
         return found
 
     def states(self, after: int = 0) -> list[dict[str, Any]]:
-        return [p for t, p, _ in self.recorder.messages[after:] if t == f"{BASE}/{NAME}"]
+        return [m.payload for m in self.recorder.messages[after:] if m.topic == f"{BASE}/{NAME}"]
 
 
 @contextlib.asynccontextmanager
@@ -109,7 +90,7 @@ async def switch(data_dir: Path) -> AsyncIterator[Switch]:
         "serial": {"adapter": "virtual"},
         "devices": {ieee: {"friendly_name": NAME}},
     }
-    recorder = Recorder()
+    recorder = Recorder(BASE, WAIT_S)
     async with bridge_in_process(data_dir, raw, recorder, lambda context: [CommandFeedback(context)]) as run:
         running = Switch(run.bridge, recorder, ieee)
         execute = run.radio.execute
@@ -154,7 +135,7 @@ async def test_a_flood_is_refused_beyond_the_bound_at_once_and_a_get_is_still_an
         assert all(
             r == {"data": {}, "error": message, "status": "error", "transaction": n} for n, r in first.items()
         )
-        refusals_at = max(at for t, _, at in run.recorder.messages if t.endswith("/response/set"))
+        refusals_at = max(m.at for m in run.recorder.messages if m.topic.endswith("/response/set"))
 
         # The get passes the waiting /set (their places are taken, the last ones are for reads).
         await run.recorder.wait_for(lambda: "read" in run.recorder.responses("get"))

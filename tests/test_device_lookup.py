@@ -10,18 +10,17 @@ adapter, writing `bridge.settings` as the rename and options requests do.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from zigpy.types import EUI64
 
-from tests.support import bridge_in_process, seed_virtual_switch
+from tests.support import PublishRecorder, bridge_in_process, seed_virtual_switch
 from z2m_qbkg40lm.bridge.device_settings import DeviceSettings
 from z2m_qbkg40lm.config import DeviceConfig
 from z2m_qbkg40lm.zigbee.radio import ieee_string, parse_ieee
@@ -84,32 +83,9 @@ def test_only_the_bridges_spelling_of_an_address_parses_and_it_round_trips() -> 
 
 
 @dataclass
-class Recorder:
-    """Stands in for the MQTT client."""
-
-    can_publish = True
-    messages: list[tuple[str, dict[str, Any], bool]] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
-        self.messages.append((topic, json.loads(payload) if payload else {}, retain))
-        self.changed.set()
-        return True
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [payload for t, payload, _ in self.messages if t == f"{BASE}/{topic}"]
-
-    async def wait_for(self, done: Any) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while not done():
-                self.changed.clear()
-                await self.changed.wait()
-
-
-@dataclass
 class Running:
     run: Any
-    recorder: Recorder
+    recorder: PublishRecorder
     ieee: str
 
     @property
@@ -121,7 +97,7 @@ class Running:
         before = len(self.recorder.messages)
         await self.bridge.on_message(f"{BASE}/{name}/set", json.dumps(payload).encode(), False)
         await self.recorder.wait_for(
-            lambda: any(t == f"{BASE}/{name}" for t, _, _ in self.recorder.messages[before:])
+            lambda: any(m.topic == f"{BASE}/{name}" for m in self.recorder.messages[before:])
         )
 
 
@@ -134,7 +110,7 @@ async def running(data_dir: Path) -> AsyncIterator[Running]:
         "serial": {"adapter": "virtual"},
         "devices": {ieee: {"friendly_name": NAME}},
     }
-    recorder = Recorder()
+    recorder = PublishRecorder(BASE, WAIT_S)
     async with bridge_in_process(data_dir, raw, recorder, lambda context: []) as run:
         await recorder.wait_for(lambda: any("state" in s for s in recorder.on(NAME)))
         yield Running(run, recorder, ieee)
@@ -192,7 +168,8 @@ async def test_the_config_a_command_uses_follows_an_options_change(tmp_path: Pat
         assert config.retain is True
         assert config.converter_options() == {"state_action": True}
         await switch.command(NAME, {"state": "ON"})
-        _, payload, retain = [m for m in switch.recorder.messages if m[0] == f"{BASE}/{NAME}"][-1]
+        last = [m for m in switch.recorder.messages if m.topic == f"{BASE}/{NAME}"][-1]
+        payload, retain = last.payload, last.retain
         assert payload["state"] == "ON"
         assert retain is True
 

@@ -9,7 +9,6 @@ virtual adapter) where the order of what reaches the switch, or the timer's stat
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from tests.support import (
     DaemonProcess,
+    PublishRecorder,
     SeededDaemon,
     Watcher,
     bridge_in_process,
@@ -246,32 +246,9 @@ LUMI = 0xFCC0
 
 
 @dataclass
-class Recorder:
-    """Stands in for the MQTT client."""
-
-    can_publish = True
-    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def publish(self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 0) -> bool:
-        self.messages.append((topic, json.loads(payload) if payload else {}))
-        self.changed.set()
-        return True
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [payload for t, payload in self.messages if t == f"{BASE}/{topic}"]
-
-    async def wait_for(self, done: Any) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while not done():
-                self.changed.clear()
-                await self.changed.wait()
-
-
-@dataclass
 class InProcess:
     run: Any
-    recorder: Recorder
+    recorder: PublishRecorder
     ieee: str
     sent: list[str] = field(default_factory=list)
 
@@ -312,7 +289,7 @@ async def in_process(data_dir: Path, *, refuse_timed_off: bool = False) -> Async
         "serial": {"adapter": "virtual"},
         "devices": {ieee: {"friendly_name": NAME}},
     }
-    recorder = Recorder()
+    recorder = PublishRecorder(BASE, WAIT_S)
     async with bridge_in_process(data_dir, raw, recorder, lambda context: [CommandFeedback(context)]) as run:
         running = InProcess(run, recorder, ieee)
         execute = run.radio.execute
