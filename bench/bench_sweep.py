@@ -328,19 +328,7 @@ class Sweep:
         # the command's state, which would make heartbeats go unpublished.
         await self.inbound_phase(peer, row, names)
         await peer.wait_quiet(SETTLE_S, after=peer.mark(), within=WAIT_S, what="the heartbeats")
-        budget = FrameBudget()
-        for i in range(self.sets):
-            name = names[i % len(names)]
-            value = flip(current[name])
-            await budget.take(name, 1, 1)  # the switch's report; the command
-            pos = peer.mark()
-            began = time.perf_counter()
-            await peer.publish(f"{name}/set", json.dumps({"state": value}))
-            message = await peer.wait(
-                is_state(peer.topic(name), has("state", value)), after=pos, what=f"state {value} of {name}"
-            )
-            row.set_ms.append((message.at - began) * 1000)
-            current[name] = value
+        await set_flips(peer, names, current, self.sets, row.set_ms)
         row.echo_ms = await echo_pair(self.host, self.port, self.sets)
         await peer.wait_quiet(SETTLE_S, after=peer.mark(), within=WAIT_S, what="the /set round trips")
         row.rss_after_kb = memory_of(daemon.pid)["VmRSS"]
@@ -486,7 +474,7 @@ async def _probed_phase(
     began = time.perf_counter()
     reporting = asyncio.get_running_loop().create_task(_heartbeats(peer, names, rate, row))
     try:
-        await _set_flips(peer, names, current, sets, row)
+        await set_flips(peer, names, current, sets, row.set_ms)
     finally:
         reporting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -518,22 +506,23 @@ async def _heartbeats(peer: Peer, names: list[str], rate: float, row: Overhead) 
         await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
 
 
-async def _set_flips(
-    peer: Peer, names: list[str], current: dict[str, str], count: int, row: Overhead
+async def set_flips(
+    peer: Peer, names: list[str], current: dict[str, str], count: int, times_ms: list[float]
 ) -> None:
-    """`/set` state flips, round robin, one at a time, each until its state message arrived."""
+    """`/set` state flips, round robin, one at a time, each until its state message arrived; the
+    round trips go into `times_ms`."""
     budget = FrameBudget()
     for i in range(count):
         name = names[i % len(names)]
         value = flip(current[name])
-        await budget.take(name, 1, 1)
+        await budget.take(name, 1, 1)  # the switch's report; the command
         pos = peer.mark()
         began = time.perf_counter()
         await peer.publish(f"{name}/set", json.dumps({"state": value}))
         message = await peer.wait(
             is_state(peer.topic(name), has("state", value)), after=pos, what=f"state {value} of {name}"
         )
-        row.set_ms.append((message.at - began) * 1000)
+        times_ms.append((message.at - began) * 1000)
         current[name] = value
 
 
