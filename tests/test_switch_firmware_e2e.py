@@ -292,10 +292,10 @@ async def test_on_time_on_set_ends_with_the_switchs_own_off_report(daemon: str) 
 
 def test_an_emulated_switch_that_leaves_while_the_network_is_down_is_off_it() -> None:
     firmware = ZStackFirmware(None, switches=1)
-    [node] = firmware.nodes.values()
+    [node] = firmware.world.nodes.values()
     node.network = t.EUI64.convert("dd:dd:dd:dd:dd:dd:dd:dd")  # joined once; the host is away now
     node.switch.joined = True
-    assert not firmware.online(node)
+    assert not firmware.world.online(node)
     node.switch.leave_network()
     assert node.network is None and not node.switch.joined
     assert node.switch.to_dict()["joined"] is False
@@ -314,16 +314,16 @@ class _NoHost:
 def test_an_emulator_set_up_before_its_loop_runs_starts_the_switch_timers_with_a_host(tmp_path: Path) -> None:
     path = tmp_path / "znp.json"
     first = ZStackFirmware(path, switches=1)
-    [node] = first.nodes.values()
+    [node] = first.world.nodes.values()
     node.network = t.EUI64.convert("dd:dd:dd:dd:dd:dd:dd:dd")
     first.save()
     loaded = ZStackFirmware(path)  # no event loop: no timer can start yet, and none is tried
-    [node] = loaded.nodes.values()
+    [node] = loaded.world.nodes.values()
     assert node.switch.joined and not node.switch.ota.attached
 
     async def connect() -> int:
         loaded.attach(_NoHost())
-        pending = len(loaded._switch_timers)  # the joined switch's prevent-reset cycle
+        pending = len(loaded.world.switch_timers)  # the joined switch's prevent-reset cycle
         loaded.close()
         return pending
 

@@ -206,7 +206,7 @@ async def test_a_switch_joins_only_while_permit_join_is_open(running: Running) -
     device = await running.join_switch()
     assert (device.model, device.manufacturer) == (MODEL, "LUMI")
     assert device.node_desc is not None and device.node_desc.manufacturer_code == LUMI
-    assert device.lqi == running.emulator.firmware.linkquality
+    assert device.lqi == running.emulator.firmware.world.linkquality
     assert 41 in device.endpoints and 0xFCC0 in device.endpoints[1].in_clusters
     # Z-Stack recorded the switch in its address manager table, where zigpy-znp's backups read it.
     backup = await running.app.backups.create_backup(load_devices=True)
@@ -215,11 +215,11 @@ async def test_a_switch_joins_only_while_permit_join_is_open(running: Running) -
 
 async def test_a_removed_switch_leaves_and_can_join_again(running: Running) -> None:
     device = await running.join_switch()
-    node = running.emulator.firmware.nodes[device.ieee]
+    node = running.emulator.firmware.world.nodes[device.ieee]
     leave = running.app._znp.wait_for_response(c.ZDO.LeaveInd.Callback(partial=True, IEEE=device.ieee))
     await running.app.remove(device.ieee)  # zigpy sends Mgmt_Leave_req; the switch leaves
     await asyncio.wait_for(leave, TIMEOUT)
-    assert not running.emulator.firmware.online(node)
+    assert not running.emulator.firmware.world.online(node)
     assert running.emulator.control.switches()[0]["joined"] is False
     with pytest.raises(zigpy.exceptions.DeliveryError, match="NWK_NO_ROUTE"):
         await device.endpoints[1].on_off.on()
@@ -238,7 +238,7 @@ async def test_on_off_is_confirmed_and_reported(running: Running) -> None:
         assert response[1] == foundation.Status.SUCCESS
         report = await next_event(reports)
     assert (report.attribute_id, report.value) == (0x0000, True)
-    assert running.emulator.firmware.nodes[device.ieee].switch.relay is True
+    assert running.emulator.firmware.world.nodes[device.ieee].switch.relay is True
 
 
 async def test_lumi_attributes_are_read_with_the_manufacturer_code(running: Running) -> None:
@@ -286,7 +286,7 @@ async def test_failed_confirms_give_a_delivery_error(running: Running) -> None:
     assert running.emulator.control.fail_confirms("APS_NO_ACK") == "APS_NO_ACK"
     with pytest.raises(zigpy.exceptions.DeliveryError, match="APS_NO_ACK"):
         await device.endpoints[1].on_off.on()
-    assert running.emulator.firmware.nodes[device.ieee].switch.relay is False, "a failed frame is lost"
+    assert running.emulator.firmware.world.nodes[device.ieee].switch.relay is False, "a failed frame is lost"
     running.emulator.control.clear_faults()
     assert (await device.endpoints[1].on_off.on())[1] == foundation.Status.SUCCESS
 

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
-from z2m_qbkg40lm.sim.znp.control import EmulatorControl, FriendlyNames, MqttControl
+from z2m_qbkg40lm.sim.control import EmulatorControl, FriendlyNames, MqttControl
 from z2m_qbkg40lm.sim.znp.firmware import DEFAULT_LINKQUALITY, ZStackFirmware
 from z2m_qbkg40lm.sim.znp.link import PtyLink, TcpLink
 

@@ -18,10 +18,9 @@ running network. Modelling choices:
 - A reset (requested or a fault) keeps the network (it is in NVRAM) and restarts it at once if
   one was running, but drops the volatile registrations: a host that does not register its
   endpoints again receives nothing, as with the real stack.
-- Every switch has a link to the chip (`SimulatedSwitch.attach`): frames it sends on its own later
-  (its OTA client's requests, the reboot after an upgrade, its prevent-reset reports, the end of
-  a timed on) go through `emit()` like its answers, and its timers are the chip's, cancelled by
-  `close()`. A chip set up before its event loop runs gives the links when a host connects.
+- The switches, permit join and the air are the shared `sim.world.SimulatedWorld`; this chip is
+  its Z-Stack front-end (`world.Coordinator`). A chip set up before its event loop runs starts
+  the switches' timers when a host connects.
 """
 
 # zigpy's and zigpy-znp's wire types have untyped constructors.
@@ -33,7 +32,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -43,12 +41,12 @@ import zigpy_znp.types as t
 from zigpy_znp.frames import GeneralFrame
 from zigpy_znp.types.nvids import ExNvIds, OsalNvIds
 
+from z2m_qbkg40lm.sim.coordinator_zdo import COORDINATOR_NODE_DESCRIPTOR, RegisteredEndpoint, channel_list
+from z2m_qbkg40lm.sim.emulated_chip import Faults
 from z2m_qbkg40lm.sim.frames import ApsFrame
-from z2m_qbkg40lm.sim.ota_client import Timer, TimerSet
-from z2m_qbkg40lm.sim.switch import SimulatedSwitch
+from z2m_qbkg40lm.sim.world import DEFAULT_LINKQUALITY, Node, SimulatedWorld
 from z2m_qbkg40lm.sim.znp import nvcommands
 from z2m_qbkg40lm.sim.znp import nvram as nv
-from z2m_qbkg40lm.sim.znp.coordinator_zdo import channel_list
 from z2m_qbkg40lm.sim.znp.nvram import Nvram
 
 LOGGER = logging.getLogger(__name__)
@@ -69,7 +67,8 @@ CAPABILITIES: Final = (
 COORDINATOR_NWK: Final = t.NWK(0x0000)
 SAVE_DELAY: Final = 0.5
 """Seconds the state file waits for more NV writes before it is saved."""
-DEFAULT_LINKQUALITY: Final = 160
+
+__all__ = ["DEFAULT_LINKQUALITY", "Faults", "Link", "Node", "RegisteredEndpoint", "ZStackChip"]
 
 
 class Link(Protocol):
@@ -80,58 +79,6 @@ class Link(Protocol):
 
     def close(self) -> None:
         """Cut the line (the host sees its connection lost)."""
-
-
-@dataclass
-class Node:
-    """A simulated switch and its relation to the coordinator."""
-
-    switch: SimulatedSwitch
-    network: t.EUI64 | None = None
-    """Extended PAN id of the network the switch joined; None while it is not on one."""
-    pairing: bool = False
-    """In pairing mode: joins as soon as the coordinator permits joining."""
-
-    @property
-    def ieee_text(self) -> str:
-        """`0x54ef44…`, as Zigbee2MQTT writes IEEE addresses."""
-        return "0x" + str(self.switch.ieee).replace(":", "")
-
-
-class _NodeLink:
-    """A switch's link to the chip: its own frames go out through `emit()`, its timers are the chip's."""
-
-    def __init__(self, chip: ZStackChip, node: Node) -> None:
-        self._chip = chip
-        self._node = node
-
-    def send(self, frames: list[ApsFrame]) -> None:
-        self._chip.emit(self._node, frames)
-        self._chip._changed()  # the switch's state may have changed too (a new firmware version)
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
-        return self._chip._switch_timers.call_later(delay, callback)
-
-
-@dataclass
-class Faults:
-    """Faults injected on demand."""
-
-    muted: bool = False
-    """The chip has hung: it answers nothing and sends nothing."""
-    confirm_delay: float = 0.0
-    """Seconds every AF.DataConfirm is held back."""
-    confirm_status: t.Status | None = None
-    """Every unicast AF.DataConfirm carries this status (and the frame is lost)."""
-
-
-@dataclass
-class RegisteredEndpoint:
-    profile: int
-    device_type: int
-    version: int
-    inputs: list[int] = field(default_factory=list)
-    outputs: list[int] = field(default_factory=list)
 
 
 class ZStackChip:
@@ -147,19 +94,15 @@ class ZStackChip:
     ) -> None:
         self._state_file = state_file
         self._rng = rng or random.Random()
-        self.linkquality = linkquality
+        self.world = SimulatedWorld(self, linkquality=linkquality, rng=self._rng)
         self.faults = Faults()
-        self.nodes: dict[t.EUI64, Node] = {}
         self._link: Link | None = None
-        self._handles: set[asyncio.TimerHandle] = set()
-        self._switch_timers = TimerSet()
         self._save_handle: asyncio.TimerHandle | None = None
         self._saved_changes = -1
         # Volatile state: lost on every reset.
         self._endpoints: dict[int, RegisteredEndpoint] = {}
         self._zdo_callbacks = False
         self._network_up = False
-        self._permit_until: dict[int, float] = {}
         self._bdb_channels = {True: t.Channels.NO_CHANNELS, False: t.Channels.NO_CHANNELS}
         self._load(switches)
         self._handlers: dict[type, Callable[[Any], list[Any]]] = self._handler_table()
@@ -172,23 +115,14 @@ class ZStackChip:
             self.chip_ieee = nv.random_chip_ieee(self._rng)
             self.nvram = Nvram.factory(self.chip_ieee, self._rng)
             for _ in range(switches):
-                self.add_switch(pairing=True)
+                self.world.add_switch(pairing=True)
             LOGGER.info("Factory-new CC2652 %s with %d switch(es) in pairing mode", self.chip_ieee, switches)
             self.save()
             return
         try:
             self.chip_ieee = t.EUI64.convert(data["chip_ieee"])
             self.nvram = Nvram.from_json(data["nvram"])
-            for record in data.get("switches", []):
-                switch = SimulatedSwitch.from_dict(record)
-                network = record.get("network")
-                node = Node(
-                    switch,
-                    None if network is None else t.EUI64.convert(network),
-                    bool(record.get("pairing", False)),
-                )
-                self.nodes[switch.ieee] = node
-                switch.joined = node.network is not None  # the chip's record of the network decides
+            self.world.load(data.get("switches", []))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"emulator state file {self._state_file} cannot be used: {exc}") from exc
         try:
@@ -196,14 +130,14 @@ class ZStackChip:
         except RuntimeError:  # set up before the loop runs: the switches' timers start with a host
             pass
         else:
-            self._attach_switches()
+            self.world.attach_switches()
         self._saved_changes = self.nvram.changes
         LOGGER.info(
             "CC2652 %s loaded from %s: %s, %d switch(es)",
             self.chip_ieee,
             self._state_file,
             "network formed" if self.formed else "no network",
-            len(self.nodes),
+            len(self.world.nodes),
         )
 
     def save(self) -> None:
@@ -218,14 +152,7 @@ class ZStackChip:
             {
                 "chip_ieee": str(self.chip_ieee),
                 "nvram": self.nvram.to_json(),
-                "switches": [
-                    {
-                        **node.switch.to_dict(),
-                        "network": None if node.network is None else str(node.network),
-                        "pairing": node.pairing,
-                    }
-                    for node in self.nodes.values()
-                ],
+                "switches": self.world.records(),
             },
         )
         self._saved_changes = self.nvram.changes
@@ -241,14 +168,27 @@ class ZStackChip:
             return
         self._save_handle = loop.call_later(SAVE_DELAY, self.save)
 
+    # The radio side (`ZStackFirmware`) tells the host of the world's events.
+
+    def device_joined(self, node: Node, parent: int) -> None:
+        """Hook: a switch joined through `parent`."""
+
+    def device_left(self, node: Node) -> None:
+        """Hook: a switch left the running network."""
+
+    def frame_from_air(self, src: int, frame: ApsFrame) -> None:
+        """Hook: a frame from a switch reached the coordinator."""
+
+    def state_changed(self, *, membership: bool = False) -> None:
+        """The world changed: save soon, or now when switches joined or left."""
+        if membership:
+            self.save()
+        else:
+            self._changed()
+
     def close(self) -> None:
         """Stop timers (the switches' too: OTA transfers are abandoned) and save; the link is the caller's."""
-        for node in self.nodes.values():
-            node.switch.attach(None)
-        self._switch_timers.cancel_all()
-        for handle in self._handles:
-            handle.cancel()
-        self._handles.clear()
+        self.world.close()
         self.save()
 
     # --- the link --------------------------------------------------------------------------------
@@ -259,13 +199,7 @@ class ZStackChip:
             LOGGER.warning("A new host connected: closing the previous connection")
             self._link.close()
         self._link = link
-        self._attach_switches()
-
-    def _attach_switches(self) -> None:
-        """Give every switch not yet on the chip its link (its timers run on the chip's loop)."""
-        for node in self.nodes.values():
-            if not node.switch.ota.attached:
-                node.switch.attach(_NodeLink(self, node))
+        self.world.attach_switches()
 
     def detach(self, link: Link) -> None:
         """The host went away; the chip keeps running."""
@@ -295,15 +229,7 @@ class ZStackChip:
 
     def _later(self, delay: float, callback: Callable[[], None]) -> None:
         """Run `callback` after `delay` seconds (0: on the next loop iteration), cancelled by close()."""
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle
-
-        def run() -> None:
-            self._handles.discard(handle)
-            callback()
-
-        handle = loop.call_later(delay, run)
-        self._handles.add(handle)
+        self.world.later(delay, callback)
 
     # --- MT frames in ----------------------------------------------------------------------------
 
@@ -404,12 +330,12 @@ class ZStackChip:
         was_up = self._network_up and not clear_state
         self._endpoints.clear()
         self._zdo_callbacks = False
-        self._permit_until.clear()
-        self._network_up = False
+        self.world.forget_permits()
+        self._set_network_up(False)
         self.save()
         answers: list[Any] = [c.SYS.ResetInd.Callback(Reason=reason, **VERSION)]
         if was_up and self.formed:
-            self._network_up = True
+            self._set_network_up(True)
             answers.append(c.ZDO.StateChangeInd.Callback(State=t.DeviceState.StartedAsCoordinator))
         return answers
 
@@ -418,6 +344,19 @@ class ZStackChip:
         LOGGER.warning("Fault: the coordinator resets (watchdog)")
         for reply in self.reset(t.ResetReason.Watchdog):
             self._send(reply)
+
+    def failure_status(self, status: str | int) -> t.Status:
+        """A Z-Stack status a data confirm can fail with, by name or number."""
+        try:
+            value = t.Status[status] if isinstance(status, str) else t.Status(status)
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"unknown Z-Stack status {status!r};"
+                " e.g. MAC_NO_ACK (233), NWK_NO_ROUTE (205), APS_NO_ACK (183)"
+            ) from None
+        if value == t.Status.SUCCESS:
+            raise ValueError("SUCCESS is not a failure; send null to stop failing confirms")
+        return value
 
     def _assoc_find_device(self, request: Any) -> list[Any]:
         # The answer is the in-memory struct: 36 bytes tell the host the structs are aligned.
@@ -459,9 +398,14 @@ class ZStackChip:
         """True while the coordinator runs its network."""
         return self._network_up
 
-    def online(self, node: Node) -> bool:
-        """True when the switch is on the network the coordinator is running."""
-        return self._network_up and node.network is not None and node.network == self.nib.extendedPANID
+    def _set_network_up(self, up: bool) -> None:
+        self._network_up = up
+        self.world.running = self.nib.extendedPANID if up else None
+
+    @property
+    def node_descriptor(self) -> zdo_t.NodeDescriptor:
+        """What the coordinator answers to Node_Desc_req."""
+        return COORDINATOR_NODE_DESCRIPTOR
 
     def _bdb_set_channel(self, request: Any) -> list[Any]:
         self._bdb_channels[bool(request.IsPrimary)] = t.Channels(request.Channel)
@@ -491,7 +435,7 @@ class ZStackChip:
                 nib.nwkPanId,
                 nib.extendedPANID,
             )
-            self._network_up = True
+            self._set_network_up(True)
             return [
                 *answers,
                 c.ZDO.StateChangeInd.Callback(State=t.DeviceState.StartingAsCoordinator),
@@ -552,7 +496,7 @@ class ZStackChip:
             0,
             t.NwkSecMaterialDesc(FrameCounter=0, ExtendedPanID=ext_pan_id),
         )
-        self._network_up = True
+        self._set_network_up(True)
         LOGGER.info(
             "Network formed: channel %d, PAN id 0x%04X, extended PAN id %s", channel, pan_id, ext_pan_id
         )
@@ -571,66 +515,26 @@ class ZStackChip:
 
     # --- permit join ---------------------------------------------------------------------------
 
-    @property
-    def permit_join_open(self) -> bool:
-        """True while the coordinator or a switch admits joining devices."""
-        now = asyncio.get_running_loop().time()
-        return self._network_up and any(deadline > now for deadline in self._permit_until.values())
-
-    def _permit_parent(self) -> int | None:
-        """The NWK address of a node that currently permits joining (the coordinator first)."""
-        now = asyncio.get_running_loop().time()
-        open_nodes = sorted(nwk for nwk, deadline in self._permit_until.items() if deadline > now)
-        return open_nodes[0] if open_nodes and self._network_up else None
-
     def _mgmt_permit_join(self, request: Any) -> list[Any]:
         answers: list[Any] = [c.ZDO.MgmtPermitJoinReq.Rsp(Status=t.Status.SUCCESS)]
-        now = asyncio.get_running_loop().time()
         duration = int(request.Duration)
         if request.AddrMode == t.AddrMode.Broadcast or request.Dst == COORDINATOR_NWK:
-            self._permit_until[int(COORDINATOR_NWK)] = now + duration
             if request.AddrMode == t.AddrMode.Broadcast:
-                for node in self.nodes.values():
-                    if self.online(node) and node.switch.responsive:
-                        self._permit_until[node.switch.nwk] = now + duration
+                self.world.permit_everywhere(duration)
+            else:
+                self.world.permit(int(COORDINATOR_NWK), duration)
             LOGGER.info("Permit join %s", f"open for {duration} s" if duration else "closed")
             answers.append(c.ZDO.MgmtPermitJoinRsp.Callback(Src=COORDINATOR_NWK, Status=t.ZDOStatus.SUCCESS))
         else:
-            router = self._online_node(int(request.Dst))
+            router = self.world.online_node(int(request.Dst))
             if router is None or not router.switch.responsive:
                 LOGGER.info(
                     "Permit join request for 0x%04X: no answer (no such switch or silent)", request.Dst
                 )
                 return answers
-            self._permit_until[router.switch.nwk] = now + duration
+            self.world.permit(router.switch.nwk, duration)
             answers.append(c.ZDO.MgmtPermitJoinRsp.Callback(Src=request.Dst, Status=t.ZDOStatus.SUCCESS))
-        if duration:
-            self._permit_opened()
         return answers
-
-    def _permit_opened(self) -> None:
-        """Hook: joining just opened."""
-
-    def emit(self, node: Node, frames: list[ApsFrame]) -> None:
-        """Hook: frames a switch sends, to the host (the radio side, `ZStackFirmware`, does it)."""
-
-    def add_switch(self, *, pairing: bool) -> Node:
-        """A new factory-fresh switch in the emulator's world (not on the network)."""
-        taken = [0x0000, *(node.switch.nwk for node in self.nodes.values())]
-        switch = SimulatedSwitch.create(self._rng, taken_nwks=taken)
-        while switch.ieee in self.nodes:
-            switch = SimulatedSwitch.create(self._rng, taken_nwks=taken)
-        node = Node(switch, pairing=pairing)
-        self.nodes[switch.ieee] = node
-        switch.attach(_NodeLink(self, node))
-        self._changed()
-        return node
-
-    def _online_node(self, nwk: int) -> Node | None:
-        for node in self.nodes.values():
-            if node.switch.nwk == nwk and self.online(node):
-                return node
-        return None
 
     def _af_register(self, request: Any) -> list[Any]:
         if request.Endpoint in self._endpoints:

@@ -1,8 +1,8 @@
 """The emulated Z-Stack's radio side: the simulated switches and the AF/ZDO data path.
 
 `ZStackFirmware` is the whole emulated chip: `ZStackChip` (SYS, UTIL, NV, resets, forming,
-permit join, registrations) plus what goes over the air. The switches around it (`Node`) run the
-same `SimulatedSwitch` firmware model as the virtual adapter and exchange APS frames with it:
+permit join, registrations) plus what goes over the air, as the Z-Stack front-end of the shared
+`sim.world.SimulatedWorld` (the switches, joins, routes). What the host sees is Z-Stack's:
 
 - `AF.DataRequestExt` (and `AF.DataRequestSrcRtg`) to a switch: SRSP, then `AF.DataConfirm`
   matched by TSN (not for ZDO, as in Z-Stack), then the switch's answers as `AF.IncomingMsg` with
@@ -19,7 +19,6 @@ same `SimulatedSwitch` firmware model as the virtual adapter and exchange APS fr
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Final
@@ -29,20 +28,16 @@ import zigpy_znp.commands as c
 import zigpy_znp.types as t
 from zigpy_znp.types.nvids import ExNvIds
 
+from z2m_qbkg40lm.sim import coordinator_zdo
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
-from z2m_qbkg40lm.sim.switch import random_nwk
+from z2m_qbkg40lm.sim.world import NO_ACK_DELAY, Reach
 from z2m_qbkg40lm.sim.znp import nvram as nv
 from z2m_qbkg40lm.sim.znp.chip import COORDINATOR_NWK, DEFAULT_LINKQUALITY, Faults, Link, Node, ZStackChip
-from z2m_qbkg40lm.sim.znp.coordinator_zdo import answer
 
 __all__ = ["DEFAULT_LINKQUALITY", "Faults", "Link", "Node", "ZStackFirmware"]
 
 LOGGER = logging.getLogger(__name__)
 
-NO_ACK_DELAY: Final = 0.05
-"""Seconds Z-Stack spends on MAC retries before confirming MAC_NO_ACK."""
-JOIN_SPACING: Final = 0.1
-"""Seconds between switches in pairing mode joining one after another."""
 RADIUS_LEFT: Final = 29
 """The radius left on a frame from a switch one hop away."""
 
@@ -60,63 +55,29 @@ class ZStackFirmware(ZStackChip):
             c.ZDO.ExtRouteChk.Req: self._route_check,
         }
 
-    # --- joining -------------------------------------------------------------------------------
+    # --- the world's events, as Z-Stack tells its host ---------------------------------------------
 
-    def _permit_opened(self) -> None:
-        """Switches in pairing mode join one after another once joining opens."""
-        self._join_pairing_switches()
-
-    def _join_pairing_switches(self) -> None:
-        pairing = [node for node in self.nodes.values() if node.pairing and not self.online(node)]
-        for index, node in enumerate(pairing):
-            self._later(JOIN_SPACING * (index + 1), functools.partial(self._try_join, node))
-
-    def _try_join(self, node: Node) -> None:
-        if node.pairing and not self.online(node) and self.permit_join_open:
-            self.join(node)
-
-    # --- the switches --------------------------------------------------------------------------
-
-    def join(self, node: Node) -> None:
-        """The switch joins through a node that permits joining: TC device indication, announce."""
-        parent = self._permit_parent()
-        if parent is None:
-            raise RuntimeError("permit join is closed")
+    def device_joined(self, node: Node, parent: int) -> None:
+        """TC device indication; Z-Stack's address manager and link key tables follow."""
         switch = node.switch
-        taken = {n.switch.nwk for n in self.nodes.values() if n is not node and n.network is not None}
-        if switch.nwk in taken:
-            switch.nwk = random_nwk(self._rng, taken)
-        node.network = self.nib.extendedPANID
-        node.pairing = False
-        switch.left = False
         self._remember(switch.ieee, switch.nwk)
-        LOGGER.info("Switch %s joins as 0x%04X through 0x%04X", node.ieee_text, switch.nwk, parent)
         self._send(
             c.ZDO.TCDevInd.Callback(SrcNwk=t.NWK(switch.nwk), SrcIEEE=switch.ieee, ParentNwk=t.NWK(parent))
         )
-        self._later(0, lambda: self.emit(node, switch.announce()))
-        self.save()
 
-    def leave(self, node: Node) -> None:
-        """The switch leaves the network (reset by its user, or told to by the host)."""
+    def device_left(self, node: Node) -> None:
+        """Leave indication; the switch's table entries are cleared."""
         switch = node.switch
-        was_online = self.online(node)
-        node.network = None
-        node.pairing = False
-        switch.forget_network()
         self._forget(switch.ieee)
-        LOGGER.info("Switch %s left the network", node.ieee_text)
-        if was_online:
-            self._send(
-                c.ZDO.LeaveInd.Callback(
-                    NWK=t.NWK(switch.nwk),
-                    IEEE=switch.ieee,
-                    Request=t.Bool(False),
-                    Remove=t.Bool(False),
-                    Rejoin=t.Bool(False),
-                )
+        self._send(
+            c.ZDO.LeaveInd.Callback(
+                NWK=t.NWK(switch.nwk),
+                IEEE=switch.ieee,
+                Request=t.Bool(False),
+                Remove=t.Bool(False),
+                Rejoin=t.Bool(False),
             )
-        self.save()
+        )
 
     def _remember(self, ieee: t.EUI64, nwk: int) -> None:
         """Address manager and trust-centre link key entries, as Z-Stack writes them on a join."""
@@ -152,49 +113,36 @@ class ZStackFirmware(ZStackChip):
             if key_entry.extAddr == ieee:
                 self.nvram.store_entry(int(ExNvIds.TCLK_TABLE), sub_id, nv.EMPTY_TCLK_ENTRY)
 
-    def emit(self, node: Node, frames: list[ApsFrame]) -> None:
-        """Frames a switch sends on its own or in reply: to the host as MT callbacks."""
-        switch = node.switch
-        if switch.left and node.network is not None and not self.online(node):
-            self.leave(node)  # it left while the coordinator's network was down
-        if not self.online(node):
-            if frames:
-                LOGGER.info(
-                    "Switch %s is not on the coordinator's network: its frames are lost", node.ieee_text
+    def frame_from_air(self, src: int, frame: ApsFrame) -> None:
+        """A frame from a switch: `AF.IncomingMsg` to a registered endpoint, or ZDO's callback."""
+        if frame.is_zdo:
+            self._emit_zdo(src, frame)
+        elif frame.dst_endpoint not in self._endpoints:
+            LOGGER.warning(
+                "Frame from 0x%04X for unregistered endpoint %d dropped (the host registered %s)",
+                src,
+                frame.dst_endpoint,
+                sorted(self._endpoints) or "none",
+            )
+        else:
+            LOGGER.debug("Switch 0x%04X -> host: %s", src, frame)
+            self._send(
+                c.AF.IncomingMsg.Callback(
+                    GroupId=0x0000,
+                    ClusterId=frame.cluster_id,
+                    SrcAddr=t.NWK(src),
+                    SrcEndpoint=frame.src_endpoint,
+                    DstEndpoint=frame.dst_endpoint,
+                    WasBroadcast=t.Bool(False),
+                    LQI=self.world.linkquality,
+                    SecurityUse=t.Bool(False),
+                    TimeStamp=int(asyncio.get_running_loop().time() * 1000) & 0xFFFFFFFF,
+                    TSN=_zcl_tsn(frame.payload),
+                    Data=t.ShortBytes(frame.payload),
+                    MacSrcAddr=t.NWK(src),
+                    MsgResultRadius=RADIUS_LEFT,
                 )
-            return
-        for frame in frames:
-            if frame.is_zdo:
-                self._emit_zdo(switch.nwk, frame)
-            elif frame.dst_endpoint not in self._endpoints:
-                LOGGER.warning(
-                    "Frame from 0x%04X for unregistered endpoint %d dropped (the host registered %s)",
-                    switch.nwk,
-                    frame.dst_endpoint,
-                    sorted(self._endpoints) or "none",
-                )
-            else:
-                LOGGER.debug("Switch 0x%04X -> host: %s", switch.nwk, frame)
-                self._send(
-                    c.AF.IncomingMsg.Callback(
-                        GroupId=0x0000,
-                        ClusterId=frame.cluster_id,
-                        SrcAddr=t.NWK(switch.nwk),
-                        SrcEndpoint=frame.src_endpoint,
-                        DstEndpoint=frame.dst_endpoint,
-                        WasBroadcast=t.Bool(False),
-                        LQI=self.linkquality,
-                        SecurityUse=t.Bool(False),
-                        TimeStamp=int(asyncio.get_running_loop().time() * 1000) & 0xFFFFFFFF,
-                        TSN=_zcl_tsn(frame.payload),
-                        Data=t.ShortBytes(frame.payload),
-                        MacSrcAddr=t.NWK(switch.nwk),
-                        MsgResultRadius=RADIUS_LEFT,
-                    )
-                )
-        if switch.left:
-            self.leave(node)
-        self._changed()
+            )
 
     def _emit_zdo(self, src: int, frame: ApsFrame) -> None:
         if not self._zdo_callbacks:
@@ -217,7 +165,7 @@ class ZStackFirmware(ZStackChip):
     # --- AF and ZDO requests from the host ---------------------------------------------------------
 
     def _route_check(self, request: Any) -> list[Any]:
-        node = self._online_node(int(request.Dst))
+        node = self.world.online_node(int(request.Dst))
         status = c.zdo.RoutingStatus.SUCCESS if node is not None else c.zdo.RoutingStatus.NO_ENTRY
         return [c.ZDO.ExtRouteChk.Rsp(Status=status)]
 
@@ -247,35 +195,29 @@ class ZStackFirmware(ZStackChip):
         )
         LOGGER.debug("Host -> %s %s: TSN %d, %s", dst.mode.name, dst.address, request.TSN, frame)
         if dst.mode in (t.AddrMode.Broadcast, t.AddrMode.Group):
-            group = None if dst.mode == t.AddrMode.Broadcast else int(dst.address)
-            self._later(0, lambda: self._fan_out(frame, group))
+            self.world.broadcast(frame, None if dst.mode == t.AddrMode.Broadcast else int(dst.address))
             if not zdo:
                 self._confirm(request, t.Status.SUCCESS)
             return [rsp(Status=t.Status.SUCCESS)]
-        if dst.mode == t.AddrMode.IEEE:
-            node = self.nodes.get(dst.address)
-            nwk = node.switch.nwk if node is not None else 0xFFFE
-            if dst.address == self.ieee:
-                nwk = int(COORDINATOR_NWK)
-        else:
-            nwk = int(dst.address)
+        nwk = self.world.nwk_of(dst.address) if dst.mode == t.AddrMode.IEEE else int(dst.address)
         if nwk == COORDINATOR_NWK:
             if zdo:
                 self._later(0, lambda: self._coordinator_zdo(frame))
             else:
                 self._confirm(request, t.Status.SUCCESS)
             return [rsp(Status=t.Status.SUCCESS)]
-        target = self._online_node(nwk)
+        route = self.world.route(nwk)
+        target = route.node
         status = self.faults.confirm_status or t.Status.SUCCESS
         delay = self.faults.confirm_delay
-        if target is None:
+        if route.reach == Reach.NO_ROUTE:
             LOGGER.info(
                 "Data request TSN %d to 0x%04X: no such device on the network (NWK_NO_ROUTE)",
                 request.TSN,
                 nwk,
             )
             status, delay = t.Status.NWK_NO_ROUTE, max(delay, NO_ACK_DELAY)
-        elif not target.switch.responsive:
+        elif route.reach == Reach.NO_ACK:
             LOGGER.info("Data request TSN %d to 0x%04X: the switch is silent (MAC_NO_ACK)", request.TSN, nwk)
             status, delay = t.Status.MAC_NO_ACK, max(delay, NO_ACK_DELAY)
         elif status != t.Status.SUCCESS:
@@ -283,7 +225,7 @@ class ZStackFirmware(ZStackChip):
         if not zdo:
             self._confirm(request, status, delay)
         if target is not None and status == t.Status.SUCCESS:
-            self._later(delay, lambda: self._unicast(target, frame))
+            self.world.deliver(target, frame, delay)
         return [rsp(Status=t.Status.SUCCESS)]
 
     def _confirm(self, request: Any, status: t.Status, delay: float = 0.0) -> None:
@@ -292,36 +234,15 @@ class ZStackFirmware(ZStackChip):
             LOGGER.info("Fault: data confirm for TSN %d held back %d ms", request.TSN, round(delay * 1000))
         self._later(delay, lambda: self._send(confirm))
 
-    def _unicast(self, node: Node, frame: ApsFrame) -> None:
-        if not self.online(node):
-            return
-        if (
-            frame.is_zdo
-            and frame.cluster_id == zdo_t.ZDOCmd.Mgmt_Permit_Joining_req
-            and len(frame.payload) > 1
-        ):
-            self._permit_until[node.switch.nwk] = asyncio.get_running_loop().time() + frame.payload[1]
-        self.emit(node, node.switch.handle(frame))
-
-    def _fan_out(self, frame: ApsFrame, group: int | None) -> None:
-        for node in list(self.nodes.values()):
-            if self.online(node) and (group is None or group in node.switch.groups):
-                self.emit(node, node.switch.handle(frame, broadcast=True))
-
     def _coordinator_zdo(self, frame: ApsFrame) -> None:
         """ZDO requests for the coordinator itself (zigpy interviews its own coordinator)."""
-        if frame.cluster_id & 0x8000 or not frame.payload:
-            return  # responses zigpy sends to itself: nothing to answer
-        body = answer(self, frame)
-        reply = ApsFrame(
-            ZDO_ENDPOINT, ZDO_ENDPOINT, ZDO_PROFILE, frame.cluster_id | 0x8000, frame.payload[:1] + body
-        )
-        if self._zdo_callbacks:
+        reply = coordinator_zdo.reply(self, frame)
+        if reply is not None and self._zdo_callbacks:
             self._emit_zdo(int(COORDINATOR_NWK), reply)
 
     def _assoc_get_with_address(self, request: Any) -> list[Any]:
-        node = self.nodes.get(request.IEEE)
-        online = node is not None and self.online(node)
+        node = self.world.nodes.get(request.IEEE)
+        online = node is not None and self.world.online(node)
         device = c.util.Device(
             shortAddr=t.NWK(node.switch.nwk if node is not None and online else 0xFFFE),
             addrIdx=0,
@@ -330,7 +251,7 @@ class ZStackFirmware(ZStackChip):
             assocCnt=0,
             age=0,
             linkInfo=c.util.LinkInfo(
-                txCounter=0, txCost=1, rxLqi=self.linkquality, inKeySeqNum=0, inFrmCntr=0, txFailure=0
+                txCounter=0, txCost=1, rxLqi=self.world.linkquality, inKeySeqNum=0, inFrmCntr=0, txFailure=0
             ),
             endDev=c.util.AgingEndDevice(endDevCfg=0, deviceTimeout=0),
             timeoutCounter=0,
@@ -340,7 +261,7 @@ class ZStackFirmware(ZStackChip):
         return [c.UTIL.AssocGetWithAddress.Rsp(Device=device)]
 
     def _device_info(self, request: Any) -> list[Any]:
-        online = [t.NWK(node.switch.nwk) for node in self.nodes.values() if self.online(node)]
+        online = [t.NWK(node.switch.nwk) for node in self.world.online_nodes()]
         return [
             c.UTIL.GetDeviceInfo.Rsp(
                 Status=t.Status.SUCCESS,

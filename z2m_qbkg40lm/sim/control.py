@@ -5,11 +5,10 @@
 (`{"data": …, "status": "ok"}` or `{"data": {}, "error": "…", "status": "error"}`, the request's
 `transaction` echoed on `<base>/bridge/response/simulation/<path>`), so scripts written for the
 virtual adapter work unchanged. Switches are named by IEEE address, or by the friendly names of
-the daemon's configuration file when the emulator was given one.
+the daemon's configuration file when the emulator was given one. The same API serves every
+emulated chip (`sim.emulated_chip.EmulatedChip`); what differs between them (the names of a
+failed delivery's status, the serial line's own faults) the chip says.
 """
-
-# zigpy-znp's wire types have untyped constructors.
-# mypy: disable-error-code="no-untyped-call"
 
 from __future__ import annotations
 
@@ -19,18 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-import zigpy_znp.types as t
-
 from z2m_qbkg40lm import strict_json
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
 from z2m_qbkg40lm.mqtt.client import MqttClient, default_client_id
 from z2m_qbkg40lm.sim import inspection
+from z2m_qbkg40lm.sim.emulated_chip import EmulatedChip
 from z2m_qbkg40lm.sim.firmware_settings import FirmwareSettingError, firmware_request
 from z2m_qbkg40lm.sim.inspection import AttributeReport
 from z2m_qbkg40lm.sim.switch import MODEL_ID
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
-from z2m_qbkg40lm.sim.znp.chip import Node
-from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
+from z2m_qbkg40lm.sim.world import Node
 
 LOGGER = logging.getLogger(__name__)
 
@@ -79,8 +76,9 @@ class EmulatorControl:
     Each method raises SimulationError with a message saying what would work instead.
     """
 
-    def __init__(self, firmware: ZStackFirmware, names: FriendlyNames | None = None) -> None:
-        self._firmware = firmware
+    def __init__(self, chip: EmulatedChip, names: FriendlyNames | None = None) -> None:
+        self._chip = chip
+        self._world = chip.world
         self._names = names or FriendlyNames(None)
 
     # --- the switches ----------------------------------------------------------------------------
@@ -88,14 +86,14 @@ class EmulatorControl:
     def switches(self) -> list[dict[str, Any]]:
         """Every simulated switch: addresses, network membership and firmware state."""
         names = self._names.names()
-        firmware = self._firmware
+        world = self._world
         return [
             {
                 "ieee": node.ieee_text,
                 "friendly_name": names.get(node.ieee_text, node.ieee_text),
                 "nwk": node.switch.nwk,
                 "model": MODEL_ID,
-                "joined": firmware.online(node),
+                "joined": world.online(node),
                 "pairing": node.pairing,
                 "relay": node.switch.relay,
                 "operation_mode": node.switch.operation_mode_name,
@@ -106,9 +104,9 @@ class EmulatorControl:
                 "temperature": node.switch.temperature,
                 "firmware_version": node.switch.firmware_version,
                 "responsive": node.switch.responsive,
-                "linkquality": firmware.linkquality,
+                "linkquality": world.linkquality,
             }
-            for node in firmware.nodes.values()
+            for node in world.nodes.values()
         ]
 
     def node(self, name: str) -> Node:
@@ -116,10 +114,10 @@ class EmulatorControl:
         names = self._names.names()
         by_name = {friendly: ieee for ieee, friendly in names.items()}
         wanted = by_name.get(name, _canonical(name))
-        for node in self._firmware.nodes.values():
+        for node in self._world.nodes.values():
             if node.ieee_text == wanted:
                 return node
-        known = ", ".join(names.get(node.ieee_text, node.ieee_text) for node in self._firmware.nodes.values())
+        known = ", ".join(names.get(node.ieee_text, node.ieee_text) for node in self._world.nodes.values())
         raise SimulationError(
             f"no simulated switch '{name}'; "
             + (f"the simulated switches are {known}" if known else "there are none")
@@ -127,11 +125,11 @@ class EmulatorControl:
 
     def _reachable(self, name: str) -> Node:
         node = self.node(name)
-        if not self._firmware.network_up:
+        if not self._chip.network_up:
             raise SimulationError(
                 "the coordinator's network is not running: start the daemon (or another host) first"
             )
-        if not self._firmware.online(node):
+        if not self._world.online(node):
             raise SimulationError(
                 f"switch {node.ieee_text} is not on the network: open permit join, then simulation/join it"
             )
@@ -145,7 +143,7 @@ class EmulatorControl:
         except ValueError as exc:
             raise SimulationError(str(exc)) from exc
         LOGGER.info("Switch %s: %s press", node.ieee_text, kind)
-        self._firmware.emit(node, frames)
+        self._world.emit(node, frames)
         return node.ieee_text
 
     def heartbeat(self, name: str, temperature: float | None = None) -> str:
@@ -156,14 +154,14 @@ class EmulatorControl:
         except ValueError as exc:
             raise SimulationError(str(exc)) from exc
         LOGGER.info("Switch %s: heartbeat", node.ieee_text)
-        self._firmware.emit(node, frames)
+        self._world.emit(node, frames)
         return node.ieee_text
 
     def power_cycle(self, name: str) -> str:
         """Cut mains power and restore it: the switch reboots, announces itself and reports."""
         node = self._reachable(name)
         LOGGER.info("Switch %s: power cycle", node.ieee_text)
-        self._firmware.emit(node, node.switch.power_cycle())
+        self._world.emit(node, node.switch.power_cycle())
         return node.ieee_text
 
     def revert_settings(self, name: str) -> str:
@@ -171,7 +169,7 @@ class EmulatorControl:
         node = self.node(name)
         node.switch.forget_settings()
         LOGGER.info("Switch %s silently reverted its settings to the factory defaults", node.ieee_text)
-        self._firmware.save()
+        self._chip.save()
         return node.ieee_text
 
     def set_responsive(self, name: str, responsive: bool) -> str:
@@ -179,31 +177,31 @@ class EmulatorControl:
         node = self.node(name)
         node.switch.responsive = responsive
         LOGGER.info("Switch %s is now %s", node.ieee_text, "responsive" if responsive else "silent")
-        self._firmware.save()
+        self._chip.save()
         return node.ieee_text
 
     def join(self, name: str | None = None) -> str:
         """A switch joins: the named one, else one in pairing mode, else a new one. Returns its IEEE."""
-        firmware = self._firmware
-        if not firmware.permit_join_open:
+        world = self._world
+        if not world.permit_join_open:
             raise SimulationError(
                 "permit join is closed: open the network for joining first, then join again"
             )
         node: Node
         if name is not None:
             node = self.node(name)
-            if firmware.online(node):
+            if world.online(node):
                 raise SimulationError(f"switch {node.ieee_text} is already on the network")
         else:
-            waiting = [each for each in firmware.nodes.values() if each.pairing and not firmware.online(each)]
-            node = waiting[0] if waiting else firmware.add_switch(pairing=False)
-        firmware.join(node)
+            waiting = [each for each in world.nodes.values() if each.pairing and not world.online(each)]
+            node = waiting[0] if waiting else world.add_switch(pairing=False)
+        world.join(node)
         return node.ieee_text
 
     def leave(self, name: str) -> str:
         """The switch leaves the network (as after a factory reset on the device)."""
         node = self._reachable(name)
-        self._firmware.leave(node)
+        self._world.leave(node)
         return node.ieee_text
 
     def inject(self, name: str, report: AttributeReport) -> dict[str, Any]:
@@ -211,7 +209,7 @@ class EmulatorControl:
         node = self._reachable(name)
         frames, answer = inspection.inject(node.switch, report)
         LOGGER.info("Switch %s: injected report on cluster 0x%04X", node.ieee_text, report.cluster_id)
-        self._firmware.emit(node, frames)
+        self._world.emit(node, frames)
         return {"id": node.ieee_text, **answer}
 
     def received_frames(self, name: str, cluster_id: int | None = None) -> dict[str, Any]:
@@ -234,55 +232,50 @@ class EmulatorControl:
             raise SimulationError(f"switch {node.ieee_text}: {exc}") from exc
         if changes:
             LOGGER.info("Switch %s firmware settings: %s", node.ieee_text, result["firmware"])
-        self._firmware.save()
+        self._chip.save()
         return {"id": node.ieee_text, **result}
 
     # --- faults ------------------------------------------------------------------------------------
 
     def drop_link(self) -> bool:
         """Cut the serial line; False when no host was connected."""
-        return self._firmware.drop_link()
+        return self._chip.drop_link()
 
     def mute(self, muted: bool) -> None:
         """The coordinator hangs (answers nothing, sends nothing) or comes back."""
-        self._firmware.faults.muted = muted
+        self._chip.faults.muted = muted
         LOGGER.warning("Fault: the coordinator is %s", "mute" if muted else "answering again")
 
     def delay_confirms(self, milliseconds: int) -> None:
-        """Hold every AF.DataConfirm back by this long (0: no delay)."""
+        """Hold every delivery confirmation back by this long (0: no delay)."""
         if not 0 <= milliseconds <= MAX_CONFIRM_DELAY_MS:
             raise SimulationError(f"ms must be 0 to {MAX_CONFIRM_DELAY_MS}, not {milliseconds}")
-        self._firmware.faults.confirm_delay = milliseconds / 1000
+        self._chip.faults.confirm_delay = milliseconds / 1000
         LOGGER.warning("Fault: data confirms delayed by %d ms", milliseconds)
 
     def fail_confirms(self, status: str | int | None) -> str | None:
-        """Unicast data confirms carry this Z-Stack status (a name or number); None: succeed again."""
+        """Unicast deliveries fail with this status of the chip's (a name or number); None: succeed again."""
         if status is None:
-            self._firmware.faults.confirm_status = None
+            self._chip.faults.confirm_status = None
             LOGGER.warning("Fault cleared: data confirms succeed again")
             return None
         try:
-            value = t.Status[status] if isinstance(status, str) else t.Status(status)
-        except (KeyError, ValueError):
-            raise SimulationError(
-                f"unknown Z-Stack status {status!r};"
-                " e.g. MAC_NO_ACK (233), NWK_NO_ROUTE (205), APS_NO_ACK (183)"
-            ) from None
-        if value == t.Status.SUCCESS:
-            raise SimulationError("SUCCESS is not a failure; send null to stop failing confirms")
-        self._firmware.faults.confirm_status = value
+            value = self._chip.failure_status(status)
+        except ValueError as exc:
+            raise SimulationError(str(exc)) from None
+        self._chip.faults.confirm_status = value
         LOGGER.warning("Fault: unicast data confirms fail with %s", value.name)
         return str(value.name)
 
     def reset(self) -> None:
-        """The coordinator reboots on its own (ResetInd): the host's registrations are lost."""
-        self._firmware.spontaneous_reset()
+        """The coordinator reboots on its own and tells its host: the host's registrations are lost."""
+        self._chip.spontaneous_reset()
 
     def clear_faults(self) -> None:
         """Back to normal: answering, confirms on time and successful."""
-        self._firmware.faults.muted = False
-        self._firmware.faults.confirm_delay = 0.0
-        self._firmware.faults.confirm_status = None
+        self._chip.faults.muted = False
+        self._chip.faults.confirm_delay = 0.0
+        self._chip.faults.confirm_status = None
         LOGGER.warning("Faults cleared")
 
 
