@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from z2m_qbkg40lm.bridge.bridge import to_json
 from z2m_qbkg40lm.config import ConfigError, DeviceConfig, load_config
-from z2m_qbkg40lm.sim.virtual_radio import SimulationError
 from z2m_qbkg40lm.sim.control import _payload as emulator_request_payload
+from z2m_qbkg40lm.sim.virtual_radio import SimulationError
 from z2m_qbkg40lm.strict_json import MAX_DEPTH, RefusedJson, finite_copy, loads
 
 
