@@ -28,12 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
 from z2m_qbkg40lm.sim.control import EmulatorControl, FriendlyNames, MqttControl
+from z2m_qbkg40lm.sim.serial_line import PtyLine, TcpLine, open_line
 from z2m_qbkg40lm.sim.znp.firmware import DEFAULT_LINKQUALITY, ZStackFirmware
-from z2m_qbkg40lm.sim.znp.link import PtyLink, TcpLink
+from z2m_qbkg40lm.sim.znp.link import MtPort
 
 LOGGER = logging.getLogger(__name__)
 
@@ -97,17 +97,10 @@ class ZnpEmulator:
             options.nvram, switches=options.switches, linkquality=options.linkquality, rng=rng
         )
         self.control = EmulatorControl(self.firmware, FriendlyNames(options.config))
-        self._link: TcpLink | PtyLink = self._make_link(options.listen)
+        self._link: TcpLine | PtyLine = open_line(MtPort(self.firmware), options.listen)
         self._mqtt: MqttControl | None = None
         self._mqtt_task: asyncio.Task[None] | None = None
         self.address = ""
-
-    def _make_link(self, listen: str) -> TcpLink | PtyLink:
-        if listen.startswith("tcp://"):
-            parts = urlsplit(listen)
-            return TcpLink(self.firmware, parts.hostname or "127.0.0.1", parts.port or 0)
-        symlink = listen.removeprefix("pty").removeprefix(":")
-        return PtyLink(self.firmware, Path(symlink) if symlink else None)
 
     async def start(self) -> str:
         """Open the serial line (and connect to the broker in the background); returns its address."""

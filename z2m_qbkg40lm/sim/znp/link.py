@@ -1,9 +1,7 @@
-"""The emulated chip's serial line: a TCP listener (as a network-attached CC2652 offers) or a
-pseudo-terminal (as a USB stick's /dev/ttyACM0 would be).
+"""Z-Stack's framing on the emulated chip's serial line (`sim.serial_line`, TCP or pty).
 
-Both carry MT frames (`FE LEN CMD0 CMD1 DATA FCS`, framed with zigpy-znp's `TransportFrame`) to and
-from a `ZStackFirmware`. Only one host is served at a time, like a real serial port: a new TCP
-connection replaces the previous one.
+MT frames (`FE LEN CMD0 CMD1 DATA FCS`, framed with zigpy-znp's `TransportFrame`) go to and from
+a `ZStackFirmware`.
 """
 
 # zigpy-znp's wire types have untyped constructors.
@@ -11,24 +9,19 @@ connection replaces the previous one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import tty
-from pathlib import Path
 from typing import Final
 
 from zigpy_znp.exceptions import InvalidFrame
 from zigpy_znp.frames import GeneralFrame, TransportFrame
 
+from z2m_qbkg40lm.sim.serial_line import Line
 from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
 
 LOGGER = logging.getLogger(__name__)
 
 SOF: Final = 0xFE
 MAX_LENGTH: Final = 250
-READ_SIZE: Final = 4096
 
 
 class MtFramer:
@@ -65,144 +58,44 @@ class MtFramer:
             frames.append(frame.payload)
 
 
-class _TcpHost(asyncio.Protocol):
-    """One TCP connection from a host: the chip's serial port while it lasts."""
+class _MtHost:
+    """The chip's link to one host: MT frames framed onto the serial line."""
 
-    def __init__(self, firmware: ZStackFirmware) -> None:
-        self._firmware = firmware
-        self._framer = MtFramer()
-        self._transport: asyncio.Transport | None = None
-        self._peer = "?"
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        peer = transport.get_extra_info("peername")
-        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        LOGGER.info("Host connected from %s", self._peer)
-        self._firmware.attach(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        LOGGER.info("Host %s disconnected%s", self._peer, f": {exc}" if exc else "")
-        self._transport = None
-        self._firmware.detach(self)
-
-    def data_received(self, data: bytes) -> None:
-        for frame in self._framer.feed(data):
-            self._firmware.frame_received(frame)
+    def __init__(self, line: Line) -> None:
+        self._line = line
 
     def send(self, frame: GeneralFrame) -> None:
         """Frame and write one MT frame."""
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(TransportFrame(frame).serialize())
+        self._line.write(TransportFrame(frame).serialize())
 
     def close(self) -> None:
-        """Cut the connection."""
-        if self._transport is not None:
-            self._transport.close()
+        """Cut the line."""
+        self._line.close()
 
 
-class TcpLink:
-    """A TCP listener serving the chip's serial port to one host at a time."""
+class MtPort:
+    """The Z-Stack chip behind a serial line (`sim.serial_line`): bytes in, MT frames to the chip."""
 
-    def __init__(self, firmware: ZStackFirmware, host: str, port: int) -> None:
+    def __init__(self, firmware: ZStackFirmware) -> None:
         self._firmware = firmware
-        self._host = host
-        self._port = port
-        self._server: asyncio.Server | None = None
+        self._hosts: dict[Line, tuple[_MtHost, MtFramer]] = {}
 
-    async def start(self) -> str:
-        """Listen; returns `tcp://host:port` with the port actually bound (useful with port 0)."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _TcpHost(self._firmware), self._host, self._port)
-        port = self._server.sockets[0].getsockname()[1]
-        address = f"tcp://{self._host}:{port}"
-        LOGGER.info("Listening on %s", address)
-        return address
+    def connected(self, line: Line) -> None:
+        """A host opened the line."""
+        host = _MtHost(line)
+        self._hosts[line] = (host, MtFramer())
+        self._firmware.attach(host)
 
-    async def stop(self) -> None:
-        """Stop listening and cut the host's connection."""
-        if self._server is not None:
-            self._server.close()
-            self._firmware.drop_link(fault=False)
-            await self._server.wait_closed()
-            self._server = None
-
-
-class PtyLink:
-    """A pseudo-terminal whose far end the host opens like a USB serial adapter.
-
-    With a `symlink`, that path points at the current /dev/pts/N; dropping the link (a fault, as
-    when a stick is unplugged) closes the terminal and opens a new one behind the same symlink.
-    """
-
-    def __init__(self, firmware: ZStackFirmware, symlink: Path | None = None) -> None:
-        self._firmware = firmware
-        self._symlink = symlink
-        self._framer = MtFramer()
-        self._master: int | None = None
-        self._slave: int | None = None
-        self.path = ""
-
-    async def start(self) -> str:
-        """Open the terminal; returns the path the host opens."""
-        self._open()
-        return str(self._symlink) if self._symlink is not None else self.path
-
-    def _open(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no line discipline: a byte pipe like a serial port
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        self.path = os.ttyname(slave)
-        if self._symlink is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._symlink.unlink()
-            self._symlink.symlink_to(self.path)
-        asyncio.get_running_loop().add_reader(master, self._readable)
-        self._framer = MtFramer()
-        self._firmware.attach(self)
-        LOGGER.info("Serial port %s%s", self.path, f" (linked from {self._symlink})" if self._symlink else "")
-
-    def _readable(self) -> None:
-        if self._master is None:
+    def received(self, line: Line, data: bytes) -> None:
+        """Bytes from the host, cut into MT frames for the chip."""
+        host = self._hosts.get(line)
+        if host is None:
             return
-        try:
-            data = os.read(self._master, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            LOGGER.warning("Reading %s failed: %s", self.path, exc)
-            return
-        for frame in self._framer.feed(data):
+        for frame in host[1].feed(data):
             self._firmware.frame_received(frame)
 
-    def send(self, frame: GeneralFrame) -> None:
-        """Frame and write one MT frame (lost, as on a wire, when nobody reads the port)."""
-        if self._master is None:
-            return
-        try:
-            os.write(self._master, TransportFrame(frame).serialize())
-        except OSError as exc:
-            LOGGER.warning("Writing to %s failed (%s): frame lost", self.path, exc)
-
-    def close(self) -> None:
-        """Fault: the stick is unplugged and plugged in again (a new terminal)."""
-        self._close_fds()
-        self._open()
-
-    def _close_fds(self) -> None:
-        if self._master is not None:
-            asyncio.get_running_loop().remove_reader(self._master)
-            os.close(self._master)
-        if self._slave is not None:
-            os.close(self._slave)
-        self._master = self._slave = None
-        self._firmware.detach(self)
-
-    async def stop(self) -> None:
-        """Close the terminal and remove the symlink."""
-        self._close_fds()
-        if self._symlink is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._symlink.unlink()
+    def disconnected(self, line: Line) -> None:
+        """The host went away; the chip keeps running."""
+        host = self._hosts.pop(line, None)
+        if host is not None:
+            self._firmware.detach(host[0])
