@@ -883,7 +883,7 @@ async def test_zigpy_znp_updates_an_emulated_switch(
     monkeypatch.setattr(zigpy.device, "AFTER_OTA_ATTR_READ_DELAY", 0)
     size = 8_192
     async with running_stack(tmp_path) as stack:
-        node = stack.emulator.firmware.world.add_switch(pairing=False)
+        node = stack.emulator.chip.world.add_switch(pairing=False)
         node.switch.firmware_version = 24
         device = await stack.join_switch(node.ieee_text)
         assert device.find_cluster(Ota.cluster_id, ClusterType.Client).get("current_file_version") == 24

@@ -42,10 +42,10 @@ from tests.test_virtual_radio import start as start_virtual
 from tests.test_znp_emulator import Running as ZnpRunning
 from tests.test_znp_emulator import ieee_text, running_stack
 from z2m_qbkg40lm.config import MqttConfig
+from z2m_qbkg40lm.sim.emulator import EmulatorOptions
 from z2m_qbkg40lm.sim.prevent_reset import ANSWER, ATTR_PREVENT_RESET, TRIGGER
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
 from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
-from z2m_qbkg40lm.sim.znp_emulator import EmulatorOptions
 
 TIMEOUT = 10
 LUMI = 0x115F

@@ -29,11 +29,11 @@ from zigpy_znp.types.nvids import OsalNvIds
 from zigpy_znp.zigbee.application import ControllerApplication
 
 from z2m_qbkg40lm.devices.qbkg40lm import ENDPOINT_PATCHES, LUMI_CLUSTER
+from z2m_qbkg40lm.sim.emulator import Emulator, EmulatorOptions
 from z2m_qbkg40lm.sim.virtual_radio import SimulationError
 from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
 from z2m_qbkg40lm.sim.znp.link import MtFramer
 from z2m_qbkg40lm.sim.znp.nvram import Nvram
-from z2m_qbkg40lm.sim.znp_emulator import EmulatorOptions, ZnpEmulator
 from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver, register_manufacturer_clusters
 
 TIMEOUT = 10
@@ -75,7 +75,7 @@ class Listener:
 class Running:
     """An emulator and a zigpy-znp application connected to it."""
 
-    def __init__(self, emulator: ZnpEmulator, app: ControllerApplication, listener: Listener) -> None:
+    def __init__(self, emulator: Emulator, app: ControllerApplication, listener: Listener) -> None:
         self.emulator = emulator
         self.app = app
         self.listener = listener
@@ -107,7 +107,7 @@ async def running_stack(
     both stopped after."""
     if options is None:
         options = EmulatorOptions(listen="tcp://127.0.0.1:0", nvram=folder / "znp.json", switches=0)
-    async with ZnpEmulator(options) as emulator:
+    async with Emulator(options) as emulator:
         port = emulator.address.rsplit(":", 1)[1]
         app = await ControllerApplication.new(
             zigpy_config(folder, port, **extra),
@@ -153,7 +153,7 @@ def ieee_text(device: zigpy.device.Device) -> str:
 
 
 async def test_forms_a_network_from_an_empty_nvram(running: Running) -> None:
-    firmware = running.emulator.firmware
+    firmware = running.emulator.chip
     info = running.app.state.network_info
     nib = firmware.nib
     assert firmware.formed and firmware.network_up
@@ -206,7 +206,7 @@ async def test_a_switch_joins_only_while_permit_join_is_open(running: Running) -
     device = await running.join_switch()
     assert (device.model, device.manufacturer) == (MODEL, "LUMI")
     assert device.node_desc is not None and device.node_desc.manufacturer_code == LUMI
-    assert device.lqi == running.emulator.firmware.world.linkquality
+    assert device.lqi == running.emulator.chip.world.linkquality
     assert 41 in device.endpoints and 0xFCC0 in device.endpoints[1].in_clusters
     # Z-Stack recorded the switch in its address manager table, where zigpy-znp's backups read it.
     backup = await running.app.backups.create_backup(load_devices=True)
@@ -215,11 +215,11 @@ async def test_a_switch_joins_only_while_permit_join_is_open(running: Running) -
 
 async def test_a_removed_switch_leaves_and_can_join_again(running: Running) -> None:
     device = await running.join_switch()
-    node = running.emulator.firmware.world.nodes[device.ieee]
+    node = running.emulator.chip.world.nodes[device.ieee]
     leave = running.app._znp.wait_for_response(c.ZDO.LeaveInd.Callback(partial=True, IEEE=device.ieee))
     await running.app.remove(device.ieee)  # zigpy sends Mgmt_Leave_req; the switch leaves
     await asyncio.wait_for(leave, TIMEOUT)
-    assert not running.emulator.firmware.world.online(node)
+    assert not running.emulator.chip.world.online(node)
     assert running.emulator.control.switches()[0]["joined"] is False
     with pytest.raises(zigpy.exceptions.DeliveryError, match="NWK_NO_ROUTE"):
         await device.endpoints[1].on_off.on()
@@ -238,7 +238,7 @@ async def test_on_off_is_confirmed_and_reported(running: Running) -> None:
         assert response[1] == foundation.Status.SUCCESS
         report = await next_event(reports)
     assert (report.attribute_id, report.value) == (0x0000, True)
-    assert running.emulator.firmware.world.nodes[device.ieee].switch.relay is True
+    assert running.emulator.chip.world.nodes[device.ieee].switch.relay is True
 
 
 async def test_lumi_attributes_are_read_with_the_manufacturer_code(running: Running) -> None:
@@ -286,7 +286,7 @@ async def test_failed_confirms_give_a_delivery_error(running: Running) -> None:
     assert running.emulator.control.fail_confirms("APS_NO_ACK") == "APS_NO_ACK"
     with pytest.raises(zigpy.exceptions.DeliveryError, match="APS_NO_ACK"):
         await device.endpoints[1].on_off.on()
-    assert running.emulator.firmware.world.nodes[device.ieee].switch.relay is False, "a failed frame is lost"
+    assert running.emulator.chip.world.nodes[device.ieee].switch.relay is False, "a failed frame is lost"
     running.emulator.control.clear_faults()
     assert (await device.endpoints[1].on_off.on())[1] == foundation.Status.SUCCESS
 
@@ -311,7 +311,7 @@ async def test_a_coordinator_reset_is_announced_and_forgets_the_registrations(ru
     running.emulator.control.reset()
     indication = await asyncio.wait_for(reset, TIMEOUT)
     assert indication.Reason == znp_t.ResetReason.Watchdog
-    firmware = running.emulator.firmware
+    firmware = running.emulator.chip
     assert firmware.network_up and firmware.registered_endpoints == []
     # Still reachable for commands (the network restarted), but nothing comes back to the host
     # until it registers its endpoints again: the host's problem to notice.
@@ -337,7 +337,7 @@ async def test_a_coordinator_reset_is_announced_and_forgets_the_registrations(ru
 async def test_a_pseudo_terminal_serves_zigpy_znp_like_a_usb_stick(tmp_path: Path) -> None:
     symlink = tmp_path / "ttyZNP"
     options = EmulatorOptions(listen=f"pty:{symlink}", nvram=None, switches=0)
-    async with ZnpEmulator(options) as emulator:
+    async with Emulator(options) as emulator:
         assert emulator.address == str(symlink) and symlink.resolve().as_posix().startswith("/dev/pts/")
         config = zigpy_config(tmp_path, "0")
         config["device"]["path"] = str(symlink)
@@ -346,7 +346,7 @@ async def test_a_pseudo_terminal_serves_zigpy_znp_like_a_usb_stick(tmp_path: Pat
         app.add_listener(listener)
         try:
             await app.startup(auto_form=True)
-            assert emulator.firmware.network_up
+            assert emulator.chip.network_up
             assert emulator.control.drop_link() is True
             await asyncio.wait_for(listener.lost, TIMEOUT)
             assert symlink.resolve().as_posix().startswith("/dev/pts/"), "the unplugged stick is back"

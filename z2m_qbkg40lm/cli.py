@@ -50,10 +50,24 @@ def _parser() -> argparse.ArgumentParser:
 def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     emulate = commands.add_parser(
         "emulate",
-        help="emulate a Z-Stack (CC2652) coordinator with simulated switches",
-        description="Emulate a Texas Instruments CC2652 running Z-Stack 3.30 with simulated QBKG40LM "
-        "switches. Point the daemon at it with serial: {adapter: zstack, port: socket://HOST:PORT}. "
+        help="emulate a coordinator stick (Z-Stack or EmberZNet) with simulated switches",
+        description="Emulate a coordinator with simulated QBKG40LM switches: a Texas Instruments CC2652 "
+        "running Z-Stack 3.30 (--chip znp; point the daemon at it with serial: {adapter: zstack, port: "
+        "socket://HOST:PORT}) or a Silicon Labs EFR32 running EmberZNet (--chip ezsp; adapter: ember). "
         "The address to open is printed on stdout as the first line.",
+    )
+    emulate.add_argument(
+        "--chip",
+        choices=["znp", "ezsp"],
+        default="znp",
+        help="znp: Z-Stack 3.30 (zigpy-znp); ezsp: EmberZNet (bellows) (default: %(default)s)",
+    )
+    emulate.add_argument(
+        "--ezsp-version",
+        type=int,
+        choices=[13, 14],
+        default=13,
+        help="with --chip ezsp: 13 (EmberZNet 7.4.4.0) or 14 (EmberZNet 8.0.2.0) (default: %(default)s)",
     )
     emulate.add_argument(
         "--listen",
@@ -61,7 +75,10 @@ def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="tcp://HOST:PORT (port 0: any free port) or pty[:SYMLINK] (default: %(default)s)",
     )
     emulate.add_argument(
-        "--nvram", type=Path, default=None, help="JSON file keeping the NVRAM and the switches (missing: new)"
+        "--nvram",
+        type=Path,
+        default=None,
+        help="JSON file keeping the chip's NVRAM (or tokens) and the switches (missing: new)",
     )
     emulate.add_argument(
         "--switches",
@@ -92,7 +109,7 @@ def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _emulate(args: argparse.Namespace) -> int:
     defer_unused_imports()
-    from z2m_qbkg40lm.sim.znp_emulator import OptionsError, build_options, run_emulator
+    from z2m_qbkg40lm.sim.emulator import OptionsError, build_options, run_emulator
 
     try:
         options = build_options(
@@ -103,6 +120,8 @@ def _emulate(args: argparse.Namespace) -> int:
             base_topic=args.base_topic,
             config=args.config,
             linkquality=args.linkquality,
+            chip=args.chip,
+            ezsp_version=args.ezsp_version,
         )
     except OptionsError as exc:
         print(f"emulate: {exc}", file=sys.stderr)

@@ -2,5 +2,5 @@
 
 `nvram` is the emulated chip's non-volatile memory, `firmware` the Z-Stack that answers the MT
 commands zigpy-znp sends, `link` the TCP and pseudo-terminal transports, `control` the scripting
-API (presses, joins, faults) and its MQTT front end. `z2m_qbkg40lm.sim.znp_emulator` runs them.
+API (presses, joins, faults) and its MQTT front end. `z2m_qbkg40lm.sim.emulator` runs them.
 """

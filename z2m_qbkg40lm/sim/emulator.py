@@ -1,20 +1,28 @@
-"""`z2m-qbkg40lm emulate`: a Texas Instruments CC2652 running Z-Stack 3.30, emulated, with
-simulated Aqara QBKG40LM switches around it.
+"""`z2m-qbkg40lm emulate`: a coordinator stick, emulated, with simulated Aqara QBKG40LM switches
+around it.
 
-The unmodified zigpy-znp library (and so the daemon with `serial: {adapter: zstack, port:
-"socket://127.0.0.1:PORT"}`) starts, forms or resumes a network, permits joins, interviews the
-switches and exchanges ZCL frames with them through it, exactly as with a stick on a USB port.
+- `--chip znp` (the default): a Texas Instruments CC2652 running Z-Stack 3.30. The unmodified
+  zigpy-znp library (and so the daemon with `serial: {adapter: zstack, port:
+  "socket://127.0.0.1:PORT"}`) drives it.
+- `--chip ezsp`: a Silicon Labs EFR32 running EmberZNet's NCP firmware (7.4.4.0, EZSP 13; or
+  8.0.2.0, EZSP 14, with `--ezsp-version 14`). The unmodified bellows library (the daemon with
+  `adapter: ember` or `ezsp`) drives it.
+
+Either way the host starts, forms or resumes a network, permits joins, interviews the switches
+and exchanges ZCL frames with them through it, exactly as with a stick on a USB port. Both chips
+are front-ends over one simulated world (`sim.world`): the same switches, the same control API.
 
 - `--listen tcp://HOST:PORT` (port 0: any free port) or `--listen pty[:SYMLINK]`; the address a
   host opens is printed on stdout as the first line once it can be opened.
-- `--nvram FILE`: the chip's NVRAM and the simulated switches, as JSON; a missing or empty file is a
-  factory-new chip (zigpy-znp forms a network), a formed one is resumed. Without it, nothing is kept.
+- `--nvram FILE`: the chip's non-volatile memory (Z-Stack's NVRAM, EmberZNet's tokens) and the
+  simulated switches, as JSON; a missing or empty file is a factory-new chip (the host forms a
+  network), a formed one is resumed. Without it, nothing is kept.
 - `--switches N`: on a factory-new chip, N switches wait in pairing mode; each joins as soon as the
   coordinator permits joining (the daemon's `bridge/request/permit_join`). More join on request.
 - `--mqtt URL` (or the `mqtt:` section of `--config`): serve `<base>/bridge/request/simulation/…`.
 
-Parts: `sim.znp.nvram` (NV memory and state file), `sim.znp.firmware` (the MT protocol and the
-network), `sim.znp.link` (TCP, pty), `sim.znp.control` (scripting and its MQTT front end).
+Parts: `sim.world` (the switches and the air), `sim.znp` and `sim.ezsp` (the chips),
+`sim.serial_line` (TCP, pty), `sim.control` (scripting and its MQTT front end).
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ from typing import Any
 
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
 from z2m_qbkg40lm.sim.control import EmulatorControl, FriendlyNames, MqttControl
-from z2m_qbkg40lm.sim.serial_line import PtyLine, TcpLine, open_line
-from z2m_qbkg40lm.sim.znp.firmware import DEFAULT_LINKQUALITY, ZStackFirmware
-from z2m_qbkg40lm.sim.znp.link import MtPort
+from z2m_qbkg40lm.sim.emulated_chip import EmulatedChip
+from z2m_qbkg40lm.sim.serial_line import ChipPort, PtyLine, TcpLine, open_line
+from z2m_qbkg40lm.sim.world import DEFAULT_LINKQUALITY
+
+CHIPS = ("znp", "ezsp")
+EZSP_VERSIONS = (13, 14)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -49,6 +60,8 @@ class EmulatorOptions:
     base_topic: str | None = None
     config: Path | None = None
     linkquality: int = DEFAULT_LINKQUALITY
+    chip: str = "znp"
+    ezsp_version: int = 13
 
 
 class OptionsError(ValueError):
@@ -64,6 +77,8 @@ def build_options(
     base_topic: str | None,
     config: Path | None,
     linkquality: int,
+    chip: str = "znp",
+    ezsp_version: int = 13,
 ) -> EmulatorOptions:
     """Options from the command line; the daemon's configuration file supplies `mqtt:` if given."""
     if not (listen == "pty" or listen.startswith(("pty:", "tcp://"))):
@@ -72,6 +87,10 @@ def build_options(
         raise OptionsError("--switches must be 0 or more")
     if not 0 <= linkquality <= 255:
         raise OptionsError("--linkquality must be 0 to 255")
+    if chip not in CHIPS:
+        raise OptionsError(f"--chip {chip!r}: expected one of {', '.join(CHIPS)}")
+    if ezsp_version not in EZSP_VERSIONS:
+        raise OptionsError(f"--ezsp-version {ezsp_version}: the EZSP emulator speaks 13 or 14")
     mqtt_config: MqttConfig | None = None
     if config is not None:
         try:
@@ -85,19 +104,41 @@ def build_options(
             mqtt_config = MqttConfig(server=mqtt, base_topic=base)
         except ValueError as exc:
             raise OptionsError(f"--mqtt {mqtt!r}: {exc}") from None
-    return EmulatorOptions(listen, nvram, switches, mqtt_config, base, config, linkquality)
+    return EmulatorOptions(
+        listen, nvram, switches, mqtt_config, base, config, linkquality, chip, ezsp_version
+    )
 
 
-class ZnpEmulator:
-    """The emulator as an object: firmware, serial line and (optionally) MQTT control."""
+def make_chip(options: EmulatorOptions, rng: random.Random | None = None) -> tuple[EmulatedChip, ChipPort]:
+    """The chip the options name and its end of the serial line (only its radio library is imported)."""
+    if options.chip == "ezsp":
+        from z2m_qbkg40lm.sim.ezsp.chip import EzspChip
+
+        ncp = EzspChip(
+            options.nvram,
+            switches=options.switches,
+            linkquality=options.linkquality,
+            protocol_version=options.ezsp_version,
+            rng=rng,
+        )
+        return ncp, ncp.serial_port()
+    from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
+    from z2m_qbkg40lm.sim.znp.link import MtPort
+
+    firmware = ZStackFirmware(
+        options.nvram, switches=options.switches, linkquality=options.linkquality, rng=rng
+    )
+    return firmware, MtPort(firmware)
+
+
+class Emulator:
+    """The emulator as an object: chip, serial line and (optionally) MQTT control."""
 
     def __init__(self, options: EmulatorOptions, *, rng: random.Random | None = None) -> None:
         self.options = options
-        self.firmware = ZStackFirmware(
-            options.nvram, switches=options.switches, linkquality=options.linkquality, rng=rng
-        )
-        self.control = EmulatorControl(self.firmware, FriendlyNames(options.config))
-        self._link: TcpLine | PtyLine = open_line(MtPort(self.firmware), options.listen)
+        self.chip, port = make_chip(options, rng)
+        self.control = EmulatorControl(self.chip, FriendlyNames(options.config))
+        self._link: TcpLine | PtyLine = open_line(port, options.listen)
         self._mqtt: MqttControl | None = None
         self._mqtt_task: asyncio.Task[None] | None = None
         self.address = ""
@@ -119,9 +160,9 @@ class ZnpEmulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._mqtt_task
         await self._link.stop()
-        self.firmware.close()
+        self.chip.close()
 
-    async def __aenter__(self) -> ZnpEmulator:
+    async def __aenter__(self) -> Emulator:
         await self.start()
         return self
 
@@ -136,7 +177,7 @@ async def run_emulator(options: EmulatorOptions, announce: Callable[[str], Any] 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     try:
-        emulator = ZnpEmulator(options)
+        emulator = Emulator(options)
     except (OSError, ValueError) as exc:
         LOGGER.error("%s", exc)
         return 1
@@ -144,7 +185,7 @@ async def run_emulator(options: EmulatorOptions, announce: Callable[[str], Any] 
         address = await emulator.start()
     except OSError as exc:
         LOGGER.error("Cannot listen on %s: %s", options.listen, exc)
-        emulator.firmware.close()
+        emulator.chip.close()
         return 1
     announce(address)
     try:
