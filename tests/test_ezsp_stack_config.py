@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import bellows.types as bt
@@ -16,6 +17,7 @@ from bellows.ezsp import EZSP
 from bellows.ezsp.v13.commands import COMMANDS as COMMANDS_V13
 from bellows.ezsp.v14.commands import COMMANDS as COMMANDS_V14
 from bellows.ezsp.xncp import FirmwareFeatures
+from bellows.multicast import Multicast
 
 from z2m_qbkg40lm.sim.ezsp.ncp import EzspNcp
 from z2m_qbkg40lm.sim.ezsp.serial import EzspSerial
@@ -246,6 +248,29 @@ def test_nv3_tokens_are_listed_read_and_written() -> None:
     assert config.eui64 == OTHER_EUI64
 
 
+def test_the_network_front_end_serves_its_own_tokens() -> None:
+    config = StackConfig(NCP_EUI64)
+    node_data = {"value": bytes(range(16))}
+
+    def write(data: bytes) -> None:
+        node_data["value"] = data
+
+    config.provide_token(bt.NV3KeyId.CREATOR_STACK_NODE_DATA, 16, lambda: node_data["value"], write)
+    (count,) = call(config, 13, "getTokenCount")
+    keys = {call(config, 13, "getTokenInfo", index=index)[1].nvm3Key for index in range(count)}
+    assert bt.NV3KeyId.NVM3KEY_STACK_NODE_DATA in keys
+    node = bt.NV3KeyId.NVM3KEY_STACK_NODE_DATA
+    assert call(config, 14, "getTokenData", token=node, index=0) == (bt.sl_Status.OK, bytes(range(16)))
+    assert call(config, 13, "setTokenData", token=node, index=0, token_data=bt.LVBytes32(b"\x01" * 16)) == (
+        bt.EmberStatus.SUCCESS,
+    )
+    assert node_data["value"] == b"\x01" * 16
+    assert call(config, 13, "setTokenData", token=node, index=0, token_data=bt.LVBytes32(b"\x01")) == (
+        bt.EmberStatus.ERR_FATAL,
+    )
+    assert "NVM3KEY_STACK_NODE_DATA/0" not in config.to_json()["nv3_tokens"]  # the network keeps it
+
+
 @pytest.mark.parametrize("keep_counters", [False, True])
 def test_a_token_factory_reset_restores_the_defaults(keep_counters: bool) -> None:
     config = StackConfig(NCP_EUI64)
@@ -305,6 +330,22 @@ def test_endpoints_are_added_before_the_network_is_up() -> None:
     assert call(config, 14, "addEndpoint", **{**request, "endpoint": 2}) == (bt.sl_Status.INVALID_PARAMETER,)
     config.reset()
     assert not config.endpoints
+
+
+def test_the_multicast_table_is_sized_by_the_configuration_and_lost_on_reboot() -> None:
+    config = StackConfig(NCP_EUI64)
+    size = bt.EzspConfigId.CONFIG_MULTICAST_TABLE_SIZE
+    assert call(config, 13, "setConfigurationValue", configId=size, value=4) == (bt.EzspStatus.SUCCESS,)
+    entry = bt.EmberMulticastTableEntry(multicastId=0x1234, endpoint=1, networkIndex=0)
+    assert call(config, 13, "setMulticastTableEntry", index=3, value=entry) == (bt.EmberStatus.SUCCESS,)
+    assert call(config, 14, "getMulticastTableEntry", index=3) == (bt.sl_Status.OK, entry)
+    assert call(config, 13, "setMulticastTableEntry", index=4, value=entry) == (
+        bt.EmberStatus.INDEX_OUT_OF_RANGE,
+    )
+    assert config.multicast_groups(1) == {0x1234}
+    config.reset()
+    assert config.multicast_groups(1) == frozenset()
+    assert call(config, 13, "getMulticastTableEntry", index=3)[1].endpoint == 0
 
 
 # -- unmodified bellows over socket:// -------------------------------------------------------------
@@ -379,6 +420,19 @@ async def test_bellows_configures_the_stack_and_reads_the_board(
     board = await asyncio.wait_for(ezsp.get_board_info(), TIMEOUT)
     assert board == (MANUFACTURER, BOARD_NAME, "7.4.4.0 build 0")
     assert await ezsp.getEui64() == [NCP_EUI64]
+
+
+async def test_bellows_finds_free_multicast_entries_and_subscribes_the_coordinator(
+    stack: tuple[StackConfig, _NcpWithStack, EZSP],
+) -> None:
+    config, _ncp, ezsp = stack
+    await asyncio.wait_for(ezsp.write_config({}), TIMEOUT)
+    coordinator = SimpleNamespace(endpoints={0: None, 1: SimpleNamespace(member_of={0x0901: None})})
+    multicast = Multicast(ezsp)
+    await asyncio.wait_for(multicast.startup(coordinator), TIMEOUT)
+    assert config.multicast_groups(1) == {0x0901}
+    assert await multicast.subscribe(0x0902) == bt.sl_Status.OK
+    assert config.multicast_groups(1) == {0x0901, 0x0902}
 
 
 async def test_bellows_reads_and_clears_the_counters(stack: tuple[StackConfig, _NcpWithStack, EZSP]) -> None:

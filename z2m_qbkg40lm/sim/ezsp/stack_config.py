@@ -238,6 +238,16 @@ def nvm3_key(token: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvidedToken:
+    """An NV3 token whose data another part of the NCP keeps (the network's node data, say)."""
+
+    key: int
+    size: int
+    read: Callable[[], bytes]
+    write: Callable[[bytes], None] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """An endpoint the host added: what the NCP's ZDO describes for it."""
 
@@ -258,6 +268,10 @@ def _default_mfg_tokens() -> dict[bt.EzspMfgTokenId, bytes]:
     tokens[M.MFG_STRING] = _padded(MANUFACTURER, _MFG_SIZES[M.MFG_STRING])
     tokens[M.MFG_BOARD_NAME] = _padded(BOARD_NAME, _MFG_SIZES[M.MFG_BOARD_NAME])
     return tokens
+
+
+def _free_multicast_entry() -> bt.EmberMulticastTableEntry:
+    return bt.EmberMulticastTableEntry(multicastId=0x0000, endpoint=0, networkIndex=0)
 
 
 def _v14_status(value: Any) -> Any:
@@ -282,6 +296,8 @@ class StackConfig:
         self._values: dict[bt.EzspValueId, bytes] = {}
         self._counters = [0] * _COUNTER_COUNT
         self._endpoints: dict[int, Endpoint] = {}
+        self._multicast: list[bt.EmberMulticastTableEntry] = []
+        self._provided: dict[int, ProvidedToken] = {}
         self.manufacturer_code = 0x1002  # Silicon Labs, until the host sets another
         self._eui64 = eui64
         self.reset()
@@ -296,6 +312,10 @@ class StackConfig:
         self._values = {value_id: default for value_id, (default, _) in _VALUES.items()}
         self._counters = [0] * _COUNTER_COUNT
         self._endpoints = {}
+        # The multicast table is RAM, sized by the configuration: the host fills it after a boot.
+        self._multicast = [
+            _free_multicast_entry() for _ in range(self._configs[C.CONFIG_MULTICAST_TABLE_SIZE])
+        ]
         self.manufacturer_code = 0x1002
         self._eui64 = self._boot_eui64()
 
@@ -319,6 +339,10 @@ class StackConfig:
         """The endpoints the host added since the NCP's last boot."""
         return self._endpoints
 
+    def multicast_groups(self, endpoint: int) -> frozenset[int]:
+        """The groups the host subscribed an endpoint to (the NCP delivers their messages)."""
+        return frozenset(e.multicastId for e in self._multicast if e.endpoint == endpoint)
+
     def config_value(self, name: str) -> int:
         """What the host configured (e.g. "CONFIG_MAX_END_DEVICE_CHILDREN"); KeyError if unknown."""
         return self._configs[bt.EzspConfigId[name]]
@@ -336,7 +360,21 @@ class StackConfig:
 
     def token(self, key: int, index: int = 0) -> bytes | None:
         """An NV3 token's data (key by NVM3 key or creator code); None if the NCP has no such token."""
+        provided = self._provided.get(nvm3_key(key))
+        if provided is not None:
+            return provided.read() if index == 0 else None
         return self._tokens.get((nvm3_key(key), index))
+
+    def provide_token(
+        self,
+        key: int,
+        size: int,
+        read: Callable[[], bytes],
+        write: Callable[[bytes], None] | None = None,
+    ) -> None:
+        """Serve an NV3 token from another part of the NCP's state (e.g. the network front-end's
+        NODE_DATA or TRUST_CENTER), listed and read like the others; not in `to_json`."""
+        self._provided[nvm3_key(key)] = ProvidedToken(nvm3_key(key), size, read, write)
 
     def set_token(self, key: int, data: bytes, index: int = 0) -> None:
         """Write an NV3 token the NCP has (what the stack itself does, e.g. on formNetwork)."""
@@ -394,7 +432,7 @@ class StackConfig:
             "getExtendedValue": self._get_extended_value,
             "getMfgToken": self._get_mfg_token,
             "setMfgToken": self._set_mfg_token,
-            "getTokenCount": lambda _params: {"count": len(_TOKENS)},
+            "getTokenCount": lambda _params: {"count": len(_TOKENS) + len(self._provided)},
             "getTokenInfo": self._get_token_info,
             "getTokenData": self._get_token_data,
             "setTokenData": self._set_token_data,
@@ -405,6 +443,8 @@ class StackConfig:
             "customFrame": lambda _params: {"status": bt.EmberStatus.INVALID_CALL, "reply": b""},
             "addEndpoint": self._add_endpoint,
             "setManufacturerCode": self._set_manufacturer_code,
+            "getMulticastTableEntry": self._get_multicast_table_entry,
+            "setMulticastTableEntry": self._set_multicast_table_entry,
         }
         return {
             name: self._adapted(core, commands[name][2], protocol_version) for name, core in cores.items()
@@ -445,6 +485,8 @@ class StackConfig:
             status = bt.EzspStatus.ERROR_INVALID_VALUE
         else:
             self._configs[config_id] = value
+            if config_id == C.CONFIG_MULTICAST_TABLE_SIZE:  # the table is allocated at this size
+                self._multicast = [_free_multicast_entry() for _ in range(value)]
             status = bt.EzspStatus.SUCCESS
         if status != bt.EzspStatus.SUCCESS:
             LOGGER.debug("EZSP: setConfigurationValue %s = %d refused: %s", config_id, value, status)
@@ -522,15 +564,15 @@ class StackConfig:
 
     def _get_token_info(self, params: dict[str, Any]) -> _Result:
         index = params["index"]
-        if index >= len(_TOKENS):
+        listed = [(int(t.key), t.size, t.is_counter) for t in _TOKENS]
+        listed += [(p.key, p.size, False) for p in self._provided.values()]
+        if index >= len(listed):
             return {
                 "status": bt.EmberStatus.INDEX_OUT_OF_RANGE,
                 "token_info": bt.EmberTokenInfo(nvm3Key=0, isCnt=False, isIdx=False, size=0, arraySize=0),
             }
-        token = _TOKENS[index]
-        info = bt.EmberTokenInfo(
-            nvm3Key=token.key, isCnt=token.is_counter, isIdx=False, size=token.size, arraySize=1
-        )
+        key, size, is_counter = listed[index]
+        info = bt.EmberTokenInfo(nvm3Key=key, isCnt=is_counter, isIdx=False, size=size, arraySize=1)
         return {"status": bt.EmberStatus.SUCCESS, "token_info": info}
 
     def _get_token_data(self, params: dict[str, Any]) -> _Result:
@@ -540,8 +582,14 @@ class StackConfig:
         return {"status": bt.EmberStatus.SUCCESS, "value": data}
 
     def _set_token_data(self, params: dict[str, Any]) -> _Result:
-        token = _TOKEN_BY_KEY.get(nvm3_key(params["token"]))
         data = bytes(params["token_data"])
+        provided = self._provided.get(nvm3_key(params["token"]))
+        if provided is not None:
+            if provided.write is None or params["index"] != 0 or len(data) != provided.size:
+                return {"status": bt.EmberStatus.ERR_FATAL}
+            provided.write(data)
+            return {"status": bt.EmberStatus.SUCCESS}
+        token = _TOKEN_BY_KEY.get(nvm3_key(params["token"]))
         if token is None or params["index"] != 0 or len(data) != token.size:
             return {"status": bt.EmberStatus.ERR_FATAL}
         self._tokens[(token.key, 0)] = data
@@ -580,6 +628,21 @@ class StackConfig:
             output_clusters=tuple(clusters[inputs : inputs + params["outputClusterCount"]]),
         )
         return {"status": bt.EzspStatus.SUCCESS}
+
+    def _get_multicast_table_entry(self, params: dict[str, Any]) -> _Result:
+        index = params["index"]
+        if index >= len(self._multicast):
+            return {"status": bt.EmberStatus.INDEX_OUT_OF_RANGE, "value": _free_multicast_entry()}
+        return {"status": bt.EmberStatus.SUCCESS, "value": self._multicast[index]}
+
+    def _set_multicast_table_entry(self, params: dict[str, Any]) -> _Result:
+        index, entry = params["index"], params["value"]
+        if index >= len(self._multicast):
+            return {"status": bt.EmberStatus.INDEX_OUT_OF_RANGE}
+        self._multicast[index] = bt.EmberMulticastTableEntry(
+            multicastId=entry.multicastId, endpoint=entry.endpoint, networkIndex=entry.networkIndex or 0
+        )
+        return {"status": bt.EmberStatus.SUCCESS}
 
     def _set_manufacturer_code(self, params: dict[str, Any]) -> _Result:
         self.manufacturer_code = params["code"]
