@@ -180,9 +180,15 @@ def test_frame_counters_are_set_before_the_network_is_up_and_survive_a_restart()
         config, 14, "setValue", valueId=V.VALUE_APS_FRAME_COUNTER, value=(7).to_bytes(4, "little")
     ) == (bt.sl_Status.OK,)
     assert (config.nwk_frame_counter, config.aps_frame_counter) == (123456, 7)
+    assert call(config, 14, "setValue", valueId=V.VALUE_NWK_FRAME_COUNTER, value=b"\xff" * 4) == (
+        bt.sl_Status.INVALID_STATE,
+    )
     config.network_up = True
     assert call(config, 13, "setValue", valueId=V.VALUE_NWK_FRAME_COUNTER, value=bytes(4)) == (
         bt.EzspStatus.ERROR_INVALID_CALL,
+    )
+    assert call(config, 14, "setValue", valueId=V.VALUE_APS_FRAME_COUNTER, value=bytes(4)) == (
+        bt.sl_Status.INVALID_STATE,
     )
     config.nwk_frame_counter += 1  # what the network front-end does on each send
     restarted = StackConfig(NCP_EUI64, state=json.loads(json.dumps(config.to_json())))

@@ -274,10 +274,25 @@ def _free_multicast_entry() -> bt.EmberMulticastTableEntry:
     return bt.EmberMulticastTableEntry(multicastId=0x0000, endpoint=0, networkIndex=0)
 
 
-def _v14_status(value: Any) -> Any:
-    if isinstance(value, bt.EzspStatus | bt.EmberStatus):
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """A status whose EZSP 14 form the firmware documents apart from bellows's general mapping."""
+
+    v13: bt.EzspStatus | bt.EmberStatus
+    v14: bt.sl_Status
+
+
+def _status(value: Any, protocol_version: int) -> Any:
+    if isinstance(value, _Refusal):
+        return value.v14 if protocol_version >= 14 else value.v13
+    if protocol_version >= 14 and isinstance(value, bt.EzspStatus | bt.EmberStatus):
         return bt.sl_Status.from_ember_status(value)
     return value
+
+
+# sl_zigbee_set_outgoing_nwk/aps_frame_counter: only with no network and below 0xFFFFFFFF,
+# otherwise SL_STATUS_INVALID_STATE (EmberZNet 8 API reference); EZSP 13 says it in EzspStatus.
+_FRAME_COUNTER_REFUSED: Final = _Refusal(bt.EzspStatus.ERROR_INVALID_CALL, bt.sl_Status.INVALID_STATE)
 
 
 class StackConfig:
@@ -462,9 +477,7 @@ class StackConfig:
             values = [
                 result.get(name, bt.EzspStatus.SUCCESS if name == "status" else None) for name in fields
             ]
-            if protocol_version >= 14:
-                values = [_v14_status(value) for value in values]
-            return tuple(values)
+            return tuple(_status(value, protocol_version) for value in values)
 
         return handler
 
@@ -525,11 +538,12 @@ class StackConfig:
     def _set_value(self, params: dict[str, Any]) -> _Result:
         value_id, data = params["valueId"], bytes(params["value"])
         if value_id in _FRAME_COUNTER_VALUES:
-            # The outgoing frame counters may only be set before the node is on a network.
-            if self.network_up:
-                return {"status": bt.EzspStatus.ERROR_INVALID_CALL}
             if len(data) != 4:
                 return {"status": bt.EzspStatus.ERROR_INVALID_VALUE}
+            # The outgoing frame counters may only be set before the node is on a network, and
+            # never to the last value (the next frame would roll the counter over).
+            if self.network_up or data == b"\xff" * 4:
+                return {"status": _FRAME_COUNTER_REFUSED}
             self._tokens[(_FRAME_COUNTER_VALUES[value_id], 0)] = data
             return {"status": bt.EzspStatus.SUCCESS}
         known = _VALUES.get(value_id)
