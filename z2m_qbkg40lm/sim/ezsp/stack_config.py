@@ -1,5 +1,8 @@
 """The EmberZNet NCP's settings that are not the network: configuration values, policies, values,
-manufacturing and NV3 tokens, counters, the NCP's EUI64, endpoints and the custom-frame probe.
+manufacturing and NV3 tokens, counters, the NCP's EUI64, endpoints, the multicast table and the
+custom-frame probe. The network front-end reads what it needs here (`config_value`, `eui64`,
+`endpoints`, `multicast_groups`, the frame counters), counts events with `count`, sets
+`network_up` when the stack is up, and may serve its own NV3 tokens (`provide_token`).
 
 Where the facts come from:
 
@@ -19,8 +22,14 @@ Where the facts come from:
 - Manufacturing tokens are fixed-size flash fields, all 0xFF when never written; a written one
   cannot be written again without erasing flash (EMBER_ERR_FLASH_WRITE_INHIBITED). NV3 tokens are
   rewritable; the restored-EUI64 token, when set, becomes the NCP's EUI64 at its next reboot.
+- The outgoing NWK and APS frame counters can be set only with no network and below 0xFFFFFFFF
+  (EmberZNet API reference of sl_zigbee_set_outgoing_nwk_frame_counter; SL_STATUS_INVALID_STATE
+  in EZSP 14). They are NV3 tokens here, as in the stack.
 - Stock NCP firmware has no custom-frame (XNCP) handler: `customFrame` answers
-  EMBER_INVALID_CALL with an empty reply, so bellows ends with no XNCP features and goes on.
+  EMBER_INVALID_CALL with an empty reply (Simplicity SDK's xncp-stubs.c: SL_STATUS_INVALID_STATE
+  and a zero reply length), so bellows ends with no XNCP features and goes on.
+- The multicast table lives in RAM, sized by CONFIG_MULTICAST_TABLE_SIZE; after a reboot the host
+  subscribes its groups again (bellows does so at every start).
 """
 
 from __future__ import annotations
