@@ -309,6 +309,16 @@ def test_counters_count_read_and_clear() -> None:
         config.count("COUNTER_NO_SUCH_THING")
 
 
+def test_a_counter_stops_at_its_uint16_ceiling_and_a_reboot_clears_it() -> None:
+    config = StackConfig(NCP_EUI64)
+    for _ in range(0x10001):
+        config.count("COUNTER_PHY_CCA_FAIL_COUNT")
+    (values,) = call(config, 13, "readCounters")
+    assert values[bt.EmberCounterType.COUNTER_PHY_CCA_FAIL_COUNT] == 0xFFFF
+    config.reset()
+    assert sum(call(config, 13, "readCounters")[0]) == 0
+
+
 @pytest.mark.parametrize(
     ("version", "refused"), [(13, bt.EmberStatus.INVALID_CALL), (14, bt.sl_Status.INVALID_STATE)]
 )

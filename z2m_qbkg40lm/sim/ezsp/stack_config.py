@@ -28,6 +28,8 @@ Where the facts come from:
 - Stock NCP firmware has no custom-frame (XNCP) handler: `customFrame` answers
   EMBER_INVALID_CALL with an empty reply (Simplicity SDK's xncp-stubs.c: SL_STATUS_INVALID_STATE
   and a zero reply length), so bellows ends with no XNCP features and goes on.
+- Counters: uint16 tallies that saturate at 0xFFFF (Ember's counter handler without
+  EMBER_COUNTER_WRAP_AROUND), cleared by readAndClearCounters and by a reboot.
 - The multicast table lives in RAM, sized by CONFIG_MULTICAST_TABLE_SIZE; after a reboot the host
   subscribes its groups again (bellows does so at every start).
 """
@@ -376,9 +378,10 @@ class StackConfig:
         return self._policies[bt.EzspPolicyId[name]]
 
     def count(self, counter: str) -> None:
-        """Bump one counter by its EmberCounterType name (uint16, wrapping like the firmware's)."""
+        """Bump one counter by its EmberCounterType name; KeyError for a name that is none."""
         index = bt.EmberCounterType[counter]
-        self._counters[index] = (self._counters[index] + 1) & 0xFFFF
+        # Ember's counters are uint16 that stop at 0xFFFF rather than wrap to a small number.
+        self._counters[index] = min(self._counters[index] + 1, 0xFFFF)
 
     # -- tokens, for the network front-end ----------------------------------------------------
 
