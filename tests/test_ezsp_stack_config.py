@@ -195,6 +195,26 @@ def test_frame_counters_are_set_before_the_network_is_up_and_survive_a_restart()
     assert (restarted.nwk_frame_counter, restarted.aps_frame_counter) == (123457, 7)
 
 
+def test_token_writes_are_counted_and_ram_settings_are_not() -> None:
+    config = StackConfig(NCP_EUI64)
+    before = config.changes
+    call(config, 13, "setConfigurationValue", configId=bt.EzspConfigId.CONFIG_KEY_TABLE_SIZE, value=16)
+    config.count("COUNTER_MAC_RX_UNICAST")
+    assert config.changes == before  # nothing persistent moved
+    config.nwk_frame_counter = 5
+    call(config, 13, "setMfgToken", tokenId=bt.EzspMfgTokenId.MFG_MANUF_ID, tokenData=b"\x02\x10")
+    assert config.changes == before + 2
+
+
+def test_a_broken_state_is_named_and_an_unknown_version_refused() -> None:
+    with pytest.raises(ValueError, match="MFG_NO_SUCH_TOKEN"):
+        StackConfig(NCP_EUI64, state={"mfg_tokens": {"MFG_NO_SUCH_TOKEN": "00"}})
+    with pytest.raises(ValueError, match="MFG_STRING holds 16 bytes"):
+        StackConfig(NCP_EUI64, state={"mfg_tokens": {"MFG_STRING": "00"}})
+    with pytest.raises(ValueError, match="speaks 13 and 14"):
+        StackConfig(NCP_EUI64).handlers(12)
+
+
 # -- manufacturing tokens, NV3 tokens, the EUI64 -------------------------------------------------
 
 

@@ -313,6 +313,7 @@ class StackConfig:
         self._factory_eui64 = eui64
         self._mfg_tokens = _default_mfg_tokens()
         self._tokens: dict[tuple[int, int], bytes] = {(t.key, 0): t.default for t in _TOKENS}
+        self._changes = 0
         if state is not None:
             self._load(state)
         self.network_up = False
@@ -408,7 +409,7 @@ class StackConfig:
         token = _TOKEN_BY_KEY[nvm3_key(key)]
         if len(data) != token.size:
             raise ValueError(f"{token.key.name} holds {token.size} bytes, not {len(data)}")
-        self._tokens[(token.key, index)] = bytes(data)
+        self._write_nv3(token.key, bytes(data), index)
 
     @property
     def nwk_frame_counter(self) -> int:
@@ -437,17 +438,35 @@ class StackConfig:
             },
         }
 
+    @property
+    def changes(self) -> int:
+        """How many token writes so far: the persistent part changed when this did."""
+        return self._changes
+
+    def _write_nv3(self, key: int, data: bytes, index: int = 0) -> None:
+        self._tokens[(key, index)] = data
+        self._changes += 1
+
     def _load(self, state: dict[str, Any]) -> None:
-        for name, data in state.get("mfg_tokens", {}).items():
-            self._mfg_tokens[M[name]] = bytes.fromhex(data)
-        for name_index, data in state.get("nv3_tokens", {}).items():
-            name, index = name_index.rsplit("/", 1)
-            self._tokens[(K[name], int(index))] = bytes.fromhex(data)
+        """Tokens from `to_json()`'s output; ValueError names what is wrong."""
+        try:
+            for name, data in dict(state.get("mfg_tokens", {})).items():
+                token = M[name]
+                if len(bytes.fromhex(data)) != _MFG_SIZES[token]:
+                    raise ValueError(f"{name} holds {_MFG_SIZES[token]} bytes")
+                self._mfg_tokens[token] = bytes.fromhex(data)
+            for name_index, data in dict(state.get("nv3_tokens", {})).items():
+                name, index = name_index.rsplit("/", 1)
+                self._tokens[(K[name], int(index))] = bytes.fromhex(data)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"EZSP NCP tokens: {exc!r} in {state!r}") from exc
 
     # -- EZSP commands ------------------------------------------------------------------------
 
     def handlers(self, protocol_version: int) -> dict[str, Handler]:
         """The command handlers for one protocol version (13 or 14), keyed by bellows command name."""
+        if protocol_version not in _COMMANDS:
+            raise ValueError(f"EZSP protocol version {protocol_version}; this NCP speaks 13 and 14")
         commands = _COMMANDS[protocol_version]
         cores: dict[str, Callable[[dict[str, Any]], _Result]] = {
             "getConfigurationValue": self._get_configuration_value,
@@ -556,7 +575,7 @@ class StackConfig:
             # never to the last value (the next frame would roll the counter over).
             if self.network_up or data == b"\xff" * 4:
                 return {"status": _FRAME_COUNTER_REFUSED}
-            self._tokens[(_FRAME_COUNTER_VALUES[value_id], 0)] = data
+            self._write_nv3(_FRAME_COUNTER_VALUES[value_id], data)
             return {"status": bt.EzspStatus.SUCCESS}
         known = _VALUES.get(value_id)
         if known is None or not known[1]:
@@ -586,6 +605,7 @@ class StackConfig:
             # Flash bits only go from 1 to 0 without an erase: a written token stays.
             return {"status": bt.EmberStatus.ERR_FLASH_WRITE_INHIBITED}
         self._mfg_tokens[token] = data
+        self._changes += 1
         return {"status": bt.EmberStatus.SUCCESS}
 
     def _get_token_info(self, params: dict[str, Any]) -> _Result:
@@ -618,7 +638,7 @@ class StackConfig:
         token = _TOKEN_BY_KEY.get(nvm3_key(params["token"]))
         if token is None or params["index"] != 0 or len(data) != token.size:
             return {"status": bt.EmberStatus.ERR_FATAL}
-        self._tokens[(token.key, 0)] = data
+        self._write_nv3(token.key, data)
         return {"status": bt.EmberStatus.SUCCESS}
 
     def _token_factory_reset(self, params: dict[str, Any]) -> _Result:
@@ -627,7 +647,7 @@ class StackConfig:
                 continue
             if params["excludeBootCounter"] and token.key == K.NVM3KEY_STACK_BOOT_COUNTER:
                 continue
-            self._tokens[(token.key, 0)] = token.default
+            self._write_nv3(token.key, token.default)
         return {}
 
     def _read_and_clear_counters(self, _params: dict[str, Any]) -> _Result:
