@@ -456,6 +456,20 @@ async def test_bellows_configures_the_stack_and_reads_the_board(
     board = await asyncio.wait_for(ezsp.get_board_info(), TIMEOUT)
     assert board == (MANUFACTURER, BOARD_NAME, "7.4.4.0 build 0")
     assert await ezsp.getEui64() == [NCP_EUI64]
+    # The endpoint bellows's application registers, in the shape it sends
+    status = await ezsp.addEndpoint(
+        endpoint=1,
+        profileId=0x0104,
+        deviceId=0x0005,
+        deviceVersion=0,
+        inputClusterCount=2,
+        outputClusterCount=3,
+        inputClusterList=[0x0000, 0x0006],
+        outputClusterList=[0x0019, 0x0500, 0x0702],
+    )
+    assert status == [bt.EzspStatus.SUCCESS]
+    endpoint = config.endpoints[1]
+    assert (endpoint.input_clusters, endpoint.output_clusters) == ((0x0000, 0x0006), (0x0019, 0x0500, 0x0702))
 
 
 async def test_bellows_finds_free_multicast_entries_and_subscribes_the_coordinator(
