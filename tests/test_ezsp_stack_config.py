@@ -281,7 +281,13 @@ def test_the_network_front_end_serves_its_own_tokens() -> None:
     def write(data: bytes) -> None:
         node_data["value"] = data
 
-    config.provide_token(bt.NV3KeyId.CREATOR_STACK_NODE_DATA, 16, lambda: node_data["value"], write)
+    config.provide_token(
+        bt.NV3KeyId.CREATOR_STACK_NODE_DATA,
+        16,
+        lambda: node_data["value"],
+        write,
+        factory_reset=lambda: write(b"\xff" * 16),
+    )
     (count,) = call(config, 13, "getTokenCount")
     keys = {call(config, 13, "getTokenInfo", index=index)[1].nvm3Key for index in range(count)}
     assert bt.NV3KeyId.NVM3KEY_STACK_NODE_DATA in keys
@@ -295,6 +301,8 @@ def test_the_network_front_end_serves_its_own_tokens() -> None:
         bt.EmberStatus.ERR_FATAL,
     )
     assert "NVM3KEY_STACK_NODE_DATA/0" not in config.to_json()["nv3_tokens"]  # the network keeps it
+    call(config, 13, "tokenFactoryReset", excludeOutgoingFC=False, excludeBootCounter=False)
+    assert node_data["value"] == b"\xff" * 16
 
 
 @pytest.mark.parametrize("keep_counters", [False, True])

@@ -256,6 +256,7 @@ class ProvidedToken:
     size: int
     read: Callable[[], bytes]
     write: Callable[[bytes], None] | None
+    factory_reset: Callable[[], None] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,10 +400,12 @@ class StackConfig:
         size: int,
         read: Callable[[], bytes],
         write: Callable[[bytes], None] | None = None,
+        factory_reset: Callable[[], None] | None = None,
     ) -> None:
         """Serve an NV3 token from another part of the NCP's state (e.g. the network front-end's
-        NODE_DATA or TRUST_CENTER), listed and read like the others; not in `to_json`."""
-        self._provided[nvm3_key(key)] = ProvidedToken(nvm3_key(key), size, read, write)
+        NODE_DATA or TRUST_CENTER), listed and read like the others; not in `to_json`.
+        `factory_reset` runs on the host's tokenFactoryReset."""
+        self._provided[nvm3_key(key)] = ProvidedToken(nvm3_key(key), size, read, write, factory_reset)
 
     def set_token(self, key: int, data: bytes, index: int = 0) -> None:
         """Write an NV3 token the NCP has (what the stack itself does, e.g. on formNetwork)."""
@@ -648,6 +651,9 @@ class StackConfig:
             if params["excludeBootCounter"] and token.key == K.NVM3KEY_STACK_BOOT_COUNTER:
                 continue
             self._write_nv3(token.key, token.default)
+        for provided in self._provided.values():
+            if provided.factory_reset is not None:
+                provided.factory_reset()
         return {}
 
     def _read_and_clear_counters(self, _params: dict[str, Any]) -> _Result:
