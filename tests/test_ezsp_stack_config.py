@@ -207,6 +207,18 @@ def test_token_writes_are_counted_and_ram_settings_are_not() -> None:
     assert config.changes == before + 2
 
 
+def test_every_boot_is_counted_in_nv3() -> None:
+    config = StackConfig(NCP_EUI64)
+    boots = config.token(bt.NV3KeyId.NVM3KEY_STACK_BOOT_COUNTER)
+    config.reset()
+    config.reset()
+    assert boots == b"\x01\x00"
+    assert (
+        StackConfig(NCP_EUI64, state=config.to_json()).token(bt.NV3KeyId.CREATOR_STACK_BOOT_COUNTER)
+        == b"\x04\x00"
+    )
+
+
 def test_a_broken_state_is_named_and_an_unknown_version_refused() -> None:
     with pytest.raises(ValueError, match="MFG_NO_SUCH_TOKEN"):
         StackConfig(NCP_EUI64, state={"mfg_tokens": {"MFG_NO_SUCH_TOKEN": "00"}})

@@ -240,11 +240,13 @@ _TOKENS: Final = (
 )
 _TOKEN_BY_KEY: Final[Mapping[int, _Token]] = {int(token.key): token for token in _TOKENS}
 _OUTGOING_COUNTERS: Final = {K.NVM3KEY_STACK_NONCE_COUNTER, K.NVM3KEY_STACK_APS_FRAME_COUNTER}
-_NVM3_STACK_DOMAIN: Final = 0x10000  # NVM3 key = the stack domain | the token's creator code
+# For the stack's basic (not indexed) tokens, the NVM3 key is the stack domain | the creator code
+# (bellows's NV3KeyId table: CREATOR_STACK_RESTORED_EUI64 0xE12A, NVM3KEY_... 0x1E12A).
+_NVM3_STACK_DOMAIN: Final = 0x10000
 
 
 def nvm3_key(token: int) -> int:
-    """The NVM3 key of a stack token named by its NVM3 key or by its creator code."""
+    """The NVM3 key of a basic stack token named by its NVM3 key or by its creator code."""
     return token if token >= _NVM3_STACK_DOMAIN else _NVM3_STACK_DOMAIN | token
 
 
@@ -346,6 +348,8 @@ class StackConfig:
         ]
         self.manufacturer_code = 0x1002
         self._eui64 = self._boot_eui64()
+        boots = int.from_bytes(self._tokens[(K.NVM3KEY_STACK_BOOT_COUNTER, 0)], "little")
+        self._write_nv3(K.NVM3KEY_STACK_BOOT_COUNTER, min(boots + 1, 0xFFFF).to_bytes(2, "little"))
 
     def _boot_eui64(self) -> bt.EUI64:
         """The EUI64 the NCP takes at boot: the restored one, else the custom one, else its own."""
