@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 
 import bellows.types as bt
 import pytest
-import zigpy.config
 from bellows.exception import InvalidCommandError
 from bellows.ezsp import EZSP
 
+from tests.ezsp_support import bellows_connected, ncp_listening
 from z2m_qbkg40lm.sim.ezsp.ncp import PROTOCOL_VERSION, STACK_TYPE, STACK_VERSION, EzspNcp
-from z2m_qbkg40lm.sim.ezsp.serial import EzspSerial
 
 TIMEOUT = 10.0
 
@@ -21,18 +20,12 @@ TIMEOUT = 10.0
 @pytest.fixture
 async def ncp_port() -> AsyncIterator[tuple[EzspNcp, int]]:
     ncp = EzspNcp()
-    server = await asyncio.get_running_loop().create_server(lambda: EzspSerial(ncp), "127.0.0.1", 0)
-    try:
-        yield ncp, server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with ncp_listening(ncp) as port:
+        yield ncp, port
 
 
 async def _connected(port: int) -> EZSP:
-    ezsp = EZSP(zigpy.config.SCHEMA_DEVICE({zigpy.config.CONF_DEVICE_PATH: f"socket://127.0.0.1:{port}"}))
-    await asyncio.wait_for(ezsp.connect(use_thread=False), TIMEOUT)
-    return ezsp
+    return await bellows_connected(port)
 
 
 async def test_bellows_resets_the_ncp_and_agrees_on_its_version(ncp_port: tuple[EzspNcp, int]) -> None:

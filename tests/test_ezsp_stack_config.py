@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import bellows.types as bt
 import pytest
-import zigpy.config
 from bellows.ezsp import EZSP
 from bellows.ezsp.v13.commands import COMMANDS as COMMANDS_V13
 from bellows.ezsp.v14.commands import COMMANDS as COMMANDS_V14
 from bellows.ezsp.xncp import FirmwareFeatures
 from bellows.multicast import Multicast
 
-from z2m_qbkg40lm.sim.ezsp.frames import parse_command, response_frame
+from tests.ezsp_support import bellows_connected, ncp_listening
 from z2m_qbkg40lm.sim.ezsp.ncp import EzspNcp
-from z2m_qbkg40lm.sim.ezsp.serial import EzspSerial
 from z2m_qbkg40lm.sim.ezsp.stack_config import BOARD_NAME, MANUFACTURER, StackConfig
 
 TIMEOUT = 10.0
@@ -408,49 +406,22 @@ def test_the_multicast_table_is_sized_by_the_configuration_and_lost_on_reboot() 
 # -- unmodified bellows over socket:// -------------------------------------------------------------
 
 
-class _NcpWithStack(EzspNcp):
-    """The command layer with the stack's handlers, rebooting both on the host's reset (the
-    wiring ncp.py will get; registered here for the test only)."""
-
-    def __init__(self, config: StackConfig) -> None:
-        super().__init__()
-        self._handlers.update(config.handlers(13))
-        self._stack = config
-
-    def reset(self) -> None:
-        super().reset()
-        self._stack.reset()
-
-
 @pytest.fixture
-def _struct_replies(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Let the command layer write replies whose schema is a struct (getTokenData's) until
-    ncp.py does it itself; dict schemas, bellows's own included, go through unchanged."""
-    dict_serialize = bt.serialize_dict
-
-    def serialize(args: Any, kwargs: Any, schema: Any) -> bytes:
-        if isinstance(schema, dict):
-            return dict_serialize(args, kwargs, schema)  # type: ignore[no-any-return]
-        return schema(*args, **kwargs).serialize()  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(bt, "serialize_dict", serialize)
-    yield
-
-
-@pytest.fixture
-async def stack(_struct_replies: None) -> AsyncIterator[tuple[StackConfig, _NcpWithStack, EZSP]]:
+async def stack() -> AsyncIterator[tuple[StackConfig, EzspNcp, EZSP]]:
     config = StackConfig(NCP_EUI64)
-    ncp = _NcpWithStack(config)
-    server = await asyncio.get_running_loop().create_server(lambda: EzspSerial(ncp), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    ezsp = EZSP(zigpy.config.SCHEMA_DEVICE({zigpy.config.CONF_DEVICE_PATH: f"socket://127.0.0.1:{port}"}))
-    try:
-        await asyncio.wait_for(ezsp.connect(use_thread=False), TIMEOUT)
-        yield config, ncp, ezsp
-    finally:
-        await ezsp.disconnect()
-        server.close()
-        await server.wait_closed()
+    ncp = EzspNcp()
+    ncp.register(config.handlers(13))
+
+    def reboot() -> None:
+        ncp.reset()
+        config.reset()
+
+    async with ncp_listening(ncp, on_reset=reboot) as port:
+        ezsp = await bellows_connected(port)
+        try:
+            yield config, ncp, ezsp
+        finally:
+            await ezsp.disconnect()
 
 
 async def _reboot(ezsp: EZSP) -> None:
@@ -460,7 +431,7 @@ async def _reboot(ezsp: EZSP) -> None:
 
 
 async def test_bellows_configures_the_stack_and_reads_the_board(
-    stack: tuple[StackConfig, _NcpWithStack, EZSP],
+    stack: tuple[StackConfig, EzspNcp, EZSP],
 ) -> None:
     config, _ncp, ezsp = stack
     assert ezsp._xncp_features == FirmwareFeatures.NONE  # the custom-frame probe was refused
@@ -494,7 +465,7 @@ async def test_bellows_configures_the_stack_and_reads_the_board(
 
 
 async def test_bellows_finds_free_multicast_entries_and_subscribes_the_coordinator(
-    stack: tuple[StackConfig, _NcpWithStack, EZSP],
+    stack: tuple[StackConfig, EzspNcp, EZSP],
 ) -> None:
     config, _ncp, ezsp = stack
     await asyncio.wait_for(ezsp.write_config({}), TIMEOUT)
@@ -506,7 +477,7 @@ async def test_bellows_finds_free_multicast_entries_and_subscribes_the_coordinat
     assert config.multicast_groups(1) == {0x0901, 0x0902}
 
 
-async def test_bellows_reads_and_clears_the_counters(stack: tuple[StackConfig, _NcpWithStack, EZSP]) -> None:
+async def test_bellows_reads_and_clears_the_counters(stack: tuple[StackConfig, EzspNcp, EZSP]) -> None:
     config, _ncp, ezsp = stack
     config.count("COUNTER_MAC_TX_BROADCAST")
     config.count("COUNTER_MAC_TX_BROADCAST")
@@ -518,7 +489,7 @@ async def test_bellows_reads_and_clears_the_counters(stack: tuple[StackConfig, _
 
 
 async def test_bellows_rewrites_the_eui64_through_nv3_and_it_holds_after_a_reset(
-    stack: tuple[StackConfig, _NcpWithStack, EZSP],
+    stack: tuple[StackConfig, EzspNcp, EZSP],
 ) -> None:
     config, _ncp, ezsp = stack
     assert await ezsp.can_rewrite_custom_eui64()
@@ -535,7 +506,7 @@ async def test_bellows_rewrites_the_eui64_through_nv3_and_it_holds_after_a_reset
 
 
 async def test_bellows_writes_the_update_id_and_the_frame_counters(
-    stack: tuple[StackConfig, _NcpWithStack, EZSP],
+    stack: tuple[StackConfig, EzspNcp, EZSP],
 ) -> None:
     config, ncp, ezsp = stack
     # networkState belongs to the network front-end; a node that is on no network, for the test
@@ -553,33 +524,20 @@ async def test_bellows_writes_the_update_id_and_the_frame_counters(
 # -- unmodified bellows speaking EZSP 14, over an in-memory line ------------------------------------
 
 
-class _V14Line:
-    """Stands for ncp.py's EZSP 14 path until it has one: frames from bellows through the
-    version-14 tables to the handlers and back, in the extended format."""
-
-    def __init__(self, config: StackConfig, ezsp: EZSP) -> None:
-        self._handlers = config.handlers(14)
-        self._ezsp = ezsp
-
-    async def send_data(self, data: bytes) -> None:
-        command = parse_command(data)
-        name, request, reply = next(
-            (name, request, reply)
-            for name, (frame_id, request, reply) in COMMANDS_V14.items()
-            if frame_id == command.frame_id
-        )
-        params, _ = bt.deserialize_dict(command.parameters, request)
-        result = self._handlers[name](params)
-        body = bt.serialize_dict(result, {}, reply) if isinstance(reply, dict) else reply(*result).serialize()
-        asyncio.get_running_loop().call_soon(self._ezsp.frame_received, response_frame(command, body))
-
-
 async def test_bellows_speaking_ezsp_14_configures_reads_and_rewrites_the_ncp() -> None:
     config = StackConfig(NCP_EUI64)
-    ezsp = EZSP(zigpy.config.SCHEMA_DEVICE({zigpy.config.CONF_DEVICE_PATH: "socket://127.0.0.1:1"}))
-    ezsp._gw = _V14Line(config, ezsp)
-    ezsp._switch_protocol_version(14)
-    ezsp.start_ezsp()
+    ncp = EzspNcp(14)
+    ncp.register(config.handlers(14))
+    async with ncp_listening(ncp) as port:
+        ezsp = await bellows_connected(port)
+        try:
+            await _ezsp_14_round_trips(config, ezsp)
+        finally:
+            await ezsp.disconnect()
+
+
+async def _ezsp_14_round_trips(config: StackConfig, ezsp: EZSP) -> None:
+    assert ezsp.ezsp_version == 14
     assert await asyncio.wait_for(ezsp.get_xncp_features(), TIMEOUT) == FirmwareFeatures.NONE
     await asyncio.wait_for(ezsp.write_config({}), TIMEOUT)
     assert config.config_value("CONFIG_TC_REJOINS_USING_WELL_KNOWN_KEY_TIMEOUT_S") == 90

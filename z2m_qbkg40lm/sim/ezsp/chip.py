@@ -32,6 +32,7 @@ import asyncio
 import json
 import logging
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -47,6 +48,7 @@ from z2m_qbkg40lm.sim.ezsp.ash import ResetReason
 from z2m_qbkg40lm.sim.ezsp.ncp import PROTOCOL_VERSION, EzspNcp, Handler
 from z2m_qbkg40lm.sim.ezsp.network import LinkKey, NetworkSettings, NetworkTokens, SecuritySettings
 from z2m_qbkg40lm.sim.ezsp.serial import AshPort
+from z2m_qbkg40lm.sim.ezsp.stack_config import StackConfig
 from z2m_qbkg40lm.sim.frames import ApsFrame
 from z2m_qbkg40lm.sim.world import (
     COORDINATOR_NWK,
@@ -61,10 +63,8 @@ LOGGER = logging.getLogger(__name__)
 
 SAVE_DELAY: Final = 0.5
 """Seconds the state file waits for more changes before it is saved."""
-EMBER_MANUFACTURER_CODE: Final = 0x1002
-"""The node descriptor's manufacturer code until the host sets its own (`setManufacturerCode`)."""
 KEY_TABLE_SIZE: Final = 12
-MULTICAST_TABLE_SIZE: Final = 16
+STACK_PROFILE_PRO: Final = 2
 QUIET_CHANNEL_RSSI: Final = -92
 NULL_NODE_ID: Final = 0xFFFF
 UNKNOWN_NODE_ID: Final = 0xFFFE
@@ -94,6 +94,7 @@ class EzspChip:
         self.world = SimulatedWorld(self, linkquality=linkquality, rng=self._rng)
         self.faults = Faults()
         self.ncp = EzspNcp(protocol_version)
+        self.ncp.after_command = self._after_command
         self.tokens = NetworkTokens()
         self._save_handle: asyncio.TimerHandle | None = None
         self.port: AshPort | None = None
@@ -101,12 +102,12 @@ class EzspChip:
         # RAM: lost on every reset.
         self._network_up = False
         self._pending_security: SecuritySettings | None = None
-        self._endpoints: dict[int, RegisteredEndpoint] = {}
-        self._multicast: dict[int, tuple[int, int]] = {}
-        self._manufacturer_code = EMBER_MANUFACTURER_CODE
         self._aps_sequence = 0
         self._extended_timeouts: set[str] = set()
         self._load(switches)
+        self._saved_stack_changes = self.stack.changes
+        self._provide_tokens()
+        self.ncp.register(self.stack.handlers(protocol_version))
         self.ncp.register(self._handlers())
 
     # --- state file ----------------------------------------------------------------------------
@@ -115,6 +116,7 @@ class EzspChip:
         data = _read_state(self._state_file)
         if data is None:
             self.eui64 = zt.EUI64(bytes(self._rng.randrange(256) for _ in range(8)))
+            self.stack = StackConfig(self.eui64)
             for _ in range(switches):
                 self.world.add_switch(pairing=True)
             LOGGER.info("Factory-new EFR32 %s with %d switch(es) in pairing mode", self.eui64, switches)
@@ -123,6 +125,7 @@ class EzspChip:
         try:
             self.eui64 = zt.EUI64.convert(data["eui64"])
             self.tokens = NetworkTokens.from_json(data["tokens"])
+            self.stack = StackConfig(self.eui64, state=data.get("stack"))
             self.world.load(data.get("switches", []))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"emulator state file {self._state_file} cannot be used: {exc!r}") from exc
@@ -151,10 +154,12 @@ class EzspChip:
             "chip": "ezsp",
             "eui64": str(self.eui64),
             "tokens": self.tokens.to_json(),
+            "stack": self.stack.to_json(),
             "switches": self.world.records(),
         }
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(self._state_file, json.dumps(state, indent=1) + "\n")
+        self._saved_stack_changes = self.stack.changes
 
     def _changed(self) -> None:
         if self._state_file is None or self._save_handle is not None:
@@ -165,6 +170,11 @@ class EzspChip:
             self.save()
             return
         self._save_handle = loop.call_later(SAVE_DELAY, self.save)
+
+    def _after_command(self) -> None:
+        """A command may have written tokens: save soon if it did."""
+        if self.stack.changes != self._saved_stack_changes:
+            self._changed()
 
     def state_changed(self, *, membership: bool = False) -> None:
         """The world changed: save soon, or now when switches joined or left."""
@@ -182,8 +192,8 @@ class EzspChip:
 
     @property
     def ieee(self) -> zt.EUI64:
-        """The coordinator's EUI64."""
-        return self.eui64
+        """The coordinator's EUI64 (a custom or restored one from the tokens, else the chip's own)."""
+        return zt.EUI64(self.stack.eui64)
 
     @property
     def network_up(self) -> bool:
@@ -193,17 +203,26 @@ class EzspChip:
     @property
     def node_descriptor(self) -> zdo_t.NodeDescriptor:
         """What the coordinator answers to Node_Desc_req."""
-        fields = {**COORDINATOR_NODE_DESCRIPTOR.as_dict(), "manufacturer_code": self._manufacturer_code}
+        fields = {**COORDINATOR_NODE_DESCRIPTOR.as_dict(), "manufacturer_code": self.stack.manufacturer_code}
         return zdo_t.NodeDescriptor(**fields)
 
     @property
     def registered_endpoints(self) -> list[int]:
         """The endpoints the host added since the last reset."""
-        return sorted(self._endpoints)
+        return sorted(self.stack.endpoints)
 
     def registered_endpoint(self, endpoint: int) -> RegisteredEndpoint | None:
         """What the host added on an endpoint."""
-        return self._endpoints.get(endpoint)
+        added = self.stack.endpoints.get(endpoint)
+        if added is None:
+            return None
+        return RegisteredEndpoint(
+            added.profile_id,
+            added.device_id,
+            added.device_version,
+            list(added.input_clusters),
+            list(added.output_clusters),
+        )
 
     def serial_port(self) -> AshPort:
         """The chip's end of a serial line (`sim.serial_line`)."""
@@ -251,15 +270,66 @@ class EzspChip:
     def reset(self) -> None:
         """The NCP rebooted (the host's RST or a fault): RAM state is lost, the tokens stay."""
         self.ncp.reset()
+        self.stack.reset()
         self._network_up = False
         self.world.running = None
         self.world.forget_permits()
         self._pending_security = None
-        self._endpoints.clear()
-        self._multicast.clear()
-        self._manufacturer_code = EMBER_MANUFACTURER_CODE
         self._extended_timeouts.clear()
         self.save()
+
+    # --- tokens the network keeps ---------------------------------------------------------------
+
+    def _provide_tokens(self) -> None:
+        """NODE_DATA and TRUST_CENTER, which bellows reads (and writes) to repair a network, come
+        from the network's own record; the token factory reset erases that record."""
+        keys = bt.NV3KeyId
+        self.stack.provide_token(
+            keys.NVM3KEY_STACK_NODE_DATA,
+            len(self._node_data().serialize()),
+            lambda: self._node_data().serialize(),
+            self._write_node_data,
+            factory_reset=self._factory_reset_network,
+        )
+        self.stack.provide_token(
+            keys.NVM3KEY_STACK_TRUST_CENTER,
+            len(self._trust_center().serialize()),
+            lambda: self._trust_center().serialize(),
+        )
+
+    def _node_data(self) -> bt.NV3StackNodeData:
+        network = self.tokens.network
+        return bt.NV3StackNodeData(
+            panId=network.pan_id if network is not None else 0xFFFF,
+            radioTxPower=network.tx_power if network is not None else 0,
+            radioFreqChannel=network.channel if network is not None else 0,
+            stackProfile=STACK_PROFILE_PRO,
+            nodeType=bt.EmberNodeType.COORDINATOR if network is not None else bt.EmberNodeType.UNKNOWN_DEVICE,
+            zigbeeNodeId=COORDINATOR_NWK if network is not None else UNKNOWN_NODE_ID,
+            extendedPanId=bt.ExtendedPanId.convert(
+                network.extended_pan_id if network is not None else ZERO_EUI64
+            ),
+        )
+
+    def _write_node_data(self, data: bytes) -> None:
+        """A host persists a new TX power this way (the rest must match the network)."""
+        node_data, _rest = bt.NV3StackNodeData.deserialize(data)
+        if self.tokens.network is not None:
+            self.tokens.network = replace(self.tokens.network, tx_power=int(node_data.radioTxPower))
+            self._changed()
+
+    def _trust_center(self) -> bt.NV3StackTrustCenterToken:
+        security = self.tokens.security
+        return bt.NV3StackTrustCenterToken(
+            mode=security.bitmask & 0xFFFF if security is not None else 0,
+            eui64=self.ieee,
+            key=bt.KeyData(security.preconfigured_key if security is not None else bytes(16)),
+        )
+
+    def _factory_reset_network(self) -> None:
+        LOGGER.info("Token factory reset: the network, its keys and the link key table are erased")
+        self.tokens.factory_reset()
+        self._changed()
 
     # --- the world's events ------------------------------------------------------------------------
 
@@ -293,12 +363,12 @@ class EzspChip:
 
     def frame_from_air(self, src: int, frame: ApsFrame) -> None:
         """A frame from a switch: `incomingMessageHandler` for ZDO and registered endpoints."""
-        if not frame.is_zdo and frame.dst_endpoint not in self._endpoints:
+        if not frame.is_zdo and frame.dst_endpoint not in self.stack.endpoints:
             LOGGER.warning(
                 "Frame from 0x%04X for endpoint %d dropped: the host added %s",
                 src,
                 frame.dst_endpoint,
-                sorted(self._endpoints) or "no endpoint",
+                self.registered_endpoints or "no endpoint",
             )
             return
         broadcast = frame.is_zdo and frame.cluster_id == zdo_t.ZDOCmd.Device_annce
@@ -330,7 +400,7 @@ class EzspChip:
             "rssi": rssi_of(linkquality),
             "sender": src,
             "nwk": src,
-            "eui64": node.switch.ieee if node is not None else self.eui64,
+            "eui64": node.switch.ieee if node is not None else self.ieee,
             "bindingIndex": NO_INDEX,
             "binding_index": NO_INDEX,
             "addressIndex": NO_INDEX,
@@ -347,7 +417,6 @@ class EzspChip:
 
     def _handlers(self) -> dict[str, Handler]:
         handlers: dict[str, Handler] = {
-            "getEui64": lambda _p: (self.eui64,),
             "getNodeId": lambda _p: (COORDINATOR_NWK if self._network_up else UNKNOWN_NODE_ID,),
             "networkState": self._network_state,
             "networkInit": self._network_init,
@@ -361,12 +430,10 @@ class EzspChip:
             "exportLinkKeyByIndex": self._export_link_key,
             "importLinkKey": self._import_link_key,
             "clearKeyTable": self._clear_key_table,
-            "tokenFactoryReset": self._token_factory_reset,
             "getChildData": lambda _p: (bt.sl_Status.NOT_JOINED, _empty_child()),
             "setChildData": lambda _p: (bt.sl_Status.OK,),
             "lookupEui64ByNodeId": self._lookup_eui64,
             "lookupNodeIdByEui64": self._lookup_node_id,
-            "addEndpoint": self._add_endpoint,
             "permitJoining": self._permit_joining,
             "sendUnicast": self._send_unicast,
             "sendBroadcast": self._send_broadcast,
@@ -376,12 +443,9 @@ class EzspChip:
             "setSourceRoute": lambda _p: (bt.sl_Status.OK,),
             "setExtendedTimeout": self._set_extended_timeout,
             "getExtendedTimeout": self._get_extended_timeout,
-            "setManufacturerCode": self._set_manufacturer_code,
             "setRadioPower": lambda _p: (bt.sl_Status.OK,),
             "importTransientKey": lambda _p: (bt.sl_Status.OK,),
             "removeDevice": self._remove_device,
-            "getMulticastTableEntry": self._get_multicast,
-            "setMulticastTableEntry": self._set_multicast,
             "startScan": self._start_scan,
             "findKeyTableEntry": self._find_key_table_entry,
             "eraseKeyTableEntry": lambda _p: (bt.sl_Status.OK,),
@@ -422,6 +486,7 @@ class EzspChip:
         network = self.tokens.network
         assert network is not None
         self._network_up = True
+        self.stack.network_up = True
         self.world.running = zt.EUI64.convert(network.extended_pan_id)
         self.world.later(0, lambda: self.ncp.callback("stackStatusHandler", (bt.sl_Status.NETWORK_UP,)))
 
@@ -437,6 +502,13 @@ class EzspChip:
             return (bt.sl_Status.INVALID_PARAMETER,)
         self.tokens.network = network
         self.tokens.security = security
+        management = bt.NV3StackNetworkManagementToken(
+            active_channels=bt.Channels(network.channels),
+            manager_node_id=network.nwk_manager_id,
+            update_id=0,  # formNetwork ignores the parameters' update id; a host writes the token
+            padding=0,
+        )
+        self.stack.set_token(bt.NV3KeyId.NVM3KEY_STACK_NETWORK_MANAGEMENT, management.serialize())
         LOGGER.info(
             "Network formed: channel %d, PAN id 0x%04X, extended PAN id %s",
             network.channel,
@@ -453,6 +525,7 @@ class EzspChip:
         LOGGER.info("The coordinator leaves its network")
         self.tokens.leave()
         self._network_up = False
+        self.stack.network_up = False
         self.world.running = None
         self.save()
         self.world.later(0, lambda: self.ncp.callback("stackStatusHandler", (bt.sl_Status.NETWORK_DOWN,)))
@@ -462,7 +535,12 @@ class EzspChip:
         network = self.tokens.network
         if not self._network_up or network is None:
             return (bt.sl_Status.NOT_JOINED, bt.EmberNodeType.UNKNOWN_DEVICE, _empty_parameters())
-        return (bt.sl_Status.OK, bt.EmberNodeType.COORDINATOR, network.parameters())
+        parameters = network.parameters()
+        management = self.stack.token(bt.NV3KeyId.NVM3KEY_STACK_NETWORK_MANAGEMENT)
+        if management is not None:
+            token, _rest = bt.NV3StackNetworkManagementToken.deserialize(management)
+            parameters = parameters.replace(nwkUpdateId=token.update_id)
+        return (bt.sl_Status.OK, bt.EmberNodeType.COORDINATOR, parameters)
 
     # security
 
@@ -488,7 +566,7 @@ class EzspChip:
             bitmask = (bitmask & ~bt.EmberCurrentSecurityBitmask.GLOBAL_LINK_KEY) | (
                 bt.EmberCurrentSecurityBitmask.TRUST_CENTER_USES_HASHED_LINK_KEY
             )
-        state = bt.EmberCurrentSecurityState(bitmask=bitmask, trustCenterLongAddress=self.eui64)
+        state = bt.EmberCurrentSecurityState(bitmask=bitmask, trustCenterLongAddress=self.ieee)
         return (bt.sl_Status.OK, state)
 
     def _export_key(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -510,7 +588,7 @@ class EzspChip:
             alternate_network_key_set=False,
             network_key_sequence_number=security.network_key_sequence if security is not None else 0,
             alt_network_key_sequence_number=0,
-            network_key_frame_counter=self.tokens.nwk_frame_counter,
+            network_key_frame_counter=self.stack.nwk_frame_counter,
         )
         return (bt.sl_Status.OK, info)
 
@@ -567,18 +645,12 @@ class EzspChip:
                 return (index,)
         return (NO_INDEX,)
 
-    def _token_factory_reset(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        LOGGER.info("Token factory reset: the network, keys and tables are erased")
-        self.tokens.factory_reset(keep_frame_counters=bool(params["excludeOutgoingFC"]))
-        self.save()
-        return ()
-
     # addresses
 
     def _lookup_eui64(self, params: dict[str, Any]) -> tuple[Any, ...]:
         nwk = int(params["nodeId"])
         if nwk == COORDINATOR_NWK and self._network_up:
-            return (bt.sl_Status.OK, self.eui64)
+            return (bt.sl_Status.OK, self.ieee)
         node = self.world.online_node(nwk)
         if node is None:
             return (bt.sl_Status.NOT_FOUND, zt.EUI64.convert(ZERO_EUI64))
@@ -614,41 +686,6 @@ class EzspChip:
         if self.ncp.version >= 14:
             return (bt.sl_Status.OK if extended else bt.sl_Status.FAIL,)
         return (extended,)
-
-    def _set_manufacturer_code(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        self._manufacturer_code = int(params["code"])
-        return (bt.sl_Status.OK,) if self.ncp.version >= 14 else ()
-
-    # endpoints and groups
-
-    def _add_endpoint(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        endpoint = int(params["endpoint"])
-        if endpoint in self._endpoints or not 1 <= endpoint <= 240:
-            return (bt.sl_Status.INVALID_PARAMETER,)
-        self._endpoints[endpoint] = RegisteredEndpoint(
-            int(params["profileId"]),
-            int(params["deviceId"]),
-            int(params["deviceVersion"]),
-            [int(cluster) for cluster in params["inputClusterList"]],
-            [int(cluster) for cluster in params["outputClusterList"]],
-        )
-        LOGGER.debug("Endpoint %d added (profile 0x%04X)", endpoint, params["profileId"])
-        return (bt.sl_Status.OK,)
-
-    def _get_multicast(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        index = int(params["index"])
-        if index >= MULTICAST_TABLE_SIZE:
-            return (bt.sl_Status.INVALID_INDEX, _multicast_entry(0, 0))
-        group, endpoint = self._multicast.get(index, (0, 0))
-        return (bt.sl_Status.OK, _multicast_entry(group, endpoint))
-
-    def _set_multicast(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        index = int(params["index"])
-        if index >= MULTICAST_TABLE_SIZE:
-            return (bt.sl_Status.INVALID_INDEX,)
-        entry = params["value"]
-        self._multicast[index] = (int(entry.multicastId), int(entry.endpoint))
-        return (bt.sl_Status.OK,)
 
     # joining and scanning
 
@@ -709,7 +746,7 @@ class EzspChip:
             int(aps.clusterId),
             message,
         )
-        self.tokens.nwk_frame_counter += 1
+        self.stack.nwk_frame_counter += 1
         if destination == COORDINATOR_NWK:
             self._confirm(kind, destination, sent, tag, message, bt.sl_Status.OK, 0.0)
             if frame.is_zdo:

@@ -81,6 +81,8 @@ class EzspNcp:
         """Where callback frames go (the ASH link of the connected host); None: nowhere."""
         self.muted = False
         """A hung NCP: it answers nothing and sends no callbacks."""
+        self.after_command: Callable[[], None] | None = None
+        """Called after every command the NCP answered (the chip saves what changed)."""
 
     @property
     def stack_version(self) -> int:
@@ -129,6 +131,8 @@ class EzspNcp:
             # A bug here must not take the link down: answer as firmware does to what it cannot do.
             LOGGER.exception("Emulating EZSP %s %s failed", name, params)
             return self._invalid(command)
+        if self.after_command is not None:
+            self.after_command()
         return response_frame(command, body)
 
     def callback(self, name: str, result: Reply) -> None:
@@ -142,7 +146,12 @@ class EzspNcp:
         # them from responses by that.
         self.send_callback(callback_frame(self._last_sequence, frame_id, self._serialize(result, reply)))
 
-    def _serialize(self, result: Reply, reply: Mapping[str, Any]) -> bytes:
+    def _serialize(self, result: Reply, reply: Any) -> bytes:
+        if not isinstance(reply, Mapping):  # a reply that is one structure (getTokenData's)
+            fields = [field.name for field in reply.fields]
+            values = dict(zip(fields, result, strict=True)) if isinstance(result, tuple) else result
+            structure = reply(**{name: values[name] for name in fields if values.get(name) is not None})
+            return bytes(structure.serialize())
         values = dict(zip(reply, result, strict=True)) if isinstance(result, tuple) else result
         parts = []
         for field, kind in reply.items():

@@ -3,8 +3,9 @@
 Facts from Silicon Labs' UG100 and the EmberZNet API: `setInitialSecurityState` gives the
 network key, the trust centre's preconfigured (or hashed) link key and the security bitmask
 before `formNetwork`, which takes the PAN ids, channel, TX power and update id; both are kept in
-tokens with the key's sequence number and the outgoing frame counters, so `networkInit` after a
-reset resumes the network. The link key table (`importLinkKey`) is kept too.
+tokens with the key's sequence number (the outgoing frame counters are `stack_config`'s tokens),
+so `networkInit` after a reset resumes the network. The link key table (`importLinkKey`) is kept
+too.
 """
 
 # bellows's wire types have untyped constructors.
@@ -12,7 +13,7 @@ reset resumes the network. The link key table (`importLinkKey`) is kept too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import bellows.types as bt
@@ -100,8 +101,6 @@ class NetworkTokens:
 
     network: NetworkSettings | None = None
     security: SecuritySettings | None = None
-    nwk_frame_counter: int = 0
-    aps_frame_counter: int = 0
     link_keys: list[LinkKey] = field(default_factory=list)
 
     @property
@@ -113,18 +112,11 @@ class NetworkTokens:
         """`leaveNetwork`: the network is forgotten (the keys and counters stay)."""
         self.network = None
 
-    def factory_reset(self, *, keep_frame_counters: bool) -> None:
-        """`tokenFactoryReset`: everything but (if asked) the outgoing frame counters."""
-        counters = (self.nwk_frame_counter, self.aps_frame_counter) if keep_frame_counters else (0, 0)
+    def factory_reset(self) -> None:
+        """`tokenFactoryReset`: the network, its keys and the link key table are erased."""
         self.network = None
         self.security = None
         self.link_keys.clear()
-        self.nwk_frame_counter, self.aps_frame_counter = counters
-
-    def with_update_id(self, nwk_update_id: int) -> None:
-        """The network's update id, as a host restoring a backup writes it."""
-        if self.network is not None:
-            self.network = replace(self.network, nwk_update_id=nwk_update_id)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (keys as hex)."""
@@ -137,8 +129,6 @@ class NetworkTokens:
                 "preconfigured_key": self.security.preconfigured_key.hex(),
                 "network_key": self.security.network_key.hex(),
             },
-            "nwk_frame_counter": self.nwk_frame_counter,
-            "aps_frame_counter": self.aps_frame_counter,
             "link_keys": [{**key.__dict__, "key": key.key.hex()} for key in self.link_keys],
         }
 
@@ -158,8 +148,6 @@ class NetworkTokens:
                     "network_key": bytes.fromhex(security["network_key"]),
                 }
             ),
-            nwk_frame_counter=int(data.get("nwk_frame_counter", 0)),
-            aps_frame_counter=int(data.get("aps_frame_counter", 0)),
             link_keys=[
                 LinkKey(**{**key, "key": bytes.fromhex(key["key"])}) for key in data.get("link_keys", [])
             ],
