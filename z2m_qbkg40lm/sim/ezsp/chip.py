@@ -15,7 +15,8 @@ reference) and the EmberZNet API documentation; layouts from bellows's command t
   it is silent or unknown (or when a fault says so). Broadcasts and multicasts are confirmed at
   once. Frames for the coordinator itself (zigpy interviews it) are answered by its ZDO.
 - Frames from the switches come as `incomingMessageHandler` with the link's LQI and an RSSI
-  derived from it, for registered endpoints and ZDO. A join is told by `trustCenterJoinHandler`
+  derived from it, whatever their endpoint (the host's endpoints only describe the coordinator).
+  A join is told by `trustCenterJoinHandler`
   (standard security, unsecured join, preconfigured key), a leave by DEVICE_LEFT. The switches
   are routers, so no `childJoinHandler` is sent: the child table holds end devices only, as in
   EmberZNet, and stays empty.
@@ -362,15 +363,12 @@ class EzspChip:
         )
 
     def frame_from_air(self, src: int, frame: ApsFrame) -> None:
-        """A frame from a switch: `incomingMessageHandler` for ZDO and registered endpoints."""
-        if not frame.is_zdo and frame.dst_endpoint not in self.stack.endpoints:
-            LOGGER.warning(
-                "Frame from 0x%04X for endpoint %d dropped: the host added %s",
-                src,
-                frame.dst_endpoint,
-                self.registered_endpoints or "no endpoint",
-            )
-            return
+        """A frame from a switch: `incomingMessageHandler`, whatever its endpoint.
+
+        EmberZNet hands every APS data frame to the host; the endpoints a host adds only describe
+        the coordinator to ZDO discovery (and are lost on every reset, bellows's resets while
+        forming included).
+        """
         broadcast = frame.is_zdo and frame.cluster_id == zdo_t.ZDOCmd.Device_annce
         self._incoming(src, frame, broadcast=broadcast)
 
@@ -452,6 +450,9 @@ class EzspChip:
         }
         if self.ncp.version >= 14:
             handlers["getAddressTableInfo"] = self._address_table_info
+        else:
+            handlers["getAddressTableRemoteNodeId"] = self._address_table_node_id
+            handlers["getAddressTableRemoteEui64"] = self._address_table_eui64
         return {name: handler for name, handler in handlers.items() if self.ncp.has_command(name)}
 
     def _ok_or(self, ok: bool, failure: bt.sl_Status) -> bt.sl_Status:
@@ -672,6 +673,19 @@ class EzspChip:
             return (bt.sl_Status.NOT_FOUND, NULL_NODE_ID, zt.EUI64.convert(ZERO_EUI64))
         switch = online[index].switch
         return (bt.sl_Status.OK, switch.nwk, switch.ieee)
+
+    def _address_table_entry(self, index: int) -> Node | None:
+        """The address table lists the switches on the network (what a host's backup reads)."""
+        online = self.world.online_nodes()
+        return online[index] if index < len(online) else None
+
+    def _address_table_node_id(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        node = self._address_table_entry(int(params["addressTableIndex"]))
+        return (node.switch.nwk if node is not None else NULL_NODE_ID,)
+
+    def _address_table_eui64(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        node = self._address_table_entry(int(params["addressTableIndex"]))
+        return (node.switch.ieee if node is not None else zt.EUI64.convert(ZERO_EUI64),)
 
     def _set_extended_timeout(self, params: dict[str, Any]) -> tuple[Any, ...]:
         eui64 = str(params["remoteEui64"])

@@ -168,7 +168,11 @@ class EzspNcp:
 
     def _invalid(self, command: CommandFrame) -> bytes:
         """What firmware answers to a frame id it does not know (in the command's own format)."""
-        LOGGER.info("EZSP: frame id 0x%04X is not emulated: invalidCommand", command.frame_id)
+        LOGGER.info(
+            "EZSP: %s (frame id 0x%04X) is not emulated: invalidCommand",
+            self._by_id.get(command.frame_id, "an unknown command"),
+            command.frame_id,
+        )
         frame_id, _request, reply = self._commands["invalidCommand"]
         # EZSP 14's tables give the reason as an sl_Status, which has no "invalid frame id": the
         # status bellows maps EZSP's invalid-id errors to stands in for it.

@@ -669,7 +669,8 @@ class StackConfig:
         if self.network_up:
             return {"status": bt.EzspStatus.ERROR_INVALID_CALL}
         endpoint = params["endpoint"]
-        if endpoint in self._endpoints or not 1 <= endpoint <= 240:
+        # 1-240 for applications, 242 for Green Power (bellows adds it); 0 and 255 are no endpoints.
+        if endpoint in self._endpoints or not 1 <= endpoint <= 254:
             return {"status": bt.EzspStatus.ERROR_INVALID_VALUE}
         # Both cluster lists are count-less on the wire: a schema-driven reader puts all the
         # clusters in the first list, so split them by the two counts.
