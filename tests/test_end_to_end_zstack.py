@@ -1,5 +1,6 @@
-"""End to end over the real zigpy-znp code path: the Z-Stack emulator as a process, `z2m-qbkg40lm run`
-with `adapter: zstack` over `socket://`, and the real Mosquitto broker.
+"""End to end over the real radio libraries: an emulated coordinator as a process, `z2m-qbkg40lm run`
+over `socket://`, and the real Mosquitto broker. Two paths: the Z-Stack emulator with `adapter:
+zstack` (zigpy-znp), and the EmberZNet emulator with `adapter: ember` (bellows).
 
 The network is formed from an empty NVRAM, permit join is opened through the daemon, the switch
 waiting in pairing mode joins and is interviewed; then every expose is driven through `/set`,
@@ -10,8 +11,8 @@ and joined again.
 
 The adapter is one fixture (`adapter`): a path is a way to start the radio and to get the first
 switch paired. `VirtualAdapter` is here so this file can also run against the in-process virtual
-adapter; only `zstack` runs unless `Z2M_E2E_ADAPTERS=zstack,virtual` (test_end_to_end.py covers
-the virtual path already).
+adapter; `zstack` and `ember` run unless `Z2M_E2E_ADAPTERS` names others (e.g.
+`zstack,ember,virtual`; test_end_to_end.py covers the virtual path already).
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ PAN_ID = re.compile(r"Zigbee network up: channel (\d+), PAN id (0x[0-9a-f]{4})")
 class EmulatorProcess:
     """`python -m z2m_qbkg40lm emulate` as a child process; its address is its first stdout line."""
 
-    def __init__(self, folder: Path, config: Path) -> None:
-        self.nvram = folder / "znp.json"
+    def __init__(self, folder: Path, config: Path, chip: str = "znp") -> None:
+        self.chip = chip
+        self.nvram = folder / f"{chip}.json"
         self.config = config
         self.log_path = folder / f"emulator-{uuid.uuid4().hex[:6]}.log"
         self.address = ""
@@ -94,6 +96,8 @@ class EmulatorProcess:
                     "-m",
                     "z2m_qbkg40lm",
                     "emulate",
+                    "--chip",
+                    self.chip,
                     "--listen",
                     f"tcp://127.0.0.1:{self._port()}",
                     "--nvram",
@@ -157,6 +161,9 @@ class ZStackAdapter:
     """The Z-Stack emulator as a process; the switch joins when permit join opens."""
 
     name = "zstack"
+    chip = "znp"
+    failure_status = "MAC_NO_ACK"
+    """A delivery failure in the chip's own terms (Z-Stack's AF.DataConfirm status)."""
 
     def __init__(self) -> None:
         self.emulator: EmulatorProcess | None = None
@@ -164,11 +171,11 @@ class ZStackAdapter:
     def serial(self) -> dict[str, Any]:
         assert self.emulator is not None
         # socket:// is what zigpy's serial layer opens; tcp:// (Zigbee2MQTT's spelling) maps to it.
-        return {"adapter": "zstack", "port": "socket://" + self.emulator.address.removeprefix("tcp://")}
+        return {"adapter": self.name, "port": "socket://" + self.emulator.address.removeprefix("tcp://")}
 
     def start(self, folder: Path, config: Path) -> None:
         if self.emulator is None:
-            self.emulator = EmulatorProcess(folder, config)
+            self.emulator = EmulatorProcess(folder, config, self.chip)
         self.emulator.start()
 
     def stop(self) -> None:
@@ -188,6 +195,15 @@ class ZStackAdapter:
         closed = await watcher.request("permit_join", {"time": 0})
         assert closed["status"] == "ok", closed
         return ieee
+
+
+class EmberAdapter(ZStackAdapter):
+    """The EmberZNet emulator as a process, driven by bellows; the switch joins when permit join opens."""
+
+    name = "ember"
+    chip = "ezsp"
+    failure_status = "ZIGBEE_DELIVERY_FAILED"
+    """messageSentHandler's status (sl_Status; EZSP 13 sends it as EmberStatus DELIVERY_FAILED)."""
 
 
 class VirtualAdapter:
@@ -212,11 +228,11 @@ class VirtualAdapter:
         return ieee
 
 
-ADAPTERS = {"zstack": ZStackAdapter, "virtual": VirtualAdapter}
+ADAPTERS = {"zstack": ZStackAdapter, "ember": EmberAdapter, "virtual": VirtualAdapter}
 
 
-# Z2M_E2E_ADAPTERS=zstack,virtual holds the virtual adapter to these tests too.
-SELECTED = os.environ.get("Z2M_E2E_ADAPTERS", "zstack").split(",")
+# Z2M_E2E_ADAPTERS=zstack,ember,virtual holds the virtual adapter to these tests too.
+SELECTED = os.environ.get("Z2M_E2E_ADAPTERS", "zstack,ember").split(",")
 
 
 @pytest.fixture(scope="module", params=SELECTED)
@@ -326,6 +342,7 @@ async def test_restarting_emulator_and_daemon_resumes_network_and_switch(
     assert "interview" not in daemon_log.lower()
     assert "Network resumed" in emulator_log
     assert "Network formed" not in emulator_log and "Start-up options" not in emulator_log
+    assert "factory reset" not in emulator_log.lower()
     nvram = json.loads(emulator.nvram.read_text(encoding="utf-8"))
     assert [switch["network"] is not None for switch in nvram["switches"]].count(True) >= 1
 
@@ -349,8 +366,9 @@ async def test_faults_on_mqtt_reach_the_daemon(running: Running, adapter: Adapte
     async with watching(running.base) as watcher:
         before = await _ready(running, watcher)
         target = "OFF" if before["state"] == "ON" else "ON"
-        failing = await watcher.request("simulation/fault/fail_confirms", {"status": "MAC_NO_ACK"})
-        assert failing["data"] == {"status": "MAC_NO_ACK"}, failing
+        status = adapter.failure_status
+        failing = await watcher.request("simulation/fault/fail_confirms", {"status": status})
+        assert failing["data"] == {"status": status}, failing
         position = await _set(watcher, {"state": target})
         record = await watcher.wait_log(lambda r: r["level"] == "error", after=position)
         assert NAME in record["message"] and "'state'" in record["message"], record
