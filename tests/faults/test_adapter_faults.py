@@ -1,14 +1,16 @@
-"""Adapter faults through the Z-Stack emulator and the daemon as processes, with the real broker.
+"""Adapter faults through the emulators (Z-Stack, and EmberZNet with `adapter: ember`) and the
+daemon as processes, with the real broker.
 
 Each fault must end either recovered within 10 s (a `/set` with a transaction answered ok, and a
 press reaching MQTT) or with the adapter-lost exit code 2, after which the test plays the supervisor
 and starts the daemon again; no command may go unanswered.
 
-- **Coordinator reset** (`fault/reset`): the daemon sees SYS.ResetInd, re-initialises the radio
-  in-process and reads the switch's state again.
-- **Reset it did not hear** (mute, reset, unmute): the first `/set` is refused with
+- **Coordinator reset** (`fault/reset`): the daemon sees SYS.ResetInd (Z-Stack) or an unprompted
+  ASH RSTACK (EmberZNet), re-initialises the radio in-process and reads the switch's state again.
+- **Reset it did not hear** (mute, reset, unmute): on Z-Stack the first `/set` is refused with
   INVALID_PARAMETER, which only a rebooted coordinator explains; the daemon re-initialises the radio
-  and sends the command again.
+  and sends the command again. An EmberZNet NCP that rebooted unheard answers nothing but RST:
+  bellows's frames go unacknowledged, it gives the NCP up and the daemon exits with code 2.
 - **Link drop** (`fault/drop_link`): the adapter is gone; the daemon exits with code 2.
 - **Mute** (`fault/mute`, a few seconds): `health_check` says unhealthy, with the reason; once the
   stick answers again the daemon serves. A mute that catches zigpy's watchdog ping (every 30 s,
@@ -37,7 +39,7 @@ import pytest
 
 from tests.faults.harness import record
 from tests.support import DaemonProcess, Watcher, clear_retained, random_base_topic, watching, write_config
-from tests.test_end_to_end_zstack import START_S, EmulatorProcess, ZStackAdapter
+from tests.test_end_to_end_zstack import ADAPTERS, START_S, EmulatorProcess, ZStackAdapter
 
 FULL = os.environ.get("Z2M_FAULTS", "") == "full"
 COUNT = 10 if FULL else 2
@@ -52,6 +54,8 @@ FAULT_SPACING_S = 1.0
 COMMAND_INTERVAL_S = 2.0
 COMMAND_MARGIN_S = 0.5
 """Commands published this close to the adapter-lost moment may reach a daemon already stopping."""
+CHIPS = os.environ.get("Z2M_FAULT_ADAPTERS", "zstack,ember").split(",")
+"""The emulated coordinators the faults are played on (adapter names)."""
 WATCHDOG_S = 50.0
 """zigpy's watchdog: a ping every 30 s, 6 s for zigpy-znp to give up on its answer, and a margin."""
 
@@ -64,6 +68,7 @@ class CommandUnanswered(Exception):
 class World:
     """The emulator, the daemon on it, and the measurements of this module."""
 
+    adapter: str
     emulator: EmulatorProcess
     daemon: DaemonProcess
     base: str
@@ -108,15 +113,16 @@ def _figure(summary: dict[str, Any]) -> str:
     return "; ".join([outcomes, *times]) + (" (min/median/max)" if times else "")
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(scope="module", params=CHIPS)
+def world(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[World]:
     """A formed network with one paired switch (addressed by its IEEE address) on the emulator."""
     base = random_base_topic()
-    folder = tmp_path_factory.mktemp("adapter-faults")
+    folder = tmp_path_factory.mktemp(f"adapter-faults-{request.param}")
     config = folder / "configuration.yaml"
     data_dir = folder / "data"
     write_config(config, base)
-    adapter = ZStackAdapter()
+    adapter = ADAPTERS[request.param]()
+    assert isinstance(adapter, ZStackAdapter)
     adapter.start(folder, config)
     assert adapter.emulator is not None
     write_config(config, base, serial=adapter.serial(), advanced={"log_level": LOG_LEVEL, "channel": 15})
@@ -134,7 +140,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         daemon.stop()
         adapter.stop()
         raise
-    state = World(adapter.emulator, daemon, base, ieee, config, data_dir)
+    state = World(request.param, adapter.emulator, daemon, base, ieee, config, data_dir)
     try:
         yield state
     finally:

@@ -46,13 +46,20 @@ class ResetDetection(Protocol):
         forgot what the host set up): the frame never went on air, and may be sent again."""
         ...
 
+    def lost_means_reset(self, exc: BaseException | None) -> str | None:
+        """The reason, when what the library reports as a lost connection is a coordinator that
+        rebooted on its own (and can be started again in-process); None for a lost adapter."""
+        ...
+
 
 ADAPTERS: dict[str, RadioLibrary] = {
     "zstack": RadioLibrary(
         "zigpy_znp.zigbee.application", "zigpy-znp", "zStack3x0", "z2m_qbkg40lm.zigbee.znp_resets"
     ),
-    "ezsp": RadioLibrary("bellows.zigbee.application", "bellows", "EZSP"),
-    "ember": RadioLibrary("bellows.zigbee.application", "bellows", "EmberZNet"),
+    "ezsp": RadioLibrary("bellows.zigbee.application", "bellows", "EZSP", "z2m_qbkg40lm.zigbee.ezsp_resets"),
+    "ember": RadioLibrary(
+        "bellows.zigbee.application", "bellows", "EmberZNet", "z2m_qbkg40lm.zigbee.ezsp_resets"
+    ),
     "deconz": RadioLibrary("zigpy_deconz.zigbee.application", "zigpy-deconz", "ConBee/RaspBee"),
     "virtual": RadioLibrary("z2m_qbkg40lm.sim.virtual_radio", "virtual", "Virtual"),
 }
@@ -112,6 +119,11 @@ def zigpy_config(config: Config, data_dir: Path, network: NetworkSettings) -> di
             "sync_request_timeout": ZSTACK_REQUEST_TIMEOUT_S,
             "async_response_timeout": ZSTACK_ANSWER_TIMEOUT_S,
         }
+    if serial.adapter in ("ember", "ezsp"):
+        # bellows runs its serial line on an event loop in a thread of its own unless told not to:
+        # one loop for the whole daemon keeps a failed frame task of bellows's under the daemon's
+        # exception handler (and saves a thread hop on every frame).
+        result["use_thread"] = False
     if serial.adapter == "virtual":
         result["virtual"] = {
             "switches": config.virtual.switches,

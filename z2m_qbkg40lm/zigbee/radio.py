@@ -818,6 +818,11 @@ class _ZigpyListener:
             # A start or re-initialisation under way fails on its own and says why.
             _LOGGER.debug("Connection lost while the radio is %s: %r", self._radio.state, exc)
             return
+        detection = self._radio._detection
+        rebooted = None if detection is None else detection.lost_means_reset(exc)
+        if rebooted is not None:
+            self._radio.restart(rebooted)
+            return
         if exc is None:
             reason = "the connection to the adapter was closed"
         elif isinstance(exc, TimeoutError):

@@ -52,6 +52,11 @@ def watch_resets(app: Any, on_reset: Callable[[str], None]) -> Callable[[], None
     return stop
 
 
+def lost_means_reset(exc: BaseException | None) -> str | None:
+    """zigpy-znp tells resets by SYS.ResetInd (`watch_resets`): a lost connection is a lost adapter."""
+    return None
+
+
 def failure_means_reset(exc: BaseException) -> bool:
     """AF.DataRequest refused with INVALID_PARAMETER: Z-Stack's answer to a source endpoint it does
     not know, which after a successful start means the chip lost its registrations in a reboot.

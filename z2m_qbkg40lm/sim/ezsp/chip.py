@@ -228,7 +228,7 @@ class EzspChip:
     def serial_port(self) -> AshPort:
         """The chip's end of a serial line (`sim.serial_line`)."""
         if self.port is None:
-            self.port = AshPort(self.ncp, on_reset=self.reset)
+            self.port = AshPort(self.ncp, on_reset=self.reset, muted=lambda: self.faults.muted)
         return self.port
 
     def drop_link(self, *, fault: bool = True) -> bool:

@@ -79,8 +79,6 @@ class EzspNcp:
         self._last_sequence = 0
         self.send_callback: Callable[[bytes], None] | None = None
         """Where callback frames go (the ASH link of the connected host); None: nowhere."""
-        self.muted = False
-        """A hung NCP: it answers nothing and sends no callbacks."""
         self.after_command: Callable[[], None] | None = None
         """Called after every command the NCP answered (the chip saves what changed)."""
 
@@ -106,8 +104,6 @@ class EzspNcp:
 
     def handle(self, data: bytes) -> bytes | None:
         """The response to one command frame; None for a frame that is no command (logged)."""
-        if self.muted:
-            return None
         try:
             command = parse_command(data)
         except FrameError as exc:
@@ -137,7 +133,7 @@ class EzspNcp:
 
     def callback(self, name: str, result: Reply) -> None:
         """Send a callback (e.g. `incomingMessageHandler`) to the host, if one is connected."""
-        if self.muted or self.send_callback is None or self.protocol_version is None:
+        if self.send_callback is None or self.protocol_version is None:
             LOGGER.debug("EZSP callback %s not sent: no host speaking to the NCP", name)
             return
         frame_id, _request, reply = self._commands[name]

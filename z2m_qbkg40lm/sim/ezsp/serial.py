@@ -1,6 +1,7 @@
 """The EmberZNet NCP behind a serial line (`sim.serial_line`, TCP or pty): ASH in, EZSP to the NCP.
 
-Like a real NCP behind a serial port, it says nothing when a host connects: the host starts the
+A muted NCP (a hung chip) neither reads nor writes anything. Like a real NCP behind a serial
+port, it says nothing when a host connects: the host starts the
 link with RST (bellows waits 2 s for a start-up reset on `socket://`, then sends one), which
 resets the NCP. Faults of the line itself, injected on demand: DATA frames to the host corrupted
 (one byte flipped: the host's CRC check fails, it NAKs and the NCP sends again) or lost (the NCP's
@@ -45,8 +46,15 @@ def _is_data(frame: bytes) -> bool:
 class AshPort:
     """The NCP's end of the serial line: one host at a time, one ASH link per connection."""
 
-    def __init__(self, ncp: EzspNcp, *, on_reset: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        ncp: EzspNcp,
+        *,
+        on_reset: Callable[[], None] | None = None,
+        muted: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._ncp = ncp
+        self._muted = muted
         self._on_reset = on_reset or ncp.reset
         self._line: Line | None = None
         self._link: NcpAshLink | None = None
@@ -74,6 +82,9 @@ class AshPort:
     def received(self, line: Line, data: bytes) -> None:
         """Bytes from the host."""
         if line is not self._line or self._link is None:
+            return
+        if self._muted():
+            LOGGER.debug("Muted, ignoring %d byte(s) from the host", len(data))
             return
         if not self.faults.lose_from_host:
             self._link.receive(data)
@@ -126,7 +137,7 @@ class AshPort:
             self._link.send(answer)
 
     def _to_host(self, frame: bytes) -> None:
-        if self._line is None:
+        if self._line is None or self._muted():
             return
         faults = self.faults
         if (faults.lose_to_host or faults.corrupt_to_host) and _is_data(frame):
