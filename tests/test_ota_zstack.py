@@ -1,7 +1,9 @@
-"""End to end: one firmware update through zigpy-znp, against the Z-Stack emulator.
+"""End to end: one firmware update through a real radio library: zigpy-znp against the Z-Stack
+emulator, and bellows against the EmberZNet emulator.
 
 The emulator runs as a process (`z2m-qbkg40lm emulate`) with one switch in pairing mode, the
-daemon runs with `adapter: zstack` over `socket://`, the real Mosquitto carries the requests. The
+daemon runs with `adapter: zstack` (or `ember`) over `socket://`, the real Mosquitto carries the
+requests. The
 switch joins, then gets version 30 of a smaller image than the real one (each block is a few
 Z-Stack frames each way over the socket; the image size only multiplies that, it proves nothing
 more), and runs it afterwards.
@@ -13,8 +15,10 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support import DaemonProcess, clear_retained, random_base_topic, watching, write_config
-from tests.test_end_to_end_zstack import START_S, ZStackAdapter
+from tests.test_end_to_end_zstack import START_S, EmberAdapter, ZStackAdapter
 from tests.test_ota import firmware
 
 IMAGE_SIZE = 16_384
@@ -48,17 +52,17 @@ async def _update_over_zstack(base: str, adapter: ZStackAdapter, images: Path) -
         assert (
             next(s for s in switches["data"]["switches"] if s["ieee"] == ieee)["firmware_version"] == version
         )
-        print(f"\nOTA over zigpy-znp and the emulator, {IMAGE_SIZE} bytes: {elapsed:.1f} s")
+        print(f"\nOTA over {adapter.name} and the emulator, {IMAGE_SIZE} bytes: {elapsed:.1f} s")
 
 
-def test_an_update_through_zigpy_znp(tmp_path: Path) -> None:
+@pytest.mark.parametrize("adapter", [ZStackAdapter(), EmberAdapter()], ids=["zstack", "ember"])
+def test_an_update_through_the_radio_library(tmp_path: Path, adapter: ZStackAdapter) -> None:
     base = random_base_topic()
     config = tmp_path / "configuration.yaml"
     data_dir = tmp_path / "data"
     images = data_dir / "firmware"
     images.mkdir(parents=True)
     write_config(config, base)
-    adapter = ZStackAdapter()
     adapter.start(tmp_path, config)
     write_config(
         config,
