@@ -11,8 +11,8 @@ and joined again.
 
 The adapter is one fixture (`adapter`): a path is a way to start the radio and to get the first
 switch paired. `VirtualAdapter` is here so this file can also run against the in-process virtual
-adapter; `zstack` and `ember` run unless `Z2M_E2E_ADAPTERS` names others (e.g.
-`zstack,ember,virtual`; test_end_to_end.py covers the virtual path already).
+adapter; `zstack`, `ember` (EZSP 13) and `ember-8` (EZSP 14) run unless `Z2M_E2E_ADAPTERS` names
+others (e.g. `zstack,virtual`; test_end_to_end.py covers the virtual path already).
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ PAN_ID = re.compile(r"Zigbee network up: channel (\d+), PAN id (0x[0-9a-f]{4})")
 class EmulatorProcess:
     """`python -m z2m_qbkg40lm emulate` as a child process; its address is its first stdout line."""
 
-    def __init__(self, folder: Path, config: Path, chip: str = "znp") -> None:
+    def __init__(self, folder: Path, config: Path, chip: str = "znp", *options: str) -> None:
         self.chip = chip
+        self.options = options
         self.nvram = folder / f"{chip}.json"
         self.config = config
         self.log_path = folder / f"emulator-{uuid.uuid4().hex[:6]}.log"
@@ -98,6 +99,7 @@ class EmulatorProcess:
                     "emulate",
                     "--chip",
                     self.chip,
+                    *self.options,
                     "--listen",
                     f"tcp://127.0.0.1:{self._port()}",
                     "--nvram",
@@ -162,6 +164,8 @@ class ZStackAdapter:
 
     name = "zstack"
     chip = "znp"
+    options: tuple[str, ...] = ()
+    """More `emulate` options."""
     failure_status = "MAC_NO_ACK"
     """A delivery failure in the chip's own terms (Z-Stack's AF.DataConfirm status)."""
 
@@ -175,7 +179,7 @@ class ZStackAdapter:
 
     def start(self, folder: Path, config: Path) -> None:
         if self.emulator is None:
-            self.emulator = EmulatorProcess(folder, config, self.chip)
+            self.emulator = EmulatorProcess(folder, config, self.chip, *self.options)
         self.emulator.start()
 
     def stop(self) -> None:
@@ -206,6 +210,12 @@ class EmberAdapter(ZStackAdapter):
     """messageSentHandler's status (sl_Status; EZSP 13 sends it as EmberStatus DELIVERY_FAILED)."""
 
 
+class Ember8Adapter(EmberAdapter):
+    """The EmberZNet emulator speaking EZSP 14 (EmberZNet 8.0.2.0), driven by bellows."""
+
+    options = ("--ezsp-version", "14")
+
+
 class VirtualAdapter:
     """The in-process virtual adapter: its switch is pre-paired."""
 
@@ -228,11 +238,16 @@ class VirtualAdapter:
         return ieee
 
 
-ADAPTERS = {"zstack": ZStackAdapter, "ember": EmberAdapter, "virtual": VirtualAdapter}
+ADAPTERS = {
+    "zstack": ZStackAdapter,
+    "ember": EmberAdapter,
+    "ember-8": Ember8Adapter,
+    "virtual": VirtualAdapter,
+}
 
 
 # Z2M_E2E_ADAPTERS=zstack,ember,virtual holds the virtual adapter to these tests too.
-SELECTED = os.environ.get("Z2M_E2E_ADAPTERS", "zstack,ember").split(",")
+SELECTED = os.environ.get("Z2M_E2E_ADAPTERS", "zstack,ember,ember-8").split(",")
 
 
 @pytest.fixture(scope="module", params=SELECTED)
