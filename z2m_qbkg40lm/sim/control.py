@@ -33,6 +33,7 @@ LOGGER = logging.getLogger(__name__)
 
 SIMULATION_PREFIX: Final = "simulation/"
 MAX_CONFIRM_DELAY_MS: Final = 60_000
+MAX_SPOILED_FRAMES: Final = 100
 
 
 class FriendlyNames:
@@ -267,6 +268,25 @@ class EmulatorControl:
         LOGGER.warning("Fault: unicast data confirms fail with %s", value.name)
         return str(value.name)
 
+    def spoil_line(self, *, corrupt: int, lose: int, direction: str) -> None:
+        """The serial line corrupts or loses the next `corrupt`/`lose` frames in one direction."""
+        if direction not in ("to_host", "from_host"):
+            raise SimulationError(f"direction must be to_host or from_host, not {direction!r}")
+        if not (0 <= corrupt <= MAX_SPOILED_FRAMES and 0 <= lose <= MAX_SPOILED_FRAMES):
+            raise SimulationError(f"corrupt and lose must be 0 to {MAX_SPOILED_FRAMES}")
+        if direction == "from_host" and corrupt:
+            raise SimulationError("frames from the host can be lost, not corrupted (the chip would NAK them)")
+        try:
+            if direction == "to_host":
+                self._chip.spoil_frames(corrupt_to_host=corrupt, lose_to_host=lose)
+            else:
+                self._chip.spoil_frames(lose_from_host=lose)
+        except ValueError as exc:
+            raise SimulationError(str(exc)) from None
+        LOGGER.warning(
+            "Fault: the line spoils the next frames %s: %d corrupted, %d lost", direction, corrupt, lose
+        )
+
     def reset(self) -> None:
         """The coordinator reboots on its own and tells its host: the host's registrations are lost."""
         self._chip.spontaneous_reset()
@@ -320,6 +340,7 @@ class MqttControl:
             "fault/delay_confirms": self._delay_confirms,
             "fault/fail_confirms": self._fail_confirms,
             "fault/reset": self._reset,
+            "fault/line": self._line,
             "fault/clear": self._clear,
         }
 
@@ -423,6 +444,20 @@ class MqttControl:
             raise SimulationError('Invalid payload: expected {"ms": 0..60000}')
         self._control.delay_confirms(milliseconds)
         return {"ms": milliseconds}
+
+    def _line(self, message: Any) -> dict[str, Any]:
+        if not isinstance(message, dict):
+            raise SimulationError(
+                'Invalid payload: expected {"corrupt": n, "lose": n, "direction": "to_host"}'
+            )
+        counts = {key: message.get(key, 0) for key in ("corrupt", "lose")}
+        if any(isinstance(value, bool) or not isinstance(value, int) for value in counts.values()):
+            raise SimulationError("Invalid payload: corrupt and lose must be whole numbers")
+        direction = message.get("direction", "to_host")
+        if not isinstance(direction, str):
+            raise SimulationError("Invalid payload: direction must be to_host or from_host")
+        self._control.spoil_line(corrupt=counts["corrupt"], lose=counts["lose"], direction=direction)
+        return {**counts, "direction": direction}
 
     def _reset(self, message: Any) -> dict[str, Any]:
         self._control.reset()

@@ -51,3 +51,9 @@ class EmulatedChip(Protocol):
 
     def failure_status(self, status: str | int) -> Any:
         """The chip's delivery failure status by name or number; ValueError (with examples) if none."""
+
+    def spoil_frames(
+        self, *, corrupt_to_host: int = 0, lose_to_host: int = 0, lose_from_host: int = 0
+    ) -> None:
+        """Fault: the serial line corrupts or loses the next frames of the chip's framing;
+        ValueError when the chip's framing has no retransmission to show."""

@@ -268,6 +268,15 @@ class EzspChip:
             raise ValueError("SUCCESS is not a failure; send null to stop failing deliveries")
         return value
 
+    def spoil_frames(
+        self, *, corrupt_to_host: int = 0, lose_to_host: int = 0, lose_from_host: int = 0
+    ) -> None:
+        """Fault: the next ASH DATA frames are corrupted or lost on the line (bellows retransmits)."""
+        faults = self.serial_port().faults
+        faults.corrupt_to_host += corrupt_to_host
+        faults.lose_to_host += lose_to_host
+        faults.lose_from_host += lose_from_host
+
     def reset(self) -> None:
         """The NCP rebooted (the host's RST or a fault): RAM state is lost, the tokens stay."""
         self.ncp.reset()

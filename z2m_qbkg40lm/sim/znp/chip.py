@@ -358,6 +358,16 @@ class ZStackChip:
             raise ValueError("SUCCESS is not a failure; send null to stop failing confirms")
         return value
 
+    def spoil_frames(
+        self, *, corrupt_to_host: int = 0, lose_to_host: int = 0, lose_from_host: int = 0
+    ) -> None:
+        """MT has no acknowledgements or retransmission: a spoiled frame is just lost, and the
+        mute and delay faults show that already."""
+        raise ValueError(
+            "the Z-Stack emulator's serial line (MT) has no retransmission to show; line faults are "
+            "the EmberZNet emulator's (ASH); use fault/mute or fault/delay_confirms here"
+        )
+
     def _assoc_find_device(self, request: Any) -> list[Any]:
         # The answer is the in-memory struct: 36 bytes tell the host the structs are aligned.
         empty = c.util.Device(
