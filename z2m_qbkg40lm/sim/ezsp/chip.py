@@ -20,8 +20,9 @@ reference) and the EmberZNet API documentation; layouts from bellows's command t
   (standard security, unsecured join, preconfigured key), a leave by DEVICE_LEFT. The switches
   are routers, so no `childJoinHandler` is sent: the child table holds end devices only, as in
   EmberZNet, and stays empty.
-- Energy scans answer quiet channels. What bellows does not send (Green Power, ZLL, mfglib,
-  source routes beyond accepting them, multiple networks) is not emulated.
+- Energy scans answer quiet channels. The Green Power sink table exists and stays empty. What
+  bellows does not send (Green Power devices, ZLL, mfglib, source routes beyond accepting them,
+  multiple networks) is not emulated, and answers invalidCommand.
 """
 
 # bellows's wire types have untyped constructors.
@@ -456,6 +457,8 @@ class EzspChip:
             "startScan": self._start_scan,
             "findKeyTableEntry": self._find_key_table_entry,
             "eraseKeyTableEntry": lambda _p: (bt.sl_Status.OK,),
+            # The Green Power sink table is there, and stays empty: no GPD is emulated.
+            "gpSinkTableClearAll": lambda _p: (),
         }
         if self.ncp.version >= 14:
             handlers["getAddressTableInfo"] = self._address_table_info
