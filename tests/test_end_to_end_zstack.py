@@ -375,6 +375,28 @@ def test_emulator_cli_rejects_bad_options(tmp_path: Path) -> None:
     assert time.monotonic() - started < START_S
 
 
+async def _line_faults(watcher: Watcher, adapter: Adapter, state: str) -> None:
+    """EmberZNet's ASH line loses and corrupts frames and the `/set` still goes through (resent);
+    Z-Stack's MT line has no retransmission, and the request says so."""
+    spoiled = await watcher.request("simulation/fault/line", {"corrupt": 1, "lose": 1})
+    if not isinstance(adapter, EmberAdapter):
+        assert spoiled["status"] == "error" and "EmberZNet" in spoiled["error"], spoiled
+        return
+    assert spoiled["data"] == {"corrupt": 1, "lose": 1, "direction": "to_host"}, spoiled
+    flipped = "OFF" if state == "ON" else "ON"
+    for wanted in (flipped, state):
+        position = await _set(watcher, {"state": wanted})
+        await watcher.wait_state(NAME, lambda s, wanted=wanted: s["state"] == wanted, after=position)
+    lost = await watcher.request("simulation/fault/line", {"lose": 1, "direction": "from_host"})
+    assert lost["status"] == "ok", lost
+    position = await _set(watcher, {"state": flipped})
+    await watcher.wait_state(NAME, lambda s: s["state"] == flipped, after=position)
+    position = await _set(watcher, {"state": state})
+    await watcher.wait_state(NAME, lambda s: s["state"] == state, after=position)
+    refused = await watcher.request("simulation/fault/line", {"corrupt": 1, "direction": "from_host"})
+    assert refused["status"] == "error" and "not corrupted" in refused["error"], refused
+
+
 async def test_faults_on_mqtt_reach_the_daemon(running: Running, adapter: Adapter) -> None:
     if not isinstance(adapter, ZStackAdapter):
         pytest.skip("faults are the emulator's")
@@ -395,6 +417,7 @@ async def test_faults_on_mqtt_reach_the_daemon(running: Running, adapter: Adapte
         await watcher.request("simulation/fault/clear", {})
         unknown = await watcher.request("simulation/fault/fail_confirms", {"status": "LOST_IN_SPACE"})
         assert unknown["status"] == "error" and "LOST_IN_SPACE" in unknown["error"], unknown
+        await _line_faults(watcher, adapter, target)
         # A cut serial line is a lost adapter: the daemon stops with exit code 2 (systemd restarts it).
         dropped = await watcher.request("simulation/fault/drop_link", {})
         assert dropped["data"] == {"dropped": True}, dropped
