@@ -1,1 +1,3 @@
-"""Simulated hardware: the QBKG40LM firmware model and the virtual coordinator."""
+"""Simulated hardware: the QBKG40LM firmware model (`switch`), the virtual zigpy radio, and the
+coordinator emulators: one simulated world (`world`) with a protocol front-end per chip (`znp`,
+`ezsp`), their serial line, and the scripting API (`control`)."""

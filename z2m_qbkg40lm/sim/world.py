@@ -15,6 +15,12 @@ chip the coordinator is:
 
 The coordinator front-end (`Coordinator`) turns joins, leaves and frames into its chip's
 callbacks, and decides what its host sees: registrations, confirm statuses, faults.
+
+Facts from the Zigbee PRO specification as far as a one-hop network of routers needs them:
+joining only through a node that permits it (and for as long as it does; a Mgmt_Permit_Joining_req
+heard by a router opens it too), a Device_annce broadcast after a join, a unicast that is
+acknowledged at the MAC layer or not. The timings (MAC retries, the spacing of joins) are the
+emulator's choices, named below.
 """
 
 # zigpy's wire types have untyped constructors.

@@ -1,10 +1,11 @@
-"""A Silicon Labs EmberZNet (EZSP) coordinator emulator, for bellows (being built).
+"""A Silicon Labs EmberZNet (EZSP) coordinator emulator: the EZSP front-end of the simulated world.
 
-`ash` is its serial framing (ASH version 2, from Silicon Labs' UG101), `ash_link` the NCP's side
+`ash` is the serial framing (ASH version 2, from Silicon Labs' UG101), `ash_link` the NCP's side
 of the ASH protocol (acknowledgements, resends, resets), `frames` the EZSP frames (legacy and
-extended, from UG100) and `ncp` the command layer: so far the version exchange (EZSP 13, as
-EmberZNet 7.4 speaks it), `nop`, `echo`, and `invalidCommand` for everything else; `serial` is
-the NCP's end of one host connection (an asyncio protocol a TCP listener serves). The network
-commands, the pty transport, the listener of `emulate --chip ezsp` and the protocol front-end over
-the simulated switches shared with the Z-Stack emulator come next.
+extended, from UG100), `ncp` the command layer (the version exchange, dispatch by command name,
+callbacks; EZSP 13 as EmberZNet 7.4.4.0 speaks it, or EZSP 14 as 8.0.2.0 does), `stack_config`
+the stack's configuration values, policies, values, tokens and counters, `network` what the
+tokens keep of the network, `chip` the network commands over the shared `sim.world`, and `serial`
+the NCP's end of the serial line (`sim.serial_line`: TCP or pty) with its line faults.
+`z2m_qbkg40lm.sim.emulator` runs it with `--chip ezsp`.
 """

@@ -1,6 +1,7 @@
-"""A Texas Instruments Z-Stack (ZNP) coordinator emulator hosting simulated QBKG40LM switches.
+"""A Texas Instruments Z-Stack (ZNP) coordinator emulator: the MT front-end of the simulated world.
 
-`nvram` is the emulated chip's non-volatile memory, `firmware` the Z-Stack that answers the MT
-commands zigpy-znp sends, `link` the TCP and pseudo-terminal transports, `control` the scripting
-API (presses, joins, faults) and its MQTT front end. `z2m_qbkg40lm.sim.emulator` runs them.
+`nvram` is the emulated chip's non-volatile memory, `chip` and `firmware` the Z-Stack that
+answers the MT commands zigpy-znp sends over the shared `sim.world`, `link` the MT framing on the
+serial line (`sim.serial_line`: TCP or pty). `z2m_qbkg40lm.sim.emulator` runs it (`--chip znp`),
+`sim.control` scripts it.
 """
