@@ -104,6 +104,21 @@ async def test_a_broadcast_permit_join_opens_the_switches_too() -> None:
     world.close()
 
 
+async def test_a_broadcast_permit_join_opens_every_answering_router() -> None:
+    world, _recorder = _world()
+    loud, silent = world.add_switch(pairing=False), world.add_switch(pairing=False)
+    world.permit(0x0000, 60)
+    world.join(loud)
+    world.join(silent)
+    world.forget_permits()
+    silent.switch.responsive = False
+    opened = asyncio.get_running_loop().create_future()
+    world.broadcast(ApsFrame(ZDO_ENDPOINT, ZDO_ENDPOINT, ZDO_PROFILE, 0x0036, bytes([0x02, 60, 0x00])))
+    world.later(0, lambda: opened.set_result(world.permit_parent()))  # after the broadcast's turn
+    assert await asyncio.wait_for(opened, TIMEOUT) == loud.switch.nwk
+    world.close()
+
+
 async def test_a_switch_that_left_while_the_network_was_down_is_off_it() -> None:
     world, recorder = _world()
     node = world.add_switch(pairing=False)

@@ -49,6 +49,7 @@ COORDINATOR_NWK: Final = 0x0000
 DEFAULT_LINKQUALITY: Final = 160
 NO_ACK_DELAY: Final = 0.05
 """Seconds a coordinator spends on MAC retries before it reports that a switch did not acknowledge."""
+MGMT_PERMIT_JOINING_REQ: Final = 0x0036
 JOIN_SPACING: Final = 0.1
 """Seconds between switches in pairing mode joining one after another."""
 
@@ -342,9 +343,14 @@ class SimulatedWorld:
     def _unicast(self, node: Node, frame: ApsFrame) -> None:
         if not self.online(node):
             return
-        if frame.is_zdo and frame.cluster_id == 0x0036 and len(frame.payload) > 1:  # Mgmt_Permit_Joining_req
-            self.permit(node.switch.nwk, frame.payload[1])
+        self._heard(node, frame)
         self.emit(node, node.switch.handle(frame))
+
+    def _heard(self, node: Node, frame: ApsFrame) -> None:
+        """What a router's stack does with a frame before its application sees it."""
+        permit_join_request = frame.is_zdo and frame.cluster_id == MGMT_PERMIT_JOINING_REQ
+        if permit_join_request and len(frame.payload) > 1 and node.switch.responsive:
+            self.permit(node.switch.nwk, frame.payload[1])
 
     def broadcast(self, frame: ApsFrame, group: int | None = None) -> None:
         """The frame reaches every switch on the network (of `group`), on the next loop iteration."""
@@ -353,4 +359,5 @@ class SimulatedWorld:
     def _fan_out(self, frame: ApsFrame, group: int | None) -> None:
         for node in self.online_nodes():
             if group is None or group in node.switch.groups:
+                self._heard(node, frame)
                 self.emit(node, node.switch.handle(frame, broadcast=True))
