@@ -202,6 +202,19 @@ async def test_an_ncp_reset_in_the_middle_of_a_command_fails_it_and_tells_the_ho
     await asyncio.gather(pending, return_exceptions=True)
 
 
+async def test_a_backup_reads_the_keys_and_tables_the_network_has(running: Running) -> None:
+    device = await running.join_switch()
+    backup = await asyncio.wait_for(running.app.backups.create_backup(load_devices=True), TIMEOUT)
+    info = backup.network_info
+    tokens = running.chip.tokens
+    assert tokens.security is not None
+    assert bytes(info.network_key.key) == tokens.security.network_key
+    assert info.nwk_addresses == {device.ieee: device.nwk}, "the address table lists the switch"
+    assert info.children == [], "a router is no child: EmberZNet's child table holds end devices"
+    assert info.network_key.tx_counter == running.chip.stack.nwk_frame_counter > 0
+    assert info.metadata["ezsp"]["stack_version"] == 13
+
+
 async def test_a_leave_and_an_energy_scan(running: Running) -> None:
     device = await running.join_switch()
     running.emulator.control.leave(ieee_text(device))
