@@ -31,7 +31,6 @@ reference) and the EmberZNet API documentation; layouts from bellows's command t
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from dataclasses import replace
@@ -42,8 +41,8 @@ import bellows.types as bt
 import zigpy.types as zt
 import zigpy.zdo.types as zdo_t
 
-from z2m_qbkg40lm.atomic_file import write_atomically
 from z2m_qbkg40lm.sim import coordinator_zdo
+from z2m_qbkg40lm.sim.chip_state import ChipStateFile
 from z2m_qbkg40lm.sim.coordinator_zdo import COORDINATOR_NODE_DESCRIPTOR, RegisteredEndpoint
 from z2m_qbkg40lm.sim.emulated_chip import Faults
 from z2m_qbkg40lm.sim.ezsp.ash import ResetReason
@@ -63,8 +62,6 @@ from z2m_qbkg40lm.sim.world import (
 
 LOGGER = logging.getLogger(__name__)
 
-SAVE_DELAY: Final = 0.5
-"""Seconds the state file waits for more changes before it is saved."""
 KEY_TABLE_SIZE: Final = 12
 STACK_PROFILE_PRO: Final = 2
 QUIET_CHANNEL_RSSI: Final = -92
@@ -91,14 +88,13 @@ class EzspChip:
         protocol_version: int = PROTOCOL_VERSION,
         rng: random.Random | None = None,
     ) -> None:
-        self._state_file = state_file
+        self._state = ChipStateFile(state_file, self._snapshot)
         self._rng = rng or random.Random()
         self.world = SimulatedWorld(self, linkquality=linkquality, rng=self._rng)
         self.faults = Faults()
         self.ncp = EzspNcp(protocol_version)
         self.ncp.after_command = self._after_command
         self.tokens = NetworkTokens()
-        self._save_handle: asyncio.TimerHandle | None = None
         self.port: AshPort | None = None
         """The serial port a line connects to (`port()` makes it): drops, resets, line faults."""
         # RAM: lost on every reset.
@@ -115,7 +111,13 @@ class EzspChip:
     # --- state file ----------------------------------------------------------------------------
 
     def _load(self, switches: int) -> None:
-        data = _read_state(self._state_file)
+        data = self._state.read()
+        if data is not None and "nvram" in data:
+            raise ValueError(
+                f"emulator state file {self._state.path} belongs to a Z-Stack chip, not an EmberZNet one"
+            )
+        if data is not None and data.get("chip", "ezsp") != "ezsp":
+            raise ValueError(f"emulator state file {self._state.path} belongs to a {data.get('chip')} chip")
         if data is None:
             self.eui64 = zt.EUI64(bytes(self._rng.randrange(256) for _ in range(8)))
             self.stack = StackConfig(self.eui64)
@@ -130,7 +132,7 @@ class EzspChip:
             self.stack = StackConfig(self.eui64, state=data.get("stack"))
             self.world.load(data.get("switches", []))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"emulator state file {self._state_file} cannot be used: {exc!r}") from exc
+            raise ValueError(f"emulator state file {self._state.path} cannot be used: {exc!r}") from exc
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # set up before the loop runs: the switches' timers start with a host
@@ -140,38 +142,27 @@ class EzspChip:
         LOGGER.info(
             "EFR32 %s loaded from %s: %s, %d switch(es)",
             self.eui64,
-            self._state_file,
+            self._state.path,
             "network formed" if self.tokens.formed else "no network",
             len(self.world.nodes),
         )
 
-    def save(self) -> None:
-        """Write the state file now (atomically)."""
-        if self._save_handle is not None:
-            self._save_handle.cancel()
-            self._save_handle = None
-        if self._state_file is None:
-            return
-        state = {
+    def _snapshot(self) -> dict[str, Any]:
+        self._saved_stack_changes = self.stack.changes
+        return {
             "chip": "ezsp",
             "eui64": str(self.eui64),
             "tokens": self.tokens.to_json(),
             "stack": self.stack.to_json(),
             "switches": self.world.records(),
         }
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(self._state_file, json.dumps(state, indent=1) + "\n")
-        self._saved_stack_changes = self.stack.changes
+
+    def save(self) -> None:
+        """Write the state file now (atomically)."""
+        self._state.save()
 
     def _changed(self) -> None:
-        if self._state_file is None or self._save_handle is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.save()
-            return
-        self._save_handle = loop.call_later(SAVE_DELAY, self.save)
+        self._state.soon()
 
     def _after_command(self) -> None:
         """A command may have written tokens: save soon if it did."""
@@ -894,26 +885,3 @@ def _empty_child() -> bt.EmberChildDataV10:
 
 def _multicast_entry(group: int, endpoint: int) -> bt.EmberMulticastTableEntry:
     return bt.EmberMulticastTableEntry(multicastId=group, endpoint=endpoint, networkIndex=0)
-
-
-def _read_state(path: Path | None) -> dict[str, Any] | None:
-    """The state file's content; None when there is none (a factory-new chip)."""
-    if path is None:
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    if not text.strip():
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"emulator state file {path} is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"emulator state file {path} holds no object")  # noqa: TRY004 - a bad file, as above
-    if "nvram" in data:
-        raise ValueError(f"emulator state file {path} belongs to a Z-Stack chip, not an EmberZNet one")
-    if data.get("chip", "ezsp") != "ezsp":
-        raise ValueError(f"emulator state file {path} belongs to a {data.get('chip')} chip, not an EZSP one")
-    return data

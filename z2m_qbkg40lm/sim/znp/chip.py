@@ -41,6 +41,7 @@ import zigpy_znp.types as t
 from zigpy_znp.frames import GeneralFrame
 from zigpy_znp.types.nvids import ExNvIds, OsalNvIds
 
+from z2m_qbkg40lm.sim.chip_state import ChipStateFile
 from z2m_qbkg40lm.sim.coordinator_zdo import COORDINATOR_NODE_DESCRIPTOR, RegisteredEndpoint, channel_list
 from z2m_qbkg40lm.sim.emulated_chip import Faults
 from z2m_qbkg40lm.sim.frames import ApsFrame
@@ -65,8 +66,6 @@ CAPABILITIES: Final = (
     | t.MTCapabilities.APP_CNF
 )
 COORDINATOR_NWK: Final = t.NWK(0x0000)
-SAVE_DELAY: Final = 0.5
-"""Seconds the state file waits for more NV writes before it is saved."""
 
 __all__ = ["DEFAULT_LINKQUALITY", "Faults", "Link", "Node", "RegisteredEndpoint", "ZStackChip"]
 
@@ -92,12 +91,11 @@ class ZStackChip:
         linkquality: int = DEFAULT_LINKQUALITY,
         rng: random.Random | None = None,
     ) -> None:
-        self._state_file = state_file
+        self._state = ChipStateFile(state_file, self._snapshot)
         self._rng = rng or random.Random()
         self.world = SimulatedWorld(self, linkquality=linkquality, rng=self._rng)
         self.faults = Faults()
         self._link: Link | None = None
-        self._save_handle: asyncio.TimerHandle | None = None
         self._saved_changes = -1
         # Volatile state: lost on every reset.
         self._endpoints: dict[int, RegisteredEndpoint] = {}
@@ -110,7 +108,11 @@ class ZStackChip:
     # --- state file ----------------------------------------------------------------------------
 
     def _load(self, switches: int) -> None:
-        data = None if self._state_file is None else nv.read_state_file(self._state_file)
+        data = self._state.read()
+        if data is not None and data.get("version") != nv.FILE_VERSION:
+            raise ValueError(
+                f"{self._state.path}: not a Z-Stack emulator state file of version {nv.FILE_VERSION}"
+            )
         if data is None:
             self.chip_ieee = nv.random_chip_ieee(self._rng)
             self.nvram = Nvram.factory(self.chip_ieee, self._rng)
@@ -124,7 +126,7 @@ class ZStackChip:
             self.nvram = Nvram.from_json(data["nvram"])
             self.world.load(data.get("switches", []))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"emulator state file {self._state_file} cannot be used: {exc}") from exc
+            raise ValueError(f"emulator state file {self._state.path} cannot be used: {exc}") from exc
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # set up before the loop runs: the switches' timers start with a host
@@ -135,38 +137,27 @@ class ZStackChip:
         LOGGER.info(
             "CC2652 %s loaded from %s: %s, %d switch(es)",
             self.chip_ieee,
-            self._state_file,
+            self._state.path,
             "network formed" if self.formed else "no network",
             len(self.world.nodes),
         )
 
+    def _snapshot(self) -> dict[str, Any]:
+        self._saved_changes = self.nvram.changes
+        return {
+            "version": nv.FILE_VERSION,
+            "chip_ieee": str(self.chip_ieee),
+            "nvram": self.nvram.to_json(),
+            "switches": self.world.records(),
+        }
+
     def save(self) -> None:
         """Write the state file now (atomically)."""
-        if self._save_handle is not None:
-            self._save_handle.cancel()
-            self._save_handle = None
-        if self._state_file is None:
-            return
-        nv.write_state_file(
-            self._state_file,
-            {
-                "chip_ieee": str(self.chip_ieee),
-                "nvram": self.nvram.to_json(),
-                "switches": self.world.records(),
-            },
-        )
-        self._saved_changes = self.nvram.changes
+        self._state.save()
 
     def _changed(self) -> None:
         """Save soon: zigpy-znp writes hundreds of NV items in a row at start-up."""
-        if self._state_file is None or self._save_handle is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # set up before the loop runs
-            self.save()
-            return
-        self._save_handle = loop.call_later(SAVE_DELAY, self.save)
+        self._state.soon()
 
     # The radio side (`ZStackFirmware`) tells the host of the world's events.
 

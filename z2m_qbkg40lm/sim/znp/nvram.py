@@ -16,12 +16,8 @@ written atomically (temporary file, fsync, rename).
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import tempfile
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, Final
 
 import zigpy_znp.types as t
@@ -347,30 +343,3 @@ def _parse_name(enum: Any, name: str) -> int:
         return int(enum[name])
     except KeyError:
         raise ValueError(f"unknown NV item name {name!r}") from None
-
-
-def read_state_file(path: Path) -> dict[str, Any] | None:
-    """The state file's content, or None when it is missing or empty (a factory-new chip)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    if not text.strip():
-        return None
-    data = json.loads(text)
-    if not isinstance(data, dict) or data.get("version") != FILE_VERSION:
-        raise ValueError(f"{path}: not a Z-Stack emulator state file of version {FILE_VERSION}")
-    return data
-
-
-def write_state_file(path: Path, data: Mapping[str, Any]) -> None:
-    """Write the state file atomically: a temporary file in the same folder, fsync, rename."""
-    text = json.dumps({"version": FILE_VERSION, **data}, indent=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as temporary:
-        temporary.write(text + "\n")
-        temporary.flush()
-        os.fsync(temporary.fileno())
-    os.replace(temporary.name, path)
