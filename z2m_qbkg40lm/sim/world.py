@@ -148,7 +148,8 @@ class SimulatedWorld:
     # --- the switches ----------------------------------------------------------------------------
 
     def load(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Switches from a state file (`records()`'s form); their timers start with `attach_switches()`."""
+        """Switches from a state file (`records()`'s form); their timers start now if an event loop
+        runs, else with `attach_switches()` (when a host connects)."""
         for record in records:
             switch = SimulatedSwitch.from_dict(record)
             network = record.get("network")
@@ -159,6 +160,11 @@ class SimulatedWorld:
             )
             self.nodes[switch.ieee] = node
             switch.joined = node.network is not None  # the coordinator's record of the network decides
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # set up before the loop runs: the switches' timers start with a host
+            return
+        self.attach_switches()
 
     def records(self) -> list[dict[str, Any]]:
         """Every switch with its network membership, for a state file."""

@@ -133,12 +133,6 @@ class EzspChip:
             self.world.load(data.get("switches", []))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"emulator state file {self._state.path} cannot be used: {exc!r}") from exc
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # set up before the loop runs: the switches' timers start with a host
-            pass
-        else:
-            self.world.attach_switches()
         LOGGER.info(
             "EFR32 %s loaded from %s: %s, %d switch(es)",
             self.eui64,
@@ -756,13 +750,7 @@ class EzspChip:
             return (bt.sl_Status.INVALID_PARAMETER, 0)
         sequence = self._next_aps_sequence()
         sent = aps.replace(sequence=sequence)
-        frame = ApsFrame(
-            int(aps.sourceEndpoint),
-            int(aps.destinationEndpoint),
-            int(aps.profileId),
-            int(aps.clusterId),
-            message,
-        )
+        frame = _frame_of(aps, message)
         self.stack.nwk_frame_counter += 1
         if destination == COORDINATOR_NWK:
             self._confirm(kind, destination, sent, tag, message, bt.sl_Status.OK, 0.0)
@@ -823,13 +811,7 @@ class EzspChip:
         message = bytes(params["message" if v14 else "messageContents"])
         if not self._network_up:
             return (bt.sl_Status.NETWORK_DOWN, 0)
-        frame = ApsFrame(
-            int(aps.sourceEndpoint),
-            int(aps.destinationEndpoint),
-            int(aps.profileId),
-            int(aps.clusterId),
-            message,
-        )
+        frame = _frame_of(aps, message)
         if frame.is_zdo and frame.cluster_id == zdo_t.ZDOCmd.Mgmt_Permit_Joining_req and len(message) > 1:
             self.world.permit(COORDINATOR_NWK, message[1])  # the coordinator hears its own broadcast
         self.world.broadcast(frame)
@@ -841,18 +823,13 @@ class EzspChip:
         message = bytes(params["message" if v14 else "messageContents"])
         if not self._network_up:
             return (bt.sl_Status.NETWORK_DOWN, 0)
-        frame = ApsFrame(
-            int(aps.sourceEndpoint),
-            int(aps.destinationEndpoint),
-            int(aps.profileId),
-            int(aps.clusterId),
-            message,
-        )
+        frame = _frame_of(aps, message)
         self.world.broadcast(frame, int(aps.groupId))
         return (bt.sl_Status.OK, self._next_aps_sequence())
 
 
 def _frame_of(aps: bt.EmberApsFrame, message: bytes) -> ApsFrame:
+    """The APS frame a send command describes."""
     return ApsFrame(
         int(aps.sourceEndpoint), int(aps.destinationEndpoint), int(aps.profileId), int(aps.clusterId), message
     )

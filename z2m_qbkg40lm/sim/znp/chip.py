@@ -28,7 +28,6 @@ running network. Modelling choices:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable
@@ -127,12 +126,6 @@ class ZStackChip:
             self.world.load(data.get("switches", []))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"emulator state file {self._state.path} cannot be used: {exc}") from exc
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # set up before the loop runs: the switches' timers start with a host
-            pass
-        else:
-            self.world.attach_switches()
         self._saved_changes = self.nvram.changes
         LOGGER.info(
             "CC2652 %s loaded from %s: %s, %d switch(es)",
