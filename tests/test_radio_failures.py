@@ -7,17 +7,19 @@ import gc
 import logging
 from pathlib import Path
 
+import bellows.types as bt
 import pytest
 import zigpy.exceptions
 import zigpy_znp.commands as c
 import zigpy_znp.config
 import zigpy_znp.types as t
+from bellows.ash import NcpFailure
 from zigpy_znp.api import ZNP
 
 from tests.support import free_port
 from z2m_qbkg40lm.config import parse_config, resolve_network
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
-from z2m_qbkg40lm.zigbee import znp_resets
+from z2m_qbkg40lm.zigbee import ezsp_resets, znp_resets
 from z2m_qbkg40lm.zigbee.adapters import reset_detection
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
 from z2m_qbkg40lm.zigbee.failures import describe_failure, handle_loop_exception
@@ -85,9 +87,20 @@ async def test_a_failed_radio_library_task_nobody_awaited_is_one_warning(
 
 def test_each_adapter_family_names_its_own_reset_detection() -> None:
     assert reset_detection("zstack") is znp_resets
+    assert reset_detection("ezsp") is ezsp_resets and reset_detection("ember") is ezsp_resets
     # No sign of a reset from these libraries yet: only a lost connection is noticed.
-    for adapter in ("ezsp", "ember", "deconz", "virtual"):
+    for adapter in ("deconz", "virtual"):
         assert reset_detection(adapter) is None
+
+
+def test_an_emberznet_reset_reason_is_a_reboot_and_an_ash_error_a_lost_adapter() -> None:
+    reboot = ezsp_resets.lost_means_reset(NcpFailure(bt.NcpResetCode.RESET_WATCHDOG))
+    assert reboot == "the coordinator rebooted on its own (ASH RSTACK, reason RESET_WATCHDOG)"
+    timeouts = NcpFailure(bt.NcpResetCode.ERROR_EXCEEDED_MAXIMUM_ACK_TIMEOUT_COUNT)
+    assert ezsp_resets.lost_means_reset(timeouts) is None
+    assert ezsp_resets.lost_means_reset(ConnectionResetError(104, "reset by peer")) is None
+    assert ezsp_resets.lost_means_reset(None) is None
+    assert znp_resets.lost_means_reset(NcpFailure(bt.NcpResetCode.RESET_WATCHDOG)) is None
 
 
 async def test_a_command_waiting_for_a_re_initialisation_that_fails_is_answered_at_once(
