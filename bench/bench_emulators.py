@@ -8,7 +8,9 @@ Per chip and run, two processes with fresh directories: `python -m z2m_qbkg40lm 
    request -> the switch's first state with `operation_mode` (join, interview, configure, read);
 2. restart: the daemon stopped, then the emulator; the emulator started again on its NVRAM file
    and the same address, then the daemon: launch -> online, and -> the switch's state (the
-   network and the switch resumed; a `device_joined` event here is a failure);
+   network and the switch resumed; a `device_joined` event here is a failure). That state is the
+   daemon's cache, published at start, so then a `/get` of the state is sent and launch -> its
+   answer (read from the switch through the resumed network) is measured too;
 3. `/set` {"state": ON/OFF alternating}, one at a time, -> the state message showing it, as a
    client subscribed only to `<base>/<ieee>` sees it;
 4. the daemon's VmRSS (/proc/PID/status) once the switch's state is published, after either start.
@@ -189,6 +191,7 @@ class Run:
     paired_s: float = 0.0
     resume_online_s: float = 0.0
     resumed_state_s: float = 0.0
+    resumed_get_s: float = 0.0
     set_ms: list[float] = field(default_factory=list)
     rss_first_kb: int = 0
     rss_resumed_kb: int = 0
@@ -197,6 +200,11 @@ class Run:
 def is_json(topic: str, predicate: Callable[[dict[str, Any]], bool]) -> Callable[[Received], bool]:
     """Matches a JSON object message on one topic for which the predicate holds."""
     return lambda m: m.topic == topic and isinstance(m.data, dict) and predicate(m.data)
+
+
+def state_is(value: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches a state object whose `state` is the value."""
+    return lambda data: data.get("state") == value
 
 
 def version_of(info: dict[str, Any]) -> str:
@@ -318,6 +326,17 @@ class Rig:
             within=START_WAIT_S,
         )
         self.result.resumed_state_s = state.at - launched
+        # That state is the daemon's cache, published at start; a /get answered shows the switch
+        # reachable through the resumed network.
+        position = peer.mark()
+        await peer.publish(f"{self.ieee}/get", json.dumps({"state": ""}))
+        answer = await peer.wait(
+            is_json(peer.topic(self.ieee), lambda d: "state" in d),
+            after=position,
+            what="the resumed switch's answer to /get",
+            within=START_WAIT_S,
+        )
+        self.result.resumed_get_s = answer.at - launched
         assert self.daemon is not None
         self.result.rss_resumed_kb = memory_of(self.daemon.pid)["VmRSS"]
         await peer.wait_idle(SETTLE_S, within=START_WAIT_S, what="the resumed start-up to settle")
@@ -344,7 +363,7 @@ class Rig:
                     sent = time.perf_counter()
                     await reader.publish(f"{self.ieee}/set", json.dumps({"state": value}))
                     seen = await reader.wait(
-                        is_json(reader.topic(self.ieee), lambda d, v=value: d.get("state") == v),
+                        is_json(reader.topic(self.ieee), state_is(value)),
                         after=position,
                         what=f"the state {value} after /set",
                         within=WAIT_S,
@@ -445,9 +464,9 @@ def table(args: argparse.Namespace, results: dict[str, list[Run]]) -> str:
     """The Markdown table of all chips."""
     head = (
         "| chip | firmware | first start online s | paired s | resume online s | resumed state s "
-        "| `/set` p50 / p95 / max ms | RSS first / resumed MB |"
+        "| resumed `/get` s | `/set` p50 / p95 / max ms | RSS first / resumed MB |"
     )
-    lines = [head, "|" + "---|" * 8]
+    lines = [head, "|" + "---|" * 9]
     for name, runs in results.items():
         p50 = [statistics.median(r.set_ms) for r in runs]
         p95 = [percentile(r.set_ms, 0.95) for r in runs]
@@ -461,6 +480,7 @@ def table(args: argparse.Namespace, results: dict[str, list[Run]]) -> str:
             min_median([r.paired_s for r in runs], 2),
             min_median([r.resume_online_s for r in runs], 2),
             min_median([r.resumed_state_s for r in runs], 2),
+            min_median([r.resumed_get_s for r in runs], 2),
             f"{min_median(p50, 1)} / {min_median(p95, 1)} / {min_median(top, 1)}",
             f"{min_median(rss_first, 1)} / {min_median(rss_resumed, 1)}",
         ]
@@ -486,7 +506,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 print(
                     f"bench: {chip.name} run {index + 1}/{args.runs}: online {run.first_online_s:.2f} s, "
                     f"paired {run.paired_s:.2f} s, resumed {run.resume_online_s:.2f} / "
-                    f"{run.resumed_state_s:.2f} s, /set p50 {statistics.median(run.set_ms):.1f} ms "
+                    f"{run.resumed_state_s:.2f} / {run.resumed_get_s:.2f} s, "
+                    f"/set p50 {statistics.median(run.set_ms):.1f} ms "
                     f"({time.perf_counter() - began:.0f} s)",
                     file=sys.stderr,
                     flush=True,
