@@ -516,7 +516,10 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"bench: FAILED: {exc}", file=sys.stderr)
         print(f"bench: kept {root}", file=sys.stderr)
         return 1
-    shutil.rmtree(root, ignore_errors=True)
+    if args.keep:
+        print(f"bench: kept {root}", file=sys.stderr)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
     print(table(args, results), flush=True)
     return 0
 
@@ -539,6 +542,7 @@ def main() -> int:
     parser.add_argument("--sets", type=int, default=50, help="/set round trips per run (default 50)")
     parser.add_argument("--runs", type=int, default=3, help="fresh runs per chip (default 3)")
     parser.add_argument("--line", choices=("pty", "tcp"), default="pty", help="serial line (default pty)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory with the logs")
     parser.add_argument("--host", default="127.0.0.1", help="MQTT broker host (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=1883, help="MQTT broker port (default 1883)")
     args = parser.parse_args()
