@@ -16,7 +16,7 @@ Per chip and run, two processes with fresh directories: `python -m z2m_qbkg40lm 
 4. the daemon's VmRSS (/proc/PID/status) once the switch's state is published, after either start.
 
     .venv/bin/python bench/bench_emulators.py [--chips znp,ezsp13,ezsp14] [--sets N] [--runs R]
-                                              [--line pty|tcp]
+                                              [--line pty|tcp] [--keep]
 
 The emulators' versions: `znp` is a CC2652 with Z-Stack 3.30; `ezsp13` EmberZNet 7.4.4.0 (EZSP 13),
 `ezsp14` EmberZNet 8.0.2.0 (EZSP 14) (z2m_qbkg40lm/sim/emulator.py). The default line is a pty,
