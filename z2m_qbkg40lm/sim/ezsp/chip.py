@@ -10,16 +10,13 @@ reference) and the EmberZNet API documentation; layouts from bellows's command t
   `formNetwork` takes the security state `setInitialSecurityState` gave, forms on the given
   channel and reports NETWORK_UP. Registered endpoints, the multicast table, permit join and the
   stack's RAM settings are lost on every reset, as on the real NCP.
-- `sendUnicast` answers with the APS sequence number it gave the frame, then `messageSentHandler`
-  reports delivery: success once the switch has it, DELIVERY_FAILED after the MAC retries when
-  it is silent or unknown (or when a fault says so). Broadcasts and multicasts are confirmed at
-  once. Frames for the coordinator itself (zigpy interviews it) are answered by its ZDO.
-- Frames from the switches come as `incomingMessageHandler` with the link's LQI and an RSSI
-  derived from it, whatever their endpoint (the host's endpoints only describe the coordinator).
-  A join is told by `trustCenterJoinHandler`
-  (standard security, unsecured join, preconfigured key), a leave by DEVICE_LEFT. The switches
-  are routers, so no `childJoinHandler` is sent: the child table holds end devices only, as in
-  EmberZNet, and stays empty.
+- Sending and receiving is `messaging`, the keys and the security state `security`; the stack's
+  settings, values, tokens and counters `stack_config`.
+- Frames from the switches reach the host whatever their endpoint (the host's endpoints only
+  describe the coordinator). A join is told by `trustCenterJoinHandler` (standard security,
+  unsecured join, preconfigured key), a leave by DEVICE_LEFT. The switches are routers, so no
+  `childJoinHandler` is sent: the child table holds end devices only, as in EmberZNet, and stays
+  empty.
 - Energy scans answer quiet channels. The Green Power sink table exists and stays empty. What
   bellows does not send (Green Power devices, ZLL, mfglib, source routes beyond accepting them,
   multiple networks) is not emulated, and answers invalidCommand.
@@ -30,7 +27,6 @@ reference) and the EmberZNet API documentation; layouts from bellows's command t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from dataclasses import replace
@@ -41,39 +37,30 @@ import bellows.types as bt
 import zigpy.types as zt
 import zigpy.zdo.types as zdo_t
 
-from z2m_qbkg40lm.sim import coordinator_zdo
 from z2m_qbkg40lm.sim.chip_state import ChipStateFile
 from z2m_qbkg40lm.sim.coordinator_zdo import COORDINATOR_NODE_DESCRIPTOR, RegisteredEndpoint
 from z2m_qbkg40lm.sim.emulated_chip import Faults
 from z2m_qbkg40lm.sim.ezsp.ash import ResetReason
+from z2m_qbkg40lm.sim.ezsp.messaging import Messaging
 from z2m_qbkg40lm.sim.ezsp.ncp import PROTOCOL_VERSION, EzspNcp, Handler
-from z2m_qbkg40lm.sim.ezsp.network import LinkKey, NetworkSettings, NetworkTokens, SecuritySettings
+from z2m_qbkg40lm.sim.ezsp.network import NetworkSettings, NetworkTokens
+from z2m_qbkg40lm.sim.ezsp.security import ZERO_EUI64, Security
 from z2m_qbkg40lm.sim.ezsp.serial import AshPort
 from z2m_qbkg40lm.sim.ezsp.stack_config import StackConfig
 from z2m_qbkg40lm.sim.frames import ApsFrame
 from z2m_qbkg40lm.sim.world import (
     COORDINATOR_NWK,
     DEFAULT_LINKQUALITY,
-    NO_ACK_DELAY,
     Node,
-    Reach,
     SimulatedWorld,
 )
 
 LOGGER = logging.getLogger(__name__)
 
-KEY_TABLE_SIZE: Final = 12
 STACK_PROFILE_PRO: Final = 2
 QUIET_CHANNEL_RSSI: Final = -92
 NULL_NODE_ID: Final = 0xFFFF
 UNKNOWN_NODE_ID: Final = 0xFFFE
-NO_INDEX: Final = 0xFF
-ZERO_EUI64: Final = "00:00:00:00:00:00:00:00"
-
-
-def rssi_of(linkquality: int) -> int:
-    """The RSSI (dBm) a link of this LQI has: -90 dBm at 0, -30 dBm at 255, linear between."""
-    return -90 + round(linkquality * 60 / 255)
 
 
 class EzspChip:
@@ -99,10 +86,10 @@ class EzspChip:
         """The serial port a line connects to (`port()` makes it): drops, resets, line faults."""
         # RAM: lost on every reset.
         self._network_up = False
-        self._pending_security: SecuritySettings | None = None
-        self._aps_sequence = 0
         self._extended_timeouts: set[str] = set()
         self._load(switches)
+        self.security = Security(self)
+        self.messaging = Messaging(self)
         self._saved_stack_changes = self.stack.changes
         self._provide_tokens()
         self.ncp.register(self.stack.handlers(protocol_version))
@@ -270,7 +257,7 @@ class EzspChip:
         self._network_up = False
         self.world.running = None
         self.world.forget_permits()
-        self._pending_security = None
+        self.security.pending = None
         self._extended_timeouts.clear()
         self.save()
 
@@ -365,46 +352,7 @@ class EzspChip:
         forming included).
         """
         broadcast = frame.is_zdo and frame.cluster_id == zdo_t.ZDOCmd.Device_annce
-        self._incoming(src, frame, broadcast=broadcast)
-
-    def _incoming(self, src: int, frame: ApsFrame, *, broadcast: bool = False) -> None:
-        node = self.world.online_node(src)
-        aps = bt.EmberApsFrame(
-            profileId=frame.profile_id,
-            clusterId=frame.cluster_id,
-            sourceEndpoint=frame.src_endpoint,
-            destinationEndpoint=frame.dst_endpoint,
-            options=bt.EmberApsOption.APS_OPTION_NONE,
-            groupId=0,
-            sequence=self._rng.randrange(256),
-        )
-        kind = (
-            bt.EmberIncomingMessageType.INCOMING_BROADCAST
-            if broadcast
-            else bt.EmberIncomingMessageType.INCOMING_UNICAST
-        )
-        linkquality = self.world.linkquality
-        fields: dict[str, Any] = {
-            "apsFrame": aps,
-            "aps_frame": aps,
-            "lastHopLqi": linkquality,
-            "lqi": linkquality,
-            "lastHopRssi": rssi_of(linkquality),
-            "rssi": rssi_of(linkquality),
-            "sender": src,
-            "nwk": src,
-            "eui64": node.switch.ieee if node is not None else self.ieee,
-            "bindingIndex": NO_INDEX,
-            "binding_index": NO_INDEX,
-            "addressIndex": NO_INDEX,
-            "address_index": NO_INDEX,
-            "timestamp": int(asyncio.get_running_loop().time() * 1000) & 0xFFFFFFFF,
-            "messageContents": frame.payload,
-            "message": frame.payload,
-            "type": kind,
-            "message_type": kind,
-        }
-        self.ncp.callback("incomingMessageHandler", fields)
+        self.messaging.incoming(src, frame, broadcast=broadcast)
 
     # --- commands ----------------------------------------------------------------------------------
 
@@ -416,32 +364,19 @@ class EzspChip:
             "formNetwork": self._form_network,
             "leaveNetwork": self._leave_network,
             "getNetworkParameters": self._network_parameters,
-            "setInitialSecurityState": self._set_initial_security,
-            "getCurrentSecurityState": self._current_security,
-            "exportKey": self._export_key,
-            "getNetworkKeyInfo": self._network_key_info,
-            "exportLinkKeyByIndex": self._export_link_key,
-            "importLinkKey": self._import_link_key,
-            "clearKeyTable": self._clear_key_table,
             "getChildData": lambda _p: (bt.sl_Status.NOT_JOINED, _empty_child()),
             "setChildData": lambda _p: (bt.sl_Status.OK,),
             "lookupEui64ByNodeId": self._lookup_eui64,
             "lookupNodeIdByEui64": self._lookup_node_id,
             "permitJoining": self._permit_joining,
-            "sendUnicast": self._send_unicast,
-            "sendBroadcast": self._send_broadcast,
-            "sendMulticast": self._send_multicast,
             "setConcentrator": lambda _p: (bt.sl_Status.OK,),
             "setSourceRouteDiscoveryMode": lambda _p: (0,),
             "setSourceRoute": lambda _p: (bt.sl_Status.OK,),
             "setExtendedTimeout": self._set_extended_timeout,
             "getExtendedTimeout": self._get_extended_timeout,
             "setRadioPower": lambda _p: (bt.sl_Status.OK,),
-            "importTransientKey": lambda _p: (bt.sl_Status.OK,),
             "removeDevice": self._remove_device,
             "startScan": self._start_scan,
-            "findKeyTableEntry": self._find_key_table_entry,
-            "eraseKeyTableEntry": lambda _p: (bt.sl_Status.OK,),
             # The Green Power sink table is there, and stays empty: no GPD is emulated.
             "gpSinkTableClearAll": lambda _p: (),
         }
@@ -450,6 +385,8 @@ class EzspChip:
         else:
             handlers["getAddressTableRemoteNodeId"] = self._address_table_node_id
             handlers["getAddressTableRemoteEui64"] = self._address_table_eui64
+        handlers.update(self.security.handlers())
+        handlers.update(self.messaging.handlers())
         return {name: handler for name, handler in handlers.items() if self.ncp.has_command(name)}
 
     def _ok_or(self, ok: bool, failure: bt.sl_Status) -> bt.sl_Status:
@@ -491,7 +428,7 @@ class EzspChip:
     def _form_network(self, params: dict[str, Any]) -> tuple[Any, ...]:
         if self._network_up:
             return (bt.sl_Status.INVALID_STATE,)
-        security = self._pending_security
+        security = self.security.pending
         if security is None:
             LOGGER.warning("formNetwork before setInitialSecurityState refused")
             return (bt.sl_Status.ZIGBEE_SECURITY_STATE_NOT_SET,)
@@ -539,109 +476,6 @@ class EzspChip:
             token, _rest = bt.NV3StackNetworkManagementToken.deserialize(management)
             parameters = parameters.replace(nwkUpdateId=token.update_id)
         return (bt.sl_Status.OK, bt.EmberNodeType.COORDINATOR, parameters)
-
-    # security
-
-    def _set_initial_security(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        if self._network_up:
-            return (bt.sl_Status.INVALID_STATE,)
-        self._pending_security = SecuritySettings.from_state(params["state"])
-        return (bt.sl_Status.OK,)
-
-    def _current_security(self, _params: dict[str, Any]) -> tuple[Any, ...]:
-        security = self.tokens.security
-        if not self._network_up or security is None:
-            return (
-                bt.sl_Status.NOT_JOINED,
-                bt.EmberCurrentSecurityState(bitmask=0, trustCenterLongAddress=ZERO_EUI64),
-            )
-        bitmask = (
-            bt.EmberCurrentSecurityBitmask.STANDARD_SECURITY_MODE
-            | bt.EmberCurrentSecurityBitmask.GLOBAL_LINK_KEY
-            | bt.EmberCurrentSecurityBitmask.HAVE_TRUST_CENTER_LINK_KEY
-        )
-        if security.hashed_link_key:
-            bitmask = (bitmask & ~bt.EmberCurrentSecurityBitmask.GLOBAL_LINK_KEY) | (
-                bt.EmberCurrentSecurityBitmask.TRUST_CENTER_USES_HASHED_LINK_KEY
-            )
-        state = bt.EmberCurrentSecurityState(bitmask=bitmask, trustCenterLongAddress=self.ieee)
-        return (bt.sl_Status.OK, state)
-
-    def _export_key(self, params: dict[str, Any]) -> dict[str, Any]:
-        context = params["context"]
-        security = self.tokens.security
-        key = bytes(16)
-        status = bt.sl_Status.NOT_FOUND
-        if security is not None:
-            if context.core_key_type == bt.SecurityManagerKeyType.NETWORK:
-                key, status = security.network_key, bt.sl_Status.OK
-            elif context.core_key_type == bt.SecurityManagerKeyType.TC_LINK:
-                key, status = security.preconfigured_key, bt.sl_Status.OK
-        return {"status": status, "key": bt.KeyData(key), "context": context}
-
-    def _network_key_info(self, _params: dict[str, Any]) -> tuple[Any, ...]:
-        security = self.tokens.security
-        info = bt.SecurityManagerNetworkKeyInfo(
-            network_key_set=security is not None,
-            alternate_network_key_set=False,
-            network_key_sequence_number=security.network_key_sequence if security is not None else 0,
-            alt_network_key_sequence_number=0,
-            network_key_frame_counter=self.stack.nwk_frame_counter,
-        )
-        return (bt.sl_Status.OK, info)
-
-    def _export_link_key(self, params: dict[str, Any]) -> dict[str, Any]:
-        index = int(params["index"])
-        keys = self.tokens.link_keys
-        found = keys[index] if index < len(keys) else None
-        eui64 = zt.EUI64.convert(found.partner if found is not None else ZERO_EUI64)
-        metadata = bt.SecurityManagerAPSKeyMetadata(
-            bitmask=0,
-            outgoing_frame_counter=found.outgoing_frame_counter if found is not None else 0,
-            incoming_frame_counter=found.incoming_frame_counter if found is not None else 0,
-            ttl_in_seconds=0,
-        )
-        context = bt.SecurityManagerContextV13(
-            core_key_type=bt.SecurityManagerKeyType.APP_LINK,
-            key_index=index,
-            derived_type=bt.SecurityManagerDerivedKeyTypeV13.NONE,
-            eui64=eui64,
-            multi_network_index=0,
-            flags=bt.SecurityManagerContextFlags.NONE,
-            psa_key_alg_permission=0,
-        )
-        return {
-            "eui64": eui64,
-            "context": context,
-            "plaintext_key": bt.KeyData(found.key if found is not None else bytes(16)),
-            "key_data": metadata,
-            "status": bt.sl_Status.OK if found is not None else bt.sl_Status.NOT_FOUND,
-        }
-
-    def _import_link_key(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        index = int(params["index"])
-        if index >= KEY_TABLE_SIZE:
-            return (bt.sl_Status.INVALID_INDEX,)
-        keys = self.tokens.link_keys
-        entry = LinkKey(str(params["address"]), bytes(params["key"]))
-        if index < len(keys):
-            keys[index] = entry
-        else:
-            keys.append(entry)
-        self._changed()
-        return (bt.sl_Status.OK,)
-
-    def _clear_key_table(self, _params: dict[str, Any]) -> tuple[Any, ...]:
-        self.tokens.link_keys.clear()
-        self._changed()
-        return (bt.sl_Status.OK,)
-
-    def _find_key_table_entry(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        wanted = str(params["address"])
-        for index, key in enumerate(self.tokens.link_keys):
-            if key.partner == wanted:
-                return (index,)
-        return (NO_INDEX,)
 
     # addresses
 
@@ -727,112 +561,6 @@ class EzspChip:
 
         self.world.later(0.01 * len(channels), report)
         return (bt.sl_Status.OK,)
-
-    # sending
-
-    def _next_aps_sequence(self) -> int:
-        self._aps_sequence = (self._aps_sequence + 1) % 256
-        return self._aps_sequence
-
-    def _send_unicast(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        v14 = self.ncp.version >= 14
-        aps = params["aps_frame" if v14 else "apsFrame"]
-        destination = int(params["nwk" if v14 else "indexOrDestination"])
-        tag = int(params["message_tag" if v14 else "messageTag"])
-        message = bytes(params["message" if v14 else "messageContents"])
-        kind = params["message_type" if v14 else "type"]
-        if not self._network_up:
-            return (bt.sl_Status.NETWORK_DOWN, 0)
-        if kind not in (
-            bt.EmberOutgoingMessageType.OUTGOING_DIRECT,
-            bt.EmberOutgoingMessageType.OUTGOING_VIA_ADDRESS_TABLE,
-        ):
-            return (bt.sl_Status.INVALID_PARAMETER, 0)
-        sequence = self._next_aps_sequence()
-        sent = aps.replace(sequence=sequence)
-        frame = _frame_of(aps, message)
-        self.stack.nwk_frame_counter += 1
-        if destination == COORDINATOR_NWK:
-            self._confirm(kind, destination, sent, tag, message, bt.sl_Status.OK, 0.0)
-            if frame.is_zdo:
-                self.world.later(0, lambda: self._coordinator_zdo(frame))
-            return (bt.sl_Status.OK, sequence)
-        route = self.world.route(destination)
-        status = self.faults.confirm_status or bt.sl_Status.OK
-        delay = self.faults.confirm_delay
-        if route.reach is Reach.NO_ROUTE:
-            LOGGER.info("Unicast to 0x%04X: no such device on the network (DELIVERY_FAILED)", destination)
-            status, delay = bt.sl_Status.ZIGBEE_DELIVERY_FAILED, max(delay, NO_ACK_DELAY)
-        elif route.reach is Reach.NO_ACK:
-            LOGGER.info("Unicast to 0x%04X: the switch is silent (DELIVERY_FAILED)", destination)
-            status, delay = bt.sl_Status.ZIGBEE_DELIVERY_FAILED, max(delay, NO_ACK_DELAY)
-        elif status != bt.sl_Status.OK:
-            LOGGER.info("Unicast to 0x%04X: failed by fault (%s)", destination, status.name)
-        self._confirm(kind, destination, sent, tag, message, status, delay)
-        if route.node is not None and status == bt.sl_Status.OK:
-            self.world.deliver(route.node, frame, delay)
-        return (bt.sl_Status.OK, sequence)
-
-    def _confirm(  # noqa: PLR0917 - messageSentHandler's own fields
-        self,
-        kind: Any,
-        destination: int,
-        aps: Any,
-        tag: int,
-        message: bytes,
-        status: bt.sl_Status,
-        delay: float,
-    ) -> None:
-        fields = {
-            "type": kind,
-            "message_type": kind,
-            "indexOrDestination": destination,
-            "nwk": destination,
-            "apsFrame": aps,
-            "aps_frame": aps,
-            "messageTag": tag,
-            "message_tag": tag,
-            "status": status,
-            "messageContents": message,
-            "message": message,
-        }
-        if self.faults.confirm_delay:
-            LOGGER.info("Fault: messageSentHandler for tag %d held back %d ms", tag, round(delay * 1000))
-        self.world.later(delay, lambda: self.ncp.callback("messageSentHandler", fields))
-
-    def _coordinator_zdo(self, frame: ApsFrame) -> None:
-        reply = coordinator_zdo.reply(self, frame)
-        if reply is not None:
-            self._incoming(COORDINATOR_NWK, reply)
-
-    def _send_broadcast(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        v14 = self.ncp.version >= 14
-        aps = params["aps_frame" if v14 else "apsFrame"]
-        message = bytes(params["message" if v14 else "messageContents"])
-        if not self._network_up:
-            return (bt.sl_Status.NETWORK_DOWN, 0)
-        frame = _frame_of(aps, message)
-        if frame.is_zdo and frame.cluster_id == zdo_t.ZDOCmd.Mgmt_Permit_Joining_req and len(message) > 1:
-            self.world.permit(COORDINATOR_NWK, message[1])  # the coordinator hears its own broadcast
-        self.world.broadcast(frame)
-        return (bt.sl_Status.OK, self._next_aps_sequence())
-
-    def _send_multicast(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        v14 = self.ncp.version >= 14
-        aps = params["aps_frame" if v14 else "apsFrame"]
-        message = bytes(params["message" if v14 else "messageContents"])
-        if not self._network_up:
-            return (bt.sl_Status.NETWORK_DOWN, 0)
-        frame = _frame_of(aps, message)
-        self.world.broadcast(frame, int(aps.groupId))
-        return (bt.sl_Status.OK, self._next_aps_sequence())
-
-
-def _frame_of(aps: bt.EmberApsFrame, message: bytes) -> ApsFrame:
-    """The APS frame a send command describes."""
-    return ApsFrame(
-        int(aps.sourceEndpoint), int(aps.destinationEndpoint), int(aps.profileId), int(aps.clusterId), message
-    )
 
 
 def _empty_parameters() -> bt.EmberNetworkParameters:
