@@ -67,7 +67,9 @@ def bellows_config(folder: Path, path: str) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(folder: Path, options: EmulatorOptions | None = None) -> AsyncIterator[Running]:
+async def running_stack(
+    folder: Path, options: EmulatorOptions | None = None, *, ezsp_version: int = 13
+) -> AsyncIterator[Running]:
     """The EZSP emulator (tokens in `folder`) and a started bellows application, both stopped after.
 
     Over a pseudo-terminal, as a USB stick: on socket:// bellows first waits 2 s for a reset a
@@ -75,7 +77,11 @@ async def running_stack(folder: Path, options: EmulatorOptions | None = None) ->
     """
     if options is None:
         options = EmulatorOptions(
-            listen=f"pty:{folder / 'ttyEZSP'}", nvram=folder / "ezsp.json", switches=0, chip="ezsp"
+            listen=f"pty:{folder / 'ttyEZSP'}",
+            nvram=folder / "ezsp.json",
+            switches=0,
+            chip="ezsp",
+            ezsp_version=ezsp_version,
         )
     async with Emulator(options) as emulator:
         path = emulator.address.replace("tcp://", "socket://")
@@ -135,6 +141,23 @@ async def test_forms_a_network_and_resumes_it_without_a_new_join(tmp_path: Path)
         await second.app.permit(0)
         node.switch.relay = True
         assert await asyncio.wait_for(_relay(restored), TIMEOUT) is True
+
+
+async def test_emberznet_8_speaks_ezsp_14_to_bellows_from_form_to_resume(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, ezsp_version=14) as first:
+        assert first.app._ezsp.ezsp_version == 14
+        device = await first.join_switch()
+        await asyncio.wait_for(device.endpoints[1].on_off.on(), TIMEOUT)
+        assert first.chip.world.nodes[device.ieee].switch.relay is True
+        with events(device.endpoints[1].on_off) as reports:
+            first.emulator.control.press(ieee_text(device), "single")
+            assert (await next_event(reports)).attribute_id == OnOff.AttributeDefs.on_off.id
+        first.emulator.control.set_responsive(ieee_text(device), False)
+        with pytest.raises(zigpy.exceptions.DeliveryError):
+            await asyncio.wait_for(device.endpoints[1].on_off.off(), TIMEOUT)
+        pan_id = first.app.state.network_info.pan_id
+    async with running_stack(tmp_path, ezsp_version=14) as second:
+        assert second.app.state.network_info.pan_id == pan_id and second.listener.joined == []
 
 
 async def test_zcl_both_ways_and_a_press(running: Running) -> None:

@@ -1,4 +1,4 @@
-"""The EZSP emulator's command layer: unmodified bellows connects over socket://, resets the NCP
+"""The EZSP emulator's command layer: unmodified bellows connects over a pty, resets the NCP
 and agrees on the protocol version; a command the NCP does not serve is answered, not ignored."""
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ TIMEOUT = 10.0
 
 
 @pytest.fixture
-async def ncp_port() -> AsyncIterator[tuple[EzspNcp, int]]:
+async def ncp_port() -> AsyncIterator[tuple[EzspNcp, str]]:
     ncp = EzspNcp()
-    async with ncp_listening(ncp) as port:
-        yield ncp, port
+    async with ncp_listening(ncp) as path:
+        yield ncp, path
 
 
-async def _connected(port: int) -> EZSP:
-    return await bellows_connected(port)
+async def _connected(path: str) -> EZSP:
+    return await bellows_connected(path)
 
 
-async def test_bellows_resets_the_ncp_and_agrees_on_its_version(ncp_port: tuple[EzspNcp, int]) -> None:
-    ncp, port = ncp_port
-    ezsp = await _connected(port)
+async def test_bellows_resets_the_ncp_and_agrees_on_its_version(ncp_port: tuple[EzspNcp, str]) -> None:
+    ncp, path = ncp_port
+    ezsp = await _connected(path)
     try:
         assert ezsp.ezsp_version == PROTOCOL_VERSION
         assert ncp.protocol_version == PROTOCOL_VERSION
@@ -39,9 +39,9 @@ async def test_bellows_resets_the_ncp_and_agrees_on_its_version(ncp_port: tuple[
         await ezsp.disconnect()
 
 
-async def test_a_command_the_ncp_does_not_serve_gets_invalid_command(ncp_port: tuple[EzspNcp, int]) -> None:
-    _ncp, port = ncp_port
-    ezsp = await _connected(port)
+async def test_a_command_the_ncp_does_not_serve_gets_invalid_command(ncp_port: tuple[EzspNcp, str]) -> None:
+    _ncp, path = ncp_port
+    ezsp = await _connected(path)
     try:
         with pytest.raises(InvalidCommandError, match="ERROR_INVALID_FRAME_ID"):
             await asyncio.wait_for(ezsp.getValue(valueId=bt.EzspValueId.VALUE_VERSION_INFO), TIMEOUT)

@@ -1,6 +1,6 @@
 """The NCP's stack settings, tokens and counters: the handlers as the command layer calls them
 (parameters by bellows name, read with bellows's own tables), for EZSP 13 and 14, and unmodified
-bellows reading and writing them over socket:// (EZSP 13, the version the command layer speaks)."""
+bellows reading and writing them over a pty (EZSP 13, the version the command layer speaks)."""
 
 from __future__ import annotations
 
@@ -416,8 +416,8 @@ async def stack() -> AsyncIterator[tuple[StackConfig, EzspNcp, EZSP]]:
         ncp.reset()
         config.reset()
 
-    async with ncp_listening(ncp, on_reset=reboot) as port:
-        ezsp = await bellows_connected(port)
+    async with ncp_listening(ncp, on_reset=reboot) as path:
+        ezsp = await bellows_connected(path)
         try:
             yield config, ncp, ezsp
         finally:
@@ -528,8 +528,8 @@ async def test_bellows_speaking_ezsp_14_configures_reads_and_rewrites_the_ncp() 
     config = StackConfig(NCP_EUI64)
     ncp = EzspNcp(14)
     ncp.register(config.handlers(14))
-    async with ncp_listening(ncp) as port:
-        ezsp = await bellows_connected(port)
+    async with ncp_listening(ncp) as path:
+        ezsp = await bellows_connected(path)
         try:
             await _ezsp_14_round_trips(config, ezsp)
         finally:

@@ -83,7 +83,7 @@ class EzspChip:
         self.ncp.after_command = self._after_command
         self.tokens = NetworkTokens()
         self.port: AshPort | None = None
-        """The serial port a line connects to (`port()` makes it): drops, resets, line faults."""
+        """The serial port a line connects to (`serial_port()` makes it): drops, resets, line faults."""
         # RAM: lost on every reset.
         self._network_up = False
         self._extended_timeouts: set[str] = set()
