@@ -110,10 +110,10 @@ class Messaging:
 
     def send_unicast(self, params: dict[str, Any]) -> tuple[Any, ...]:
         v14 = self._chip.ncp.version >= 14
-        aps = params["aps_frame" if v14 else "apsFrame"]
+        aps, frame = self._outgoing(params)
         destination = int(params["nwk" if v14 else "indexOrDestination"])
         tag = int(params["message_tag" if v14 else "messageTag"])
-        message = bytes(params["message" if v14 else "messageContents"])
+        message = frame.payload
         kind = params["message_type" if v14 else "type"]
         if not self._chip.network_up:
             return (bt.sl_Status.NETWORK_DOWN, 0)
@@ -124,7 +124,6 @@ class Messaging:
             return (bt.sl_Status.INVALID_PARAMETER, 0)
         sequence = self._next_aps_sequence()
         sent = aps.replace(sequence=sequence)
-        frame = _frame_of(aps, message)
         self._chip.stack.nwk_frame_counter += 1
         if destination == COORDINATOR_NWK:
             self._confirm(kind, destination, sent, tag, message, bt.sl_Status.OK, 0.0)
@@ -180,29 +179,33 @@ class Messaging:
             self.incoming(COORDINATOR_NWK, reply)
 
     def send_broadcast(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        v14 = self._chip.ncp.version >= 14
-        aps = params["aps_frame" if v14 else "apsFrame"]
-        message = bytes(params["message" if v14 else "messageContents"])
         if not self._chip.network_up:
             return (bt.sl_Status.NETWORK_DOWN, 0)
-        frame = _frame_of(aps, message)
-        if frame.is_zdo and frame.cluster_id == zdo_t.ZDOCmd.Mgmt_Permit_Joining_req and len(message) > 1:
-            self._chip.world.permit(COORDINATOR_NWK, message[1])  # the coordinator hears its own broadcast
+        _aps, frame = self._outgoing(params)
+        if (
+            frame.is_zdo
+            and frame.cluster_id == zdo_t.ZDOCmd.Mgmt_Permit_Joining_req
+            and len(frame.payload) > 1
+        ):
+            self._chip.world.permit(COORDINATOR_NWK, frame.payload[1])  # it hears its own broadcast
         self._chip.world.broadcast(frame)
         return (bt.sl_Status.OK, self._next_aps_sequence())
 
     def send_multicast(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        v14 = self._chip.ncp.version >= 14
-        aps = params["aps_frame" if v14 else "apsFrame"]
-        message = bytes(params["message" if v14 else "messageContents"])
         if not self._chip.network_up:
             return (bt.sl_Status.NETWORK_DOWN, 0)
-        frame = _frame_of(aps, message)
+        aps, frame = self._outgoing(params)
         self._chip.world.broadcast(frame, int(aps.groupId))
         return (bt.sl_Status.OK, self._next_aps_sequence())
 
+    def _outgoing(self, params: dict[str, Any]) -> tuple[Any, ApsFrame]:
+        """A send command's APS header and frame (the parameters' names changed in EZSP 14)."""
+        v14 = self._chip.ncp.version >= 14
+        aps = params["aps_frame" if v14 else "apsFrame"]
+        return aps, _frame_of(aps, bytes(params["message" if v14 else "messageContents"]))
 
-def _frame_of(aps: bt.EmberApsFrame, message: bytes) -> ApsFrame:
+
+def _frame_of(aps: Any, message: bytes) -> ApsFrame:
     """The APS frame a send command describes."""
     return ApsFrame(
         int(aps.sourceEndpoint), int(aps.destinationEndpoint), int(aps.profileId), int(aps.clusterId), message
