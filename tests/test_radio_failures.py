@@ -20,7 +20,7 @@ from tests.support import free_port
 from z2m_qbkg40lm.config import parse_config, resolve_network
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
 from z2m_qbkg40lm.zigbee import ezsp_resets, znp_resets
-from z2m_qbkg40lm.zigbee.adapters import reset_detection
+from z2m_qbkg40lm.zigbee.adapters import ADAPTERS, reset_detection
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError
 from z2m_qbkg40lm.zigbee.failures import describe_failure, handle_loop_exception
 from z2m_qbkg40lm.zigbee.radio import Radio, RadioError
@@ -118,3 +118,12 @@ async def test_a_command_waiting_for_a_re_initialisation_that_fails_is_answered_
     async with asyncio.timeout(1):  # not the whole COMMAND_WAIT_S
         with pytest.raises(DeviceCommandError, match="re-initialising it failed: a test"):
             await waiting
+
+
+def test_the_coordinator_type_follows_the_firmware_the_library_found() -> None:
+    zstack = ADAPTERS["zstack"]
+    assert zstack.type_of("Z-Stack Home 1.2 20211115") == "zStack12"
+    assert zstack.type_of("Z-Stack 3.0.x 20190425") == "zStack30x"
+    assert zstack.type_of("Z-Stack 20230507") == "zStack3x0"
+    assert zstack.type_of(None) == "zStack3x0", "before the radio runs: the family's"
+    assert ADAPTERS["ember"].type_of("7.4.4.0 build 0") == "EmberZNet"

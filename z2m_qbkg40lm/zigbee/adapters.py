@@ -31,6 +31,16 @@ class RadioLibrary:
     reset_detection: str | None = None
     """The module that tells when the coordinator rebooted on its own (see `ResetDetection`);
     None: the library gives no sign of it, and only a lost connection is noticed."""
+    firmware_types: tuple[tuple[str, str], ...] = ()
+    """Zigbee2MQTT's coordinator type by the start of the firmware version the library reports
+    (zigpy's `node_info.version`); `coordinator_type` when none matches."""
+
+    def type_of(self, firmware_version: str | None) -> str:
+        """The coordinator type of a running coordinator whose firmware says `firmware_version`."""
+        for prefix, kind in self.firmware_types:
+            if firmware_version is not None and firmware_version.startswith(prefix):
+                return kind
+        return self.coordinator_type
 
 
 class ResetDetection(Protocol):
@@ -54,7 +64,13 @@ class ResetDetection(Protocol):
 
 ADAPTERS: dict[str, RadioLibrary] = {
     "zstack": RadioLibrary(
-        "zigpy_znp.zigbee.application", "zigpy-znp", "zStack3x0", "z2m_qbkg40lm.zigbee.znp_resets"
+        "zigpy_znp.zigbee.application",
+        "zigpy-znp",
+        "zStack3x0",
+        "z2m_qbkg40lm.zigbee.znp_resets",
+        # zigpy-znp names the firmware it detected: a CC2530/CC2531 runs Z-Stack Home 1.2, a
+        # CC2538 Z-Stack 3.0.x; anything else is Z-Stack 3.x on a CC13xx/CC26xx.
+        firmware_types=(("Z-Stack Home 1.2", "zStack12"), ("Z-Stack 3.0.x", "zStack30x")),
     ),
     "ezsp": RadioLibrary("bellows.zigbee.application", "bellows", "EZSP", "z2m_qbkg40lm.zigbee.ezsp_resets"),
     "ember": RadioLibrary(

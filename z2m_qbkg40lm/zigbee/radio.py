@@ -171,8 +171,10 @@ class Radio:
 
     @property
     def coordinator_type(self) -> str:
-        """A Zigbee2MQTT-style coordinator type name."""
-        return ADAPTERS[self.adapter].coordinator_type
+        """A Zigbee2MQTT-style coordinator type name (zStack12 for a CC2531, say), from the firmware
+        the radio library found once it runs, else the adapter family's."""
+        node_info = None if self._app is None else self._app.state.node_info
+        return ADAPTERS[self.adapter].type_of(None if node_info is None else node_info.version)
 
     @property
     def simulation(self) -> Any | None:
