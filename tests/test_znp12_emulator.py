@@ -171,6 +171,16 @@ async def test_a_switch_joins_and_is_interviewed(running: Running) -> None:
     assert backup.network_info.key_table == [], "Home 1.2 keeps no per-device link keys"
 
 
+async def test_permit_join_on_the_coordinator_is_indicated(running: Running) -> None:
+    znp = running.app._znp
+    opened = znp.wait_for_response(c.ZDO.PermitJoinInd.Callback(Duration=60))
+    await running.app.permit(60)
+    await asyncio.wait_for(opened, TIMEOUT)
+    closed = znp.wait_for_response(c.ZDO.PermitJoinInd.Callback(Duration=0))
+    await running.app.permit(0)
+    await asyncio.wait_for(closed, TIMEOUT)
+
+
 async def test_zcl_goes_both_ways(running: Running) -> None:
     device = await running.join_switch()
     on_off = device.endpoints[1].on_off

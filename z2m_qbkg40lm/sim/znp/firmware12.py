@@ -16,6 +16,8 @@ coordinator build for the CC2531, 20211115, the minimum the README names):
 - A reset does not restart the network: the ZNP holds until the host sends `ZDO.StartupFromApp`
   again, as zigpy-znp does after each of its resets.
 - `SYS.SetTxPower` answers the power set (the closest the radio has), not a status.
+- Permit join on the coordinator is also told as `ZDO.PermitJoinInd` (zigpy-znp: "only sent with
+  Z-Stack 1.2 and 3.0").
 - No `UTIL.AssocRemove`/`AssocAdd` (Z-Stack 3 builds after 20201017 only).
 - Joins: the switch goes into the address manager array, as an associated device when it joined
   through the coordinator; no link keys are kept (the TC uses the global key).
@@ -116,6 +118,12 @@ class ZStack12Firmware(ZStackFirmware):
     def _store_formed(self, ext_pan_id: t.EUI64, key: t.NwkKeyDesc) -> None:
         """Home 1.2 keeps the outgoing frame counter beside the active key."""
         self.nvram.store(OsalNvIds.NWKKEY, t.NwkActiveKeyItems(Active=key, FrameCounter=0))
+
+    def _mgmt_permit_join(self, request: Any) -> list[Any]:
+        answers = super()._mgmt_permit_join(request)
+        if request.AddrMode == t.AddrMode.Broadcast or request.Dst == COORDINATOR_NWK:
+            answers.append(c.ZDO.PermitJoinInd.Callback(Duration=int(request.Duration)))
+        return answers
 
     def _set_tx_power(self, request: Any) -> list[Any]:
         power = max(MIN_TX_POWER, min(MAX_TX_POWER, int(request.TXPower)))
