@@ -89,6 +89,7 @@ async def test_zigpy_znp_detects_z_stack_home_1_2_on_a_cc2531(running: Running) 
     assert (node.model, node.version) == ("CC2531", "Z-Stack Home 1.2 20211115")
     version = await znp.request(c.SYS.Version.Req())
     assert (version.ProductId, version.MajorRel, version.MinorRel, version.MaintRel) == (0, 2, 6, 3)
+    assert (version.CodeRevision, version.BootloaderBuildType) == (20211115, None)
 
 
 async def test_forms_a_network_from_an_empty_nvram_without_bdb(running: Running) -> None:

@@ -7,7 +7,8 @@ coordinator build for the CC2531, 20211115, the minimum the README names):
 - `SYS.Ping` lists no APP_CNF capability: no AppConfig subsystem, no Base Device Behaviour. That is
   how zigpy-znp tells version 1.2; the `AppConfig.*` and extended `SYS.NV*` commands are not
   recognized.
-- `SYS.Version`: transport 2, product 0, release 2.6.3, the build date as CodeRevision.
+- `SYS.Version`: transport 2, product 0, release 2.6.3, the build date as CodeRevision, and no
+  bootloader fields after it (the CC26xx SDKs of Z-Stack 3 added those).
 - Structs are packed: `UTIL.AssocFindDevice` answers 28 bytes, MT frames carry packed structs.
 - NVRAM: OSAL items only (`nvram12.Nvram12`).
 - Forming and resuming: `ZDO.StartupFromApp`. The answer says whether a network was restored from
@@ -100,6 +101,9 @@ class ZStack12Firmware(ZStackFirmware):
             return nib_has_network(self.nib)
         except KeyError:
             return False
+
+    def _version(self) -> Any:
+        return c.SYS.Version.Rsp(**self.VERSION, CodeRevision=self.BUILD_ID)
 
     def _startup_from_app(self, request: Any) -> list[Any]:
         state = c.zdo.StartupState
