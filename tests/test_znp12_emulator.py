@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -230,6 +231,15 @@ async def test_tx_power_is_answered_with_the_power_set(running: Running) -> None
 def test_a_state_file_of_the_other_firmware_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "znp.json"
     ZStackFirmware(path).close()
+    with pytest.raises(ValueError, match=r"Z-Stack 3\.30 chip, not of Z-Stack Home 1\.2"):
+        ZStack12Firmware(path)
+    # A file written before the firmware was named in it is Z-Stack 3.30's.
+    data = json.loads(path.read_text(encoding="utf-8"))
+    del data["firmware"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    old = ZStackFirmware(path)
+    old.close()
+    assert old.chip_ieee == t.EUI64.convert(data["chip_ieee"])
     with pytest.raises(ValueError, match=r"Z-Stack 3\.30 chip, not of Z-Stack Home 1\.2"):
         ZStack12Firmware(path)
     ZStack12Firmware(tmp_path / "znp12.json").close()

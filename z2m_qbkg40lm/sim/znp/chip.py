@@ -127,9 +127,10 @@ class ZStackChip:
                 f"{self._state.path}: not a Z-Stack emulator state file of version {nv.FILE_VERSION}"
             )
         # Files from before Z-Stack 1.2 was emulated name no firmware: they are Z-Stack 3.30's.
-        if data is not None and data.get("firmware", ZStackChip.FIRMWARE) != self.FIRMWARE:
+        firmware = ZStackChip.FIRMWARE if data is None else data.get("firmware", ZStackChip.FIRMWARE)
+        if data is not None and firmware != self.FIRMWARE:
             raise ValueError(
-                f"{self._state.path}: the NVRAM of a {data.get('firmware')} chip, not of {self.FIRMWARE}"
+                f"{self._state.path}: the NVRAM of a {firmware} chip, not of {self.FIRMWARE}"
                 " (the two lay out their NVRAM differently)"
             )
         if data is None:
