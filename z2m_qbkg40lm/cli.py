@@ -53,14 +53,16 @@ def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="emulate a coordinator stick (Z-Stack or EmberZNet) with simulated switches",
         description="Emulate a coordinator with simulated QBKG40LM switches: a Texas Instruments CC2652 "
         "running Z-Stack 3.30 (--chip znp; point the daemon at it with serial: {adapter: zstack, port: "
-        "socket://HOST:PORT}) or a Silicon Labs EFR32 running EmberZNet (--chip ezsp; adapter: ember). "
+        "socket://HOST:PORT}), a CC2531 running Z-Stack Home 1.2 (--chip znp12; adapter: zstack) "
+        "or a Silicon Labs EFR32 running EmberZNet (--chip ezsp; adapter: ember). "
         "The address to open is printed on stdout as the first line.",
     )
     emulate.add_argument(
         "--chip",
-        choices=["znp", "ezsp"],
+        choices=["znp", "znp12", "ezsp"],
         default="znp",
-        help="znp: Z-Stack 3.30 (zigpy-znp); ezsp: EmberZNet (bellows) (default: %(default)s)",
+        help="znp: Z-Stack 3.30 on a CC2652 (zigpy-znp); znp12: Z-Stack Home 1.2 on a CC2531 (zigpy-znp); "
+        "ezsp: EmberZNet (bellows) (default: %(default)s)",
     )
     emulate.add_argument(
         "--ezsp-version",

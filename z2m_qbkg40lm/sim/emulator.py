@@ -4,6 +4,8 @@ around it.
 - `--chip znp` (the default): a Texas Instruments CC2652 running Z-Stack 3.30. The unmodified
   zigpy-znp library (and so the daemon with `serial: {adapter: zstack, port:
   "socket://127.0.0.1:PORT"}`) drives it.
+- `--chip znp12`: a Texas Instruments CC2531 running Z-Stack Home 1.2 (build 20211115), which
+  zigpy-znp drives along its 1.2 path (no BDB, its own NVRAM items and start-up).
 - `--chip ezsp`: a Silicon Labs EFR32 running EmberZNet's NCP firmware (7.4.4.0, EZSP 13; or
   8.0.2.0, EZSP 14, with `--ezsp-version 14`). The unmodified bellows library (the daemon with
   `adapter: ember` or `ezsp`) drives it.
@@ -43,7 +45,7 @@ from z2m_qbkg40lm.sim.emulated_chip import EmulatedChip
 from z2m_qbkg40lm.sim.serial_line import ChipPort, PtyLine, TcpLine, open_line
 from z2m_qbkg40lm.sim.world import DEFAULT_LINKQUALITY
 
-CHIPS = ("znp", "ezsp")
+CHIPS = ("znp", "znp12", "ezsp")
 EZSP_VERSIONS = (13, 14)
 
 LOGGER = logging.getLogger(__name__)
@@ -123,9 +125,11 @@ def make_chip(options: EmulatorOptions, rng: random.Random | None = None) -> tup
         )
         return ncp, ncp.serial_port()
     from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
+    from z2m_qbkg40lm.sim.znp.firmware12 import ZStack12Firmware
     from z2m_qbkg40lm.sim.znp.link import MtPort
 
-    firmware = ZStackFirmware(
+    firmware_class = ZStack12Firmware if options.chip == "znp12" else ZStackFirmware
+    firmware = firmware_class(
         options.nvram, switches=options.switches, linkquality=options.linkquality, rng=rng
     )
     return firmware, MtPort(firmware)

@@ -13,7 +13,9 @@ reset is volatile here: the registered endpoints, the ZDO callback registration,
 running network. Modelling choices:
 
 - Start-up answers are those of a Z-Stack 3.30 build (CodeRevision 20230507, aligned structs),
-  which zigpy-znp 1.1.1 detects as "CC2652, Z-Stack 3.30".
+  which zigpy-znp 1.1.1 detects as "CC2652, Z-Stack 3.30". The firmware's identity (version
+  answer, capabilities, struct layout, NVRAM layout) is in class attributes, so that
+  `firmware12.ZStack12Firmware` is the same chip with Z-Stack Home 1.2's facts.
 - Forming picks the first channel of the BDB primary channel mask; no energy scan.
 - A reset (requested or a fault) keeps the network (it is in NVRAM) and restarts it at once if
   one was running, but drops the volatile registrations: a host that does not register its
@@ -82,6 +84,18 @@ class Link(Protocol):
 class ZStackChip:
     """Z-Stack 3.30 on an emulated CC2652: everything but the radio (see `ZStackFirmware`)."""
 
+    CHIP: str = "CC2652"
+    FIRMWARE: str = "Z-Stack 3.30"
+    """Named in the state file: a file of one firmware is refused by the other."""
+    VERSION: dict[str, int] = VERSION
+    BUILD_ID: int = BUILD_ID
+    CAPABILITIES: t.MTCapabilities = CAPABILITIES
+    NVRAM: type[Nvram] = Nvram
+    ASSOC_DEVICE_SIZE: int = 36
+    """`UTIL.AssocFindDevice` answers the in-memory struct: its size tells the struct alignment."""
+    RESUMES_AFTER_RESET: bool = True
+    """Whether a reset restarts a running network by itself (or waits for the host to start it)."""
+
     def __init__(
         self,
         state_file: Path | None = None,
@@ -112,23 +126,38 @@ class ZStackChip:
             raise ValueError(
                 f"{self._state.path}: not a Z-Stack emulator state file of version {nv.FILE_VERSION}"
             )
+        # Files from before Z-Stack 1.2 was emulated name no firmware: they are Z-Stack 3.30's.
+        firmware = ZStackChip.FIRMWARE if data is None else data.get("firmware", ZStackChip.FIRMWARE)
+        if data is not None and firmware != self.FIRMWARE:
+            raise ValueError(
+                f"{self._state.path}: the NVRAM of a {firmware} chip, not of {self.FIRMWARE}"
+                " (the two lay out their NVRAM differently)"
+            )
         if data is None:
             self.chip_ieee = nv.random_chip_ieee(self._rng)
-            self.nvram = Nvram.factory(self.chip_ieee, self._rng)
+            self.nvram = self.NVRAM.factory(self.chip_ieee, self._rng)
             for _ in range(switches):
                 self.world.add_switch(pairing=True)
-            LOGGER.info("Factory-new CC2652 %s with %d switch(es) in pairing mode", self.chip_ieee, switches)
+            LOGGER.info(
+                "Factory-new %s (%s) %s with %d switch(es) in pairing mode",
+                self.CHIP,
+                self.FIRMWARE,
+                self.chip_ieee,
+                switches,
+            )
             self.save()
             return
         try:
             self.chip_ieee = t.EUI64.convert(data["chip_ieee"])
-            self.nvram = Nvram.from_json(data["nvram"])
+            self.nvram = self.NVRAM.from_json(data["nvram"])
             self.world.load(data.get("switches", []))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"emulator state file {self._state.path} cannot be used: {exc}") from exc
         self._saved_changes = self.nvram.changes
         LOGGER.info(
-            "CC2652 %s loaded from %s: %s, %d switch(es)",
+            "%s (%s) %s loaded from %s: %s, %d switch(es)",
+            self.CHIP,
+            self.FIRMWARE,
             self.chip_ieee,
             self._state.path,
             "network formed" if self.formed else "no network",
@@ -139,6 +168,7 @@ class ZStackChip:
         self._saved_changes = self.nvram.changes
         return {
             "version": nv.FILE_VERSION,
+            "firmware": self.FIRMWARE,
             "chip_ieee": str(self.chip_ieee),
             "nvram": self.nvram.to_json(),
             "switches": self.world.records(),
@@ -209,7 +239,7 @@ class ZStackChip:
             LOGGER.debug("No host connected, dropping %s", command)
             return
         LOGGER.debug("-> %s", command)
-        self._link.send(command.to_frame(align=nv.ALIGNED))
+        self._link.send(command.to_frame(align=self.nvram.aligned))
 
     def _later(self, delay: float, callback: Callable[[], None]) -> None:
         """Run `callback` after `delay` seconds (0: on the next loop iteration), cancelled by close()."""
@@ -227,7 +257,7 @@ class ZStackChip:
             self._not_recognized(frame)
             return
         try:
-            request = command_type.from_frame(frame, align=nv.ALIGNED)
+            request = command_type.from_frame(frame, align=self.nvram.aligned)
         except ValueError as exc:
             LOGGER.warning("Malformed %s from the host: %s", command_type.__qualname__, exc)
             self._not_recognized(frame, c.rpc_error.ErrorCode.InvalidLength)
@@ -259,7 +289,7 @@ class ZStackChip:
 
     def _handler_table(self) -> dict[type, Callable[[Any], list[Any]]]:
         return {
-            c.SYS.Ping.Req: lambda _req: [c.SYS.Ping.Rsp(Capabilities=CAPABILITIES)],
+            c.SYS.Ping.Req: lambda _req: [c.SYS.Ping.Rsp(Capabilities=self.CAPABILITIES)],
             c.SYS.Version.Req: lambda _req: [self._version()],
             c.SYS.ResetReq.Req: self._reset_request,
             c.SYS.GetExtAddr.Req: lambda _req: [c.SYS.GetExtAddr.Rsp(ExtAddr=self.ieee)],
@@ -291,8 +321,8 @@ class ZStackChip:
 
     def _version(self) -> Any:
         return c.SYS.Version.Rsp(
-            **VERSION,
-            CodeRevision=BUILD_ID,
+            **self.VERSION,
+            CodeRevision=self.BUILD_ID,
             BootloaderBuildType=c.sys.BootloaderBuildType.NON_BOOTLOADER_BUILD,
             BootloaderRevision=0xFFFFFFFF,
         )
@@ -317,8 +347,8 @@ class ZStackChip:
         self.world.forget_permits()
         self._set_network_up(False)
         self.save()
-        answers: list[Any] = [c.SYS.ResetInd.Callback(Reason=reason, **VERSION)]
-        if was_up and self.formed:
+        answers: list[Any] = [c.SYS.ResetInd.Callback(Reason=reason, **self.VERSION)]
+        if was_up and self.formed and self.RESUMES_AFTER_RESET:
             self._set_network_up(True)
             answers.append(c.ZDO.StateChangeInd.Callback(State=t.DeviceState.StartedAsCoordinator))
         return answers
@@ -353,7 +383,8 @@ class ZStackChip:
         )
 
     def _assoc_find_device(self, request: Any) -> list[Any]:
-        # The answer is the in-memory struct: 36 bytes tell the host the structs are aligned.
+        # The answer is the in-memory struct: 36 bytes tell the host the structs are aligned, 28
+        # (packed, and without the last member Z-Stack 3.30 added) that they are not.
         empty = c.util.Device(
             shortAddr=t.NWK(0xFFFE),
             addrIdx=0xFFFF,
@@ -367,7 +398,8 @@ class ZStackChip:
             keepaliveRcv=0,
             ctrl=0,
         )
-        return [c.UTIL.AssocFindDevice.Rsp(Device=t.Bytes(empty.serialize(align=nv.ALIGNED)))]
+        data = empty.serialize(align=self.nvram.aligned)[: self.ASSOC_DEVICE_SIZE]
+        return [c.UTIL.AssocFindDevice.Rsp(Device=t.Bytes(data))]
 
     # --- the network -------------------------------------------------------------------------------
 
@@ -385,7 +417,7 @@ class ZStackChip:
             on_network = self.nvram.read(OsalNvIds.BDBNODEISONANETWORK, t.uint8_t)
         except KeyError:
             return False
-        return nib.nwkLogicalChannel != 0 and bool(nib.nwkKeyLoaded) and on_network == 1
+        return nib_has_network(nib) and on_network == 1
 
     @property
     def network_up(self) -> bool:
@@ -422,14 +454,7 @@ class ZStackChip:
         status = c.app_config.BDBCommissioningStatus
         if self.formed:
             # Z-Stack restores the network from NVRAM and reports formation as failed (not needed).
-            nib = self.nib
-            LOGGER.info(
-                "Network resumed: channel %d, PAN id 0x%04X, extended PAN id %s",
-                nib.nwkLogicalChannel,
-                nib.nwkPanId,
-                nib.extendedPANID,
-            )
-            self._set_network_up(True)
+            self._resume()
             return [
                 *answers,
                 c.ZDO.StateChangeInd.Callback(State=t.DeviceState.StartingAsCoordinator),
@@ -438,7 +463,7 @@ class ZStackChip:
                     Status=status.FormationFailure, Mode=modes.NwkFormation, RemainingModes=modes.NONE
                 ),
             ]
-        self._form()
+        self._form(self._bdb_channels[True] or self.nvram.read(OsalNvIds.CHANLIST, t.Channels))
         return [
             *answers,
             notification(
@@ -449,10 +474,20 @@ class ZStackChip:
             notification(Status=status.Success, Mode=modes.NwkFormation, RemainingModes=modes.NONE),
         ]
 
-    def _form(self) -> None:
-        """Form a new network from the configured PAN ids, key and channel mask."""
+    def _resume(self) -> None:
+        """Start the network the NVRAM holds."""
+        nib = self.nib
+        LOGGER.info(
+            "Network resumed: channel %d, PAN id 0x%04X, extended PAN id %s",
+            nib.nwkLogicalChannel,
+            nib.nwkPanId,
+            nib.extendedPANID,
+        )
+        self._set_network_up(True)
+
+    def _form(self, mask: t.Channels) -> None:
+        """Form a new network from the configured PAN ids and key, on the first channel of `mask`."""
         nvram = self.nvram
-        mask = self._bdb_channels[True] or nvram.read(OsalNvIds.CHANLIST, t.Channels)
         channels = channel_list(mask)
         channel = channels[0] if channels else 11
         pan_id = int(nvram.read(OsalNvIds.PANID, t.uint16_t))
@@ -484,17 +519,21 @@ class ZStackChip:
         nvram.store(OsalNvIds.EXTENDED_PAN_ID, ext_pan_id)
         nvram.store(OsalNvIds.NWK_ACTIVE_KEY_INFO, key_desc)
         nvram.store(OsalNvIds.NWK_ALTERN_KEY_INFO, key_desc)
-        nvram.store(OsalNvIds.BDBNODEISONANETWORK, t.uint8_t(1))
-        nvram.store_entry(
-            int(ExNvIds.NWK_SEC_MATERIAL_TABLE),
-            0,
-            t.NwkSecMaterialDesc(FrameCounter=0, ExtendedPanID=ext_pan_id),
-        )
+        self._store_formed(ext_pan_id, key_desc)
         self._set_network_up(True)
         LOGGER.info(
             "Network formed: channel %d, PAN id 0x%04X, extended PAN id %s", channel, pan_id, ext_pan_id
         )
         self.save()
+
+    def _store_formed(self, ext_pan_id: t.EUI64, key: t.NwkKeyDesc) -> None:
+        """What else Z-Stack 3.30 writes on forming: BDB's on-a-network flag, the frame counter."""
+        self.nvram.store(OsalNvIds.BDBNODEISONANETWORK, t.uint8_t(1))
+        self.nvram.store_entry(
+            int(ExNvIds.NWK_SEC_MATERIAL_TABLE),
+            0,
+            t.NwkSecMaterialDesc(FrameCounter=0, ExtendedPanID=ext_pan_id),
+        )
 
     def _nwk_update(self, request: Any) -> list[Any]:
         if request.ScanDuration == zdo_t.NwkUpdate.CHANNEL_CHANGE_REQ and self._network_up:
@@ -555,3 +594,8 @@ class ZStackChip:
     def registered_endpoints(self) -> list[int]:
         """The endpoints the host registered since the last reset."""
         return sorted(self._endpoints)
+
+
+def nib_has_network(nib: t.NIB) -> bool:
+    """A NIB with a channel and a network key: what any Z-Stack keeps of a formed network."""
+    return nib.nwkLogicalChannel != 0 and bool(nib.nwkKeyLoaded)

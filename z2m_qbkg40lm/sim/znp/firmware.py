@@ -60,7 +60,7 @@ class ZStackFirmware(ZStackChip):
     def device_joined(self, node: Node, parent: int) -> None:
         """TC device indication; Z-Stack's address manager and link key tables follow."""
         switch = node.switch
-        self._remember(switch.ieee, switch.nwk)
+        self._remember(switch.ieee, switch.nwk, parent)
         self._send(
             c.ZDO.TCDevInd.Callback(SrcNwk=t.NWK(switch.nwk), SrcIEEE=switch.ieee, ParentNwk=t.NWK(parent))
         )
@@ -79,7 +79,7 @@ class ZStackFirmware(ZStackChip):
             )
         )
 
-    def _remember(self, ieee: t.EUI64, nwk: int) -> None:
+    def _remember(self, ieee: t.EUI64, nwk: int, parent: int) -> None:
         """Address manager and trust-centre link key entries, as Z-Stack writes them on a join."""
         self._forget(ieee)
         addr_table = int(ExNvIds.ADDRMGR)

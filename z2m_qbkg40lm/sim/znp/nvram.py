@@ -50,19 +50,19 @@ def legacy(nv_id: int) -> NvKey:
     return (ZSTACK, LEGACY, int(nv_id))
 
 
-def pack(value: Any) -> bytes:
-    """A zigpy-znp value as the chip stores it (structs aligned)."""
+def pack(value: Any, *, aligned: bool = ALIGNED) -> bytes:
+    """A zigpy-znp value as the chip stores it (structs aligned on a CC2652, packed on a CC2531)."""
     if isinstance(value, t.CStruct | t.BaseListType):
-        data: bytes = value.serialize(align=ALIGNED)
+        data: bytes = value.serialize(align=aligned)
         return data
     data = value.serialize()
     return data
 
 
-def unpack(data: bytes, item_type: Any) -> Any:
+def unpack(data: bytes, item_type: Any, *, aligned: bool = ALIGNED) -> Any:
     """The inverse of `pack()`; trailing bytes are ignored (fixed-size tables have padding)."""
     if issubclass(item_type, t.CStruct | t.BaseListType):
-        value, _rest = item_type.deserialize(data, align=ALIGNED)
+        value, _rest = item_type.deserialize(data, align=aligned)
     else:
         value, _rest = item_type.deserialize(data)
     return value
@@ -186,7 +186,10 @@ def random_chip_ieee(rng: random.Random) -> t.EUI64:
 
 
 class Nvram:
-    """NV items as bytes, addressed by (system id, item id, sub id)."""
+    """NV items as bytes, addressed by (system id, item id, sub id): Z-Stack 3.30 on a CC2652."""
+
+    aligned: bool = ALIGNED
+    """How the chip lays out structs in memory (and so in NVRAM and some MT answers)."""
 
     def __init__(self, items: Mapping[NvKey, bytes] | None = None) -> None:
         self._items: dict[NvKey, bytes] = dict(items or {})
@@ -210,28 +213,42 @@ class Nvram:
         """
         if config:
             for nv_id, value in FACTORY_SETTINGS.items():
-                self._put(legacy(nv_id), pack(value))
+                self.store(nv_id, value)
         if state:
-            self._put(legacy(OsalNvIds.NIB), pack(factory_nib()))
-            self._put(legacy(OsalNvIds.BDBNODEISONANETWORK), pack(t.uint8_t(0)))
-            self._put(legacy(OsalNvIds.APS_LINK_KEY_TABLE), _empty_link_key_table())
-            for nv_id in (OsalNvIds.NWK_ACTIVE_KEY_INFO, OsalNvIds.NWK_ALTERN_KEY_INFO):
-                self._put(legacy(nv_id), pack(const.EMPTY_KEY))
-            for item_id, (empty, count) in TABLES.items():
-                self.delete_table(int(item_id))
-                for sub_id in range(count):
-                    self._put((ZSTACK, int(item_id), sub_id), pack(empty))
+            self._clear_network()
         defaults: dict[NvKey, bytes] = {
-            legacy(OsalNvIds.EXTADDR): pack(ieee),
-            legacy(OsalNvIds.TCLK_SEED): pack(t.KeyData(bytes(rng.randrange(256) for _ in range(16)))),
-            legacy(OsalNvIds.NIB): pack(factory_nib()),
-            legacy(OsalNvIds.BDBNODEISONANETWORK): pack(t.uint8_t(0)),
-            legacy(OsalNvIds.APS_LINK_KEY_TABLE): _empty_link_key_table(),
-            **{legacy(nv_id): pack(value) for nv_id, value in FACTORY_SETTINGS.items()},
+            legacy(OsalNvIds.EXTADDR): self.pack(ieee),
+            **self._network_defaults(rng),
+            **{legacy(nv_id): self.pack(value) for nv_id, value in FACTORY_SETTINGS.items()},
         }
         for key, value in defaults.items():
             if key not in self._items:
                 self._put(key, value)
+
+    def _clear_network(self) -> None:
+        """ClearState: no network, empty device and key tables."""
+        self.store(OsalNvIds.NIB, factory_nib())
+        self.store(OsalNvIds.BDBNODEISONANETWORK, t.uint8_t(0))
+        self._put(legacy(OsalNvIds.APS_LINK_KEY_TABLE), _empty_link_key_table())
+        for nv_id in (OsalNvIds.NWK_ACTIVE_KEY_INFO, OsalNvIds.NWK_ALTERN_KEY_INFO):
+            self.store(nv_id, const.EMPTY_KEY)
+        for item_id, (empty, count) in TABLES.items():
+            self.delete_table(int(item_id))
+            for sub_id in range(count):
+                self._put((ZSTACK, int(item_id), sub_id), self.pack(empty))
+
+    def _network_defaults(self, rng: random.Random) -> dict[NvKey, bytes]:
+        """The network items Z-Stack recreates at boot when a host deleted them."""
+        return {
+            legacy(OsalNvIds.TCLK_SEED): self.pack(t.KeyData(bytes(rng.randrange(256) for _ in range(16)))),
+            legacy(OsalNvIds.NIB): self.pack(factory_nib()),
+            legacy(OsalNvIds.BDBNODEISONANETWORK): self.pack(t.uint8_t(0)),
+            legacy(OsalNvIds.APS_LINK_KEY_TABLE): _empty_link_key_table(),
+        }
+
+    def pack(self, value: Any) -> bytes:
+        """A value as this chip stores it."""
+        return pack(value, aligned=self.aligned)
 
     # --- raw access ------------------------------------------------------------------------------
 
@@ -282,21 +299,21 @@ class Nvram:
         data = self._items.get(legacy(nv_id))
         if data is None:
             raise KeyError(f"NV item 0x{int(nv_id):04X} does not exist")
-        return unpack(data, item_type)
+        return unpack(data, item_type, aligned=self.aligned)
 
     def store(self, nv_id: int, value: Any) -> None:
         """Write a legacy item (created or resized as needed): what the firmware itself writes."""
-        self._put(legacy(nv_id), pack(value))
+        self._put(legacy(nv_id), self.pack(value))
 
     def table(self, item_id: int, item_type: Any) -> Iterator[tuple[int, Any]]:
         """(sub id, value) of each entry of an extended table, in order."""
         subs = sorted(key[2] for key in self._items if key[:2] == (ZSTACK, item_id))
         for sub_id in subs:
-            yield sub_id, unpack(self._items[(ZSTACK, item_id, sub_id)], item_type)
+            yield sub_id, unpack(self._items[(ZSTACK, item_id, sub_id)], item_type, aligned=self.aligned)
 
     def store_entry(self, item_id: int, sub_id: int, value: Any) -> None:
         """Write one entry of an extended table."""
-        self._put((ZSTACK, item_id, sub_id), pack(value))
+        self._put((ZSTACK, item_id, sub_id), self.pack(value))
 
     # --- JSON ------------------------------------------------------------------------------------
 
