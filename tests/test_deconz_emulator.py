@@ -1,0 +1,182 @@
+"""The real zigpy-deconz ControllerApplication against the deCONZ emulator, over a pseudo-terminal.
+
+Forming from a factory-new stick and resuming after a restart of both ends without a new join,
+a join and interview, ZCL both ways, a press, a silent switch and failed confirms (DeliveryError),
+a firmware reset (the USB device goes away: zigpy-deconz loses its port, reconnects and brings the
+network up again), the APS queue's BUSY answer and what the firmware answers to a command it does
+not know. Every wait is on a zigpy event or the emulator's state, bounded by TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zigpy.exceptions
+import zigpy.types as t
+import zigpy_deconz.zigbee.application as deconz_application
+from zigpy.zcl.clusters.general import OnOff
+from zigpy_deconz.api import CommandId, Status
+from zigpy_deconz.zigbee.application import ControllerApplication
+
+from tests.test_znp_emulator import MODEL, Listener, events, ieee_text, next_event
+from z2m_qbkg40lm.devices.qbkg40lm import ENDPOINT_PATCHES
+from z2m_qbkg40lm.sim.control import EmulatorControl
+from z2m_qbkg40lm.sim.deconz import slip
+from z2m_qbkg40lm.sim.deconz.chip import APS_QUEUE_SIZE, FIRMWARE_VERSION, DeconzChip
+from z2m_qbkg40lm.sim.serial_line import PtyLine
+from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver
+
+TIMEOUT = 10
+CHANNEL = 15
+
+
+class Running:
+    """A deCONZ emulator and a zigpy-deconz application connected to it."""
+
+    def __init__(self, chip: DeconzChip, app: ControllerApplication, listener: Listener) -> None:
+        self.chip = chip
+        self.app = app
+        self.listener = listener
+        self.control = EmulatorControl(chip)
+
+    async def join_switch(self) -> Any:
+        """Open permit join through zigpy, let a new switch join, wait for its interview."""
+        await self.app.permit(60)
+        name = self.control.join()
+        ieee = t.EUI64.convert(":".join(name[i : i + 2] for i in range(2, 18, 2)))
+        return await asyncio.wait_for(self.listener.initialized(ieee), TIMEOUT)
+
+
+def deconz_config(folder: Path, path: str) -> dict[str, Any]:
+    return {
+        "device": {"path": path},
+        "database_path": str(folder / "zigbee.db"),
+        "network": {"channel": CHANNEL, "channels": [CHANNEL]},
+        "ota": {"enabled": False},
+        "topology_scan_enabled": False,
+    }
+
+
+@pytest.fixture(autouse=True)
+def _no_settling_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zigpy-deconz pauses 2 s between taking the network down and up when it forms; the pause
+    waits for nothing the emulator does."""
+    monkeypatch.setattr(deconz_application, "CHANGE_NETWORK_STATE_DELAY", 0)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(folder: Path) -> AsyncIterator[Running]:
+    """The emulator (state in `folder`) behind a pty and a started zigpy-deconz application."""
+    chip = DeconzChip(folder / "deconz.json", switches=0)
+    line = PtyLine(chip.serial_port(), folder / "ttyACM0")
+    path = await line.start()
+    app = await ControllerApplication.new(
+        deconz_config(folder, path),
+        auto_form=True,
+        start_radio=False,
+        device_resolver=make_device_resolver({MODEL: ENDPOINT_PATCHES}),
+    )
+    listener = Listener(app)
+    app.add_listener(listener)
+    try:
+        await asyncio.wait_for(app.startup(auto_form=True), 4 * TIMEOUT)
+        yield Running(chip, app, listener)
+    finally:
+        await app.shutdown()
+        chip.close()
+        await line.stop()
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Running]:
+    async with running_stack(tmp_path) as stack:
+        yield stack
+
+
+async def _relay(device: Any) -> bool:
+    (values, _failures) = await device.endpoints[1].on_off.read_attributes(["on_off"])
+    return bool(values["on_off"])
+
+
+async def test_forms_a_network_and_resumes_it_without_a_new_join(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as first:
+        assert first.chip.network_up
+        assert first.app.state.network_info.channel == CHANNEL == first.chip.parameters.current_channel
+        assert first.app.state.node_info.ieee == first.chip.ieee
+        assert int(first.app._api.firmware_version) == FIRMWARE_VERSION >= 0x26720700
+        device = await first.join_switch()
+        assert device.model == MODEL and device.lqi == first.chip.world.linkquality
+        pan_id = first.app.state.network_info.pan_id
+        key = first.app.state.network_info.network_key.key
+    saved = json.loads((tmp_path / "deconz.json").read_text(encoding="utf-8"))
+    assert saved["chip"] == "deconz" and saved["parameters"]["nwk_panid"] == pan_id
+    assert saved["parameters"]["network_key"] == bytes(key).hex() != "00" * 16
+    assert saved["parameters"]["nwk_frame_counter"] > 0
+    async with running_stack(tmp_path) as second:
+        assert second.app.state.network_info.pan_id == pan_id
+        assert second.listener.joined == [], "a resumed network does not make the switch join again"
+        [node] = second.chip.world.nodes.values()
+        assert second.chip.world.online(node)
+        restored = second.app.get_device(ieee=node.switch.ieee)
+        node.switch.relay = True
+        assert await asyncio.wait_for(_relay(restored), TIMEOUT) is True
+
+
+async def test_zcl_both_ways_and_a_press(running: Running) -> None:
+    device = await running.join_switch()
+    await asyncio.wait_for(device.endpoints[1].on_off.on(), TIMEOUT)
+    assert running.chip.world.nodes[device.ieee].switch.relay is True
+    await asyncio.wait_for(device.endpoints[1].on_off.off(), TIMEOUT)
+    assert await asyncio.wait_for(_relay(device), TIMEOUT) is False
+    with events(device.endpoints[1].on_off) as reports:
+        running.control.press(ieee_text(device), "single")
+        report = await next_event(reports)
+    assert report.attribute_id == OnOff.AttributeDefs.on_off.id
+
+
+async def test_a_silent_switch_and_failed_confirms_raise_delivery_errors(running: Running) -> None:
+    device = await running.join_switch()
+    running.control.set_responsive(ieee_text(device), False)
+    with pytest.raises(zigpy.exceptions.DeliveryError, match="NO_ACK"):
+        await asyncio.wait_for(device.endpoints[1].on_off.on(), TIMEOUT)
+    running.control.set_responsive(ieee_text(device), True)
+    assert running.control.fail_confirms("MAC_CHANNEL_ACCESS_FAILURE") == "MAC_CHANNEL_ACCESS_FAILURE"
+    with pytest.raises(zigpy.exceptions.DeliveryError, match="MAC_CHANNEL_ACCESS_FAILURE"):
+        await asyncio.wait_for(device.endpoints[1].on_off.on(), TIMEOUT)
+    assert running.chip.world.nodes[device.ieee].switch.relay is False, "a failed frame is lost"
+    running.control.clear_faults()
+    await asyncio.wait_for(device.endpoints[1].on_off.on(), TIMEOUT)
+    assert running.chip.world.nodes[device.ieee].switch.relay is True
+
+
+def test_confirm_failure_statuses_by_name_and_number(tmp_path: Path) -> None:
+    chip = DeconzChip(None)
+    assert chip.failure_status("mac_no_ack") == chip.failure_status(0xE9)
+    assert chip.failure_status("APS_NO_ACK").name == "APS_NO_ACK"
+    with pytest.raises(ValueError, match="MAC_NO_ACK"):
+        chip.failure_status("NO_SUCH_STATUS")
+    with pytest.raises(ValueError, match="not a failure"):
+        chip.failure_status(0)
+    with pytest.raises(ValueError, match="retransmission"):
+        chip.spoil_frames(corrupt_to_host=1)
+
+
+async def test_a_firmware_reset_drops_the_port_and_zigpy_deconz_brings_the_network_back(
+    running: Running,
+) -> None:
+    device = await running.join_switch()
+    running.control.reset()
+    assert not running.chip.network_up, "the rebooted firmware is offline until the host asks"
+    await asyncio.wait_for(running.listener.lost, TIMEOUT)
+    # zigpy reconnects on its own and starts the network again (no new join).
+    async with asyncio.timeout(3 * TIMEOUT):
+        while not running.chip.network_up or running.app._api is None:
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(device.endpoints[1].on_off.on(), TIMEOUT)
+    assert running.chip.world.nodes[device.ieee].switch.relay is True
