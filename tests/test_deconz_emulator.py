@@ -19,9 +19,19 @@ from typing import Any
 import pytest
 import zigpy.exceptions
 import zigpy.types as t
+import zigpy_deconz.types as dt
 import zigpy_deconz.zigbee.application as deconz_application
 from zigpy.zcl.clusters.general import OnOff
-from zigpy_deconz.api import CommandId, Status
+from zigpy_deconz.api import (
+    COMMAND_SCHEMAS,
+    NETWORK_PARAMETER_TYPES,
+    CommandId,
+    DeviceStateFlags,
+    NetworkParameter,
+    NetworkState,
+    NetworkState2,
+    Status,
+)
 from zigpy_deconz.zigbee.application import ControllerApplication
 
 from tests.test_znp_emulator import MODEL, Listener, events, ieee_text, next_event
@@ -194,3 +204,136 @@ async def test_a_firmware_reset_loses_the_port_and_a_new_start_resumes_without_a
         assert running.chip.world.nodes[device.ieee].switch.relay is True
     finally:
         await app.shutdown()
+
+
+# --- the protocol, frame by frame ---------------------------------------------------------------
+
+
+class _Line:
+    """The host's end of the line as the chip sees it: the frames written to it, SLIP-decoded."""
+
+    def __init__(self) -> None:
+        self.decoder = slip.SlipDecoder()
+        self.frames: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def write(self, data: bytes) -> None:
+        for frame in self.decoder.feed(data):
+            self.frames.put_nowait(frame)
+
+    def close(self) -> None:
+        pass
+
+    async def notification(self) -> bytes:
+        """The next frame the chip sends on its own."""
+        return await asyncio.wait_for(self.frames.get(), TIMEOUT)
+
+
+def _frame(command: int, seq: int, body: bytes = b"", *, payload_length: bool = True) -> bytes:
+    if payload_length:
+        body = dt.uint16_t(len(body)).serialize() + body
+    length: bytes = dt.uint16_t(5 + len(body)).serialize()
+    return bytes([command, seq, 0]) + length + body
+
+
+def _answer(frame: bytes | None) -> dict[str, Any]:
+    """An answer read with zigpy-deconz's schema for it (command and seq added)."""
+    assert frame is not None
+    command = CommandId(frame[0])
+    _sent, schema = COMMAND_SCHEMAS[command]
+    params, _rest = dt.deserialize_dict(frame[2:], schema)
+    assert params["frame_length"] == len(frame)
+    return {"command": command, "seq": frame[1], **params}
+
+
+def _write(chip: DeconzChip, parameter: NetworkParameter, value: Any) -> dict[str, Any]:
+    _index, kind = NETWORK_PARAMETER_TYPES[parameter]
+    body = bytes([parameter]) + kind(value).serialize()
+    return _answer(chip.protocol.handle(_frame(CommandId.write_parameter, 1, body)))
+
+
+def _broadcast_request(request_id: int) -> bytes:
+    dst = dt.DeconzAddressEndpoint.from_zigpy_type(
+        t.AddrModeAddress(addr_mode=t.AddrMode.Broadcast, address=t.BroadcastAddress.RX_ON_WHEN_IDLE), 1
+    )
+    body = (
+        bytes([request_id, 0])
+        + dst.serialize()
+        + dt.uint16_t(0x0104).serialize()
+        + dt.uint16_t(0x0006).serialize()
+        + bytes([1])
+        + dt.LongOctetString(b"\x01\x01\x02").serialize()
+        + bytes([dt.DeconzTransmitOptions.USE_NWK_KEY_SECURITY, 0])
+    )
+    return _frame(CommandId.aps_data_request, request_id, body)
+
+
+def _network_up(chip: DeconzChip) -> None:
+    """The parameters a network needs, then CONNECTED (the change follows the answer)."""
+    assert _write(chip, NetworkParameter.nwk_panid, 0x1A62)["status"] == Status.SUCCESS
+    assert _write(chip, NetworkParameter.channel_mask, 1 << CHANNEL)["status"] == Status.SUCCESS
+    change = _frame(CommandId.change_network_state, 2, bytes([NetworkState.CONNECTED]), payload_length=False)
+    assert _answer(chip.protocol.handle(change))["status"] == Status.SUCCESS
+
+
+def test_a_command_the_firmware_does_not_know_is_answered_unsupported() -> None:
+    chip = DeconzChip(None)
+    assert chip.protocol.handle(bytes([0x55, 7, 0, 5, 0])) == bytes([0x55, 7, Status.UNSUPPORTED, 5, 0])
+    # mac_poll is a notification the firmware sends; a host sending it gets UNSUPPORTED, with the
+    # (empty) payload length its schema has.
+    answer = _answer(chip.protocol.handle(_frame(CommandId.mac_poll, 8)))
+    assert (answer["seq"], answer["status"], answer["payload_length"]) == (8, Status.UNSUPPORTED, 0)
+
+
+def test_unknown_parameters_and_endpoint_slots_are_unsupported() -> None:
+    chip = DeconzChip(None)
+    unknown = _answer(chip.protocol.handle(_frame(CommandId.read_parameter, 3, b"\x99")))
+    assert unknown["status"] == Status.UNSUPPORTED and unknown["parameter_id"] == 0x99
+    for index in range(4):
+        slot = _answer(chip.protocol.handle(_frame(CommandId.read_parameter, 4, bytes([0x13, index]))))
+        assert slot["status"] == Status.SUCCESS
+    past = _answer(chip.protocol.handle(_frame(CommandId.read_parameter, 5, bytes([0x13, 4]))))
+    assert past["status"] == Status.UNSUPPORTED
+    version = _answer(chip.protocol.handle(_frame(CommandId.version, 6, bytes(4), payload_length=False)))
+    assert version["version"] == FIRMWARE_VERSION and version["version"].platform.name == "Conbee_II"
+
+
+def test_a_frame_whose_length_field_disagrees_is_dropped() -> None:
+    chip = DeconzChip(None)
+    assert chip.protocol.handle(bytes([CommandId.device_state, 1, 0, 9, 0, 0, 0, 0])) is None
+    assert chip.protocol.dropped == 1
+
+
+async def test_aps_requests_fill_the_queue_then_busy_until_a_confirm_is_fetched() -> None:
+    chip = DeconzChip(None)
+    line = _Line()
+    chip.serial_port().connected(line)
+    offline = _answer(chip.protocol.handle(_broadcast_request(1)))
+    assert offline["status"] == Status.NO_NETWORK
+    _network_up(chip)
+    changed = await line.notification()
+    assert chip.network_up and changed[0] == CommandId.device_state_changed
+    assert changed[1] == 0, "notifications carry sequence number 0, which zigpy-deconz never uses"
+    assert _answer(changed)["device_state"].network_state == NetworkState2.CONNECTED
+    free = DeviceStateFlags.APSDE_DATA_REQUEST_FREE_SLOTS_AVAILABLE
+    answers = [_answer(chip.protocol.handle(_broadcast_request(10 + n))) for n in range(APS_QUEUE_SIZE)]
+    assert all(answer["status"] == Status.SUCCESS for answer in answers)
+    assert free in answers[-2]["device_state"].device_state
+    assert free not in answers[-1]["device_state"].device_state, "the last slot is taken"
+    busy = _answer(chip.protocol.handle(_broadcast_request(20)))
+    assert busy["status"] == Status.BUSY
+    ready = _answer(await line.notification())
+    assert DeviceStateFlags.APSDE_DATA_CONFIRM in ready["device_state"].device_state
+    confirm = _answer(chip.protocol.handle(_frame(CommandId.aps_data_confirm, 21)))
+    assert confirm["status"] == Status.SUCCESS and confirm["request_id"] == 10
+    assert confirm["confirm_status"] == 0 and free in confirm["device_state"].device_state
+    assert _answer(chip.protocol.handle(_broadcast_request(22)))["status"] == Status.SUCCESS
+    chip.close()
+
+
+async def test_zigpy_deconz_ignores_an_answer_it_does_not_know_and_goes_on(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = running.app._api
+    api._uart.send(bytes([0x55, 0xF0, 0, 5, 0]))  # a command id the firmware does not have
+    await asyncio.wait_for(api.get_device_state(), TIMEOUT)  # answered after the unknown one
+    assert "Unknown command received" in caplog.text

@@ -34,7 +34,7 @@ def _host_bytes(*frames: bytes) -> bytes:
     """What zigpy-deconz's UART puts on the line for these frames."""
     gateway = Gateway(_Api())
     transport = _Transport()
-    gateway._transport = transport  # type: ignore[assignment]
+    gateway._transport = transport
     for frame in frames:
         gateway.send(frame)
     return transport.written
