@@ -39,7 +39,7 @@ from z2m_qbkg40lm.devices.qbkg40lm import ENDPOINT_PATCHES
 from z2m_qbkg40lm.sim.control import EmulatorControl
 from z2m_qbkg40lm.sim.deconz import slip
 from z2m_qbkg40lm.sim.deconz.chip import APS_QUEUE_SIZE, FIRMWARE_VERSION, DeconzChip
-from z2m_qbkg40lm.sim.serial_line import PtyLine
+from z2m_qbkg40lm.sim.serial_line import PtyLine, TcpLine
 from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver
 
 TIMEOUT = 10
@@ -337,3 +337,39 @@ async def test_zigpy_deconz_ignores_an_answer_it_does_not_know_and_goes_on(
     api._uart.send(bytes([0x55, 0xF0, 0, 5, 0]))  # a command id the firmware does not have
     await asyncio.wait_for(api.get_device_state(), TIMEOUT)  # answered after the unknown one
     assert "Unknown command received" in caplog.text
+
+
+async def test_a_dropped_link_is_a_lost_connection_for_zigpy_deconz(running: Running) -> None:
+    assert running.control.drop_link() is True
+    await asyncio.wait_for(running.listener.lost, TIMEOUT)
+    assert running.chip.network_up, "the firmware keeps its network when only the line drops"
+
+
+async def test_a_hung_firmware_leaves_zigpy_deconz_commands_unanswered(running: Running) -> None:
+    running.chip.faults.muted = True
+    with pytest.raises(TimeoutError):
+        await running.app._api.get_device_state()  # zigpy-deconz's own 1.8 s command timeout
+    running.control.clear_faults()
+    state = await asyncio.wait_for(running.app._api.get_device_state(), TIMEOUT)
+    assert state.network_state == NetworkState2.CONNECTED
+
+
+async def test_zigpy_deconz_forms_over_tcp_as_with_a_network_attached_stick(tmp_path: Path) -> None:
+    chip = DeconzChip(tmp_path / "deconz.json", switches=1)
+    line = TcpLine(chip.serial_port(), "127.0.0.1", 0)
+    address = await line.start()
+    app = await ControllerApplication.new(
+        deconz_config(tmp_path, address.replace("tcp://", "socket://")), auto_form=True, start_radio=False
+    )
+    listener = Listener(app)
+    app.add_listener(listener)
+    try:
+        await asyncio.wait_for(app.startup(auto_form=True), 4 * TIMEOUT)
+        assert chip.network_up and app.state.node_info.model == "Conbee II"
+        [node] = chip.world.nodes.values()
+        await app.permit(60)  # the switch waits in pairing mode and joins at once
+        await asyncio.wait_for(listener.initialized(node.switch.ieee), TIMEOUT)
+    finally:
+        await app.shutdown()
+        chip.close()
+        await line.stop()

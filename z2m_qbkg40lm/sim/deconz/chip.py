@@ -434,7 +434,10 @@ class DeconzChip:
     def serial_port(self) -> DeconzPort:
         """The chip's end of a serial line (`sim.serial_line`)."""
         if self.port is None:
-            self.port = DeconzPort(self.protocol, muted=lambda: self.faults.muted)
+            # Switches loaded before the event loop ran get their timers once a host connects.
+            self.port = DeconzPort(
+                self.protocol, muted=lambda: self.faults.muted, on_connect=self.world.attach_switches
+            )
         return self.port
 
     def drop_link(self, *, fault: bool = True) -> bool:

@@ -21,9 +21,16 @@ LOGGER = logging.getLogger(__name__)
 class DeconzPort:
     """The firmware's end of the serial line: one host at a time."""
 
-    def __init__(self, protocol: DeconzProtocol, *, muted: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        protocol: DeconzProtocol,
+        *,
+        muted: Callable[[], bool] = lambda: False,
+        on_connect: Callable[[], None] = lambda: None,
+    ) -> None:
         self._protocol = protocol
         self._muted = muted
+        self._on_connect = on_connect
         self._line: Line | None = None
         self.decoder = slip.SlipDecoder()
 
@@ -41,6 +48,7 @@ class DeconzPort:
             previous.close()
         self._line = line
         self.decoder = slip.SlipDecoder()
+        self._on_connect()
 
     def received(self, line: Line, data: bytes) -> None:
         """Bytes from the host: every complete frame is answered in turn."""
