@@ -373,3 +373,18 @@ async def test_zigpy_deconz_forms_over_tcp_as_with_a_network_attached_stick(tmp_
         await app.shutdown()
         chip.close()
         await line.stop()
+
+
+async def test_a_backup_and_an_energy_scan(running: Running) -> None:
+    device = await running.join_switch()
+    backup = await asyncio.wait_for(running.app.backups.create_backup(load_devices=True), TIMEOUT)
+    info = backup.network_info
+    parameters = running.chip.parameters
+    assert bytes(info.network_key.key) == parameters.network_key
+    assert info.network_key.tx_counter == parameters.nwk_frame_counter > 0
+    assert info.extended_pan_id == running.chip.world.running
+    assert backup.node_info.ieee == running.chip.ieee != device.ieee
+    energies = await asyncio.wait_for(
+        running.app.energy_scan(t.Channels.from_channel_list([11, 15, 25]), 1, 1), TIMEOUT
+    )
+    assert set(energies) == {11, 15, 25}

@@ -78,8 +78,10 @@ FIRMWARE_VERSION: Final = 0x26780700
 """A ConBee II (platform 0x07) firmware 0x2678, above the 0x26720700 the README asks for."""
 PROTOCOL_VERSION: Final = 0x010C
 """The serial protocol version of that firmware: watchdog, neighbours, manual source routes."""
-APS_QUEUE_SIZE: Final = 4
-"""APS data requests the firmware holds until their confirms are fetched (the emulator's choice)."""
+APS_QUEUE_SIZE: Final = 10
+"""APS data requests the firmware holds until their confirms are fetched: the emulator's choice, a
+little above the 8 requests zigpy-deconz has in flight by default, so only a host that overruns its
+own limit sees BUSY."""
 DRESDEN_ELEKTRONIK: Final = 0x1135
 BROADCAST_FIRST: Final = 0xFFF8
 ALL_ROUTERS_AND_COORDINATOR: Final = 0xFFFC
@@ -690,9 +692,9 @@ class DeconzChip:
             status, delay = TXStatus(no_ack), max(delay, NO_ACK_DELAY)
         elif status != TXStatus.SUCCESS:
             LOGGER.info("Unicast to 0x%04X: failed by fault (%s)", nwk, status.name)
+        self._confirm_later(confirm, status, delay)  # the confirm is ready before any answer comes back
         if route.node is not None and status == TXStatus.SUCCESS:
             self.world.deliver(route.node, frame, delay)
-        self._confirm_later(confirm, status, delay)
 
     def _confirm_later(self, confirm: _Confirm, status: TXStatus, delay: float) -> None:
         confirm.status = status
