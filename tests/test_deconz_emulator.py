@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,12 @@ async def _relay(device: Any) -> bool:
     return bool(values["on_off"])
 
 
-async def test_forms_a_network_and_resumes_it_without_a_new_join(tmp_path: Path) -> None:
+async def test_forms_a_network_and_resumes_it_without_a_new_join(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="z2m_qbkg40lm.sim.deconz")
     async with running_stack(tmp_path) as first:
+        assert "Network formed" in caplog.text
         assert first.chip.network_up
         assert first.app.state.network_info.channel == CHANNEL == first.chip.parameters.current_channel
         assert first.app.state.node_info.ieee == first.chip.ieee
@@ -129,7 +134,9 @@ async def test_forms_a_network_and_resumes_it_without_a_new_join(tmp_path: Path)
     assert saved["chip"] == "deconz" and saved["parameters"]["nwk_panid"] == pan_id
     assert saved["parameters"]["network_key"] == bytes(key).hex() != "00" * 16
     assert saved["parameters"]["nwk_frame_counter"] > 0
+    caplog.clear()
     async with running_stack(tmp_path) as second:
+        assert "Network resumed" in caplog.text and "Network formed" not in caplog.text
         assert second.app.state.network_info.pan_id == pan_id
         assert second.listener.joined == [], "a resumed network does not make the switch join again"
         [node] = second.chip.world.nodes.values()

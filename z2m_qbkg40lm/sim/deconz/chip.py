@@ -141,7 +141,9 @@ class NetworkParameters:
     zdp_response_handling: int = 0
     endpoints: list[Any] = field(default_factory=lambda: [_descriptor(*slot) for slot in FACTORY_ENDPOINTS])
     formed: bool = False
-    """The network was brought up with these parameters at least once."""
+    """A network was brought up at least once."""
+    last_up: str = ""
+    """Which network was last brought up (PAN ids, channel, key): the same one again is resumed."""
 
     @classmethod
     def factory_new(cls, rng: random.Random) -> NetworkParameters:
@@ -234,6 +236,12 @@ class NetworkParameters:
         self.formed = True
         return self.nwk_extended_panid
 
+    def identity(self) -> str:
+        """What tells one network from another: PAN ids, channel and network key."""
+        return (
+            f"{self.nwk_panid:04x}/{self.nwk_extended_panid}/{self.current_channel}/{self.network_key.hex()}"
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The state file's form."""
         return {
@@ -265,6 +273,7 @@ class NetworkParameters:
                 for d in self.endpoints
             ],
             "formed": self.formed,
+            "last_up": self.last_up,
         }
 
     @classmethod
@@ -301,6 +310,7 @@ class NetworkParameters:
             zdp_response_handling=int(data["zdp_response_handling"]),
             endpoints=endpoints,
             formed=bool(data["formed"]),
+            last_up=str(data.get("last_up", "")),
         )
 
 
@@ -571,8 +581,12 @@ class DeconzChip:
                 return
             self._network_state = NetworkState.CONNECTED
             self.world.running = network
+            identity = self.parameters.identity()
+            resumed = identity == self.parameters.last_up
+            self.parameters.last_up = identity
             LOGGER.info(
-                "Network up: channel %d, PAN id 0x%04X, extended PAN id %s",
+                "Network %s: channel %d, PAN id 0x%04X, extended PAN id %s",
+                "resumed" if resumed else "formed",
                 self.parameters.current_channel,
                 self.parameters.nwk_panid,
                 network,
