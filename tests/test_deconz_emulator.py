@@ -181,7 +181,7 @@ def test_confirm_failure_statuses_by_name_and_number(tmp_path: Path) -> None:
         chip.failure_status("NO_SUCH_STATUS")
     with pytest.raises(ValueError, match="not a failure"):
         chip.failure_status(0)
-    with pytest.raises(ValueError, match="retransmission"):
+    with pytest.raises(ValueError, match="no acknowledgement or retransmission"):
         chip.spoil_frames(corrupt_to_host=1)
 
 

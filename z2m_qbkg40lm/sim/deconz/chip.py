@@ -491,8 +491,9 @@ class DeconzChip:
     ) -> None:
         """Not meaningful: the deCONZ framing has no retransmission to show (ValueError)."""
         raise ValueError(
-            "the deCONZ serial protocol has no acknowledgements or retransmission: a spoiled frame is "
-            "simply lost (the host's command times out); use drop_link or reset instead"
+            "the deCONZ emulator's serial line (SLIP) has no acknowledgement or retransmission to show "
+            "(a spoiled frame is simply lost); line faults are the EmberZNet emulator's (ASH); use "
+            "fault/mute, fault/drop_link or fault/delay_confirms here"
         )
 
     def reset(self) -> None:
