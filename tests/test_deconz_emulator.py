@@ -395,3 +395,16 @@ async def test_a_backup_and_an_energy_scan(running: Running) -> None:
         running.app.energy_scan(t.Channels.from_channel_list([11, 15, 25]), 1, 1), TIMEOUT
     )
     assert set(energies) == {11, 15, 25}
+
+
+async def test_the_coordinator_leaves_its_network_and_comes_back_to_the_same_one(running: Running) -> None:
+    device = await running.join_switch()
+    network = running.chip.world.running
+    await asyncio.wait_for(running.app._change_network_state(NetworkState.OFFLINE), TIMEOUT)
+    assert not running.chip.network_up and running.chip.world.running is None
+    with pytest.raises(zigpy.exceptions.DeliveryError, match="NO_NETWORK"):
+        await asyncio.wait_for(device.endpoints[1].on_off.on(), TIMEOUT)
+    await asyncio.wait_for(running.app._change_network_state(NetworkState.CONNECTED), TIMEOUT)
+    assert running.chip.world.running == network
+    await asyncio.wait_for(device.endpoints[1].on_off.on(), TIMEOUT)
+    assert running.chip.world.nodes[device.ieee].switch.relay is True

@@ -84,7 +84,6 @@ little above the 8 requests zigpy-deconz has in flight by default, so only a hos
 own limit sees BUSY."""
 DRESDEN_ELEKTRONIK: Final = 0x1135
 BROADCAST_FIRST: Final = 0xFFF8
-ALL_ROUTERS_AND_COORDINATOR: Final = 0xFFFC
 RX_ON_WHEN_IDLE: Final = 0xFFFD
 
 
