@@ -1,10 +1,13 @@
-"""The real zigpy-deconz ControllerApplication against the deCONZ emulator, over a pseudo-terminal.
+"""The real zigpy-deconz ControllerApplication against the deCONZ emulator, over a pseudo-terminal
+(and TCP), then the emulator's protocol frame by frame.
 
 Forming from a factory-new stick and resuming after a restart of both ends without a new join,
 a join and interview, ZCL both ways, a press, a silent switch and failed confirms (DeliveryError),
-a firmware reset (the USB device goes away: zigpy-deconz loses its port, reconnects and brings the
-network up again), the APS queue's BUSY answer and what the firmware answers to a command it does
-not know. Every wait is on a zigpy event or the emulator's state, bounded by TIMEOUT.
+a firmware reset (the USB device goes away: zigpy-deconz reports the connection lost and reconnects
+no further; a new start resumes the network), a dropped link, a hung firmware, the coordinator
+leaving its network and coming back, a backup and an energy scan. Frame by frame: unknown commands
+and parameters answered UNSUPPORTED, damaged frames dropped, the APS queue filling up to BUSY.
+Every wait is on a zigpy event, a frame from the chip or a library timeout, bounded by TIMEOUT.
 """
 
 from __future__ import annotations
