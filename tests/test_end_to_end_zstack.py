@@ -1,6 +1,8 @@
 """End to end over the real radio libraries: an emulated coordinator as a process, `z2m-qbkg40lm run`
-over `socket://`, and the real Mosquitto broker. Two paths: the Z-Stack emulator with `adapter:
-zstack` (zigpy-znp), and the EmberZNet emulator with `adapter: ember` (bellows).
+over `socket://`, and the real Mosquitto broker. Four paths: the Z-Stack emulator with `adapter:
+zstack` (zigpy-znp) as a CC2652 with Z-Stack 3.30 and as a CC2531 with Z-Stack Home 1.2, the
+EmberZNet emulator with `adapter: ember` (bellows), and the deCONZ emulator with `adapter: deconz`
+(zigpy-deconz).
 
 The network is formed from an empty NVRAM, permit join is opened through the daemon, the switch
 waiting in pairing mode joins and is interviewed; then every expose is driven through `/set`,
@@ -11,9 +13,9 @@ and joined again.
 
 The adapter is one fixture (`adapter`): a path is a way to start the radio and to get the first
 switch paired. `VirtualAdapter` is here so this file can also run against the in-process virtual
-adapter; `zstack` and `ember` (EZSP 13) run unless `Z2M_E2E_ADAPTERS` names others (e.g.
-`zstack,ember,ember-8` adds EmberZNet 8 speaking EZSP 14, which test_ezsp_emulator.py drives from
-form to resume in-process; test_end_to_end.py covers the virtual path already).
+adapter; `zstack`, `zstack12`, `ember` (EZSP 13) and `deconz` run unless `Z2M_E2E_ADAPTERS` names
+others (e.g. adding `ember-8`: EmberZNet 8 speaking EZSP 14, which test_ezsp_emulator.py drives
+from form to resume in-process; test_end_to_end.py covers the virtual path already).
 """
 
 from __future__ import annotations
@@ -165,6 +167,8 @@ class ZStackAdapter:
 
     name = "zstack"
     chip = "znp"
+    coordinator_type = "zStack3x0"
+    """What `bridge/info` says the coordinator is."""
     options: tuple[str, ...] = ()
     """More `emulate` options."""
     failure_status = "MAC_NO_ACK"
@@ -207,6 +211,7 @@ class EmberAdapter(ZStackAdapter):
 
     name = "ember"
     chip = "ezsp"
+    coordinator_type = "EmberZNet"
     failure_status = "ZIGBEE_DELIVERY_FAILED"
     """messageSentHandler's status (sl_Status; EZSP 13 sends it as EmberStatus DELIVERY_FAILED)."""
 
@@ -215,6 +220,23 @@ class Ember8Adapter(EmberAdapter):
     """The EmberZNet emulator speaking EZSP 14 (EmberZNet 8.0.2.0), driven by bellows."""
 
     options = ("--ezsp-version", "14")
+
+
+class ZStack12Adapter(ZStackAdapter):
+    """The Z-Stack emulator running Z-Stack Home 1.2 on a CC2531, driven by zigpy-znp's 1.2 path."""
+
+    chip = "znp12"
+    coordinator_type = "zStack12"
+
+
+class DeconzAdapter(ZStackAdapter):
+    """The deCONZ emulator (a ConBee II), driven by zigpy-deconz; the switch joins when permit join opens."""
+
+    name = "deconz"
+    chip = "deconz"
+    coordinator_type = "ConBee/RaspBee"
+    failure_status = "MAC_NO_ACK"
+    """The APS data confirm's status."""
 
 
 class VirtualAdapter:
@@ -241,14 +263,16 @@ class VirtualAdapter:
 
 ADAPTERS = {
     "zstack": ZStackAdapter,
+    "zstack12": ZStack12Adapter,
     "ember": EmberAdapter,
     "ember-8": Ember8Adapter,
+    "deconz": DeconzAdapter,
     "virtual": VirtualAdapter,
 }
 
 
 # Z2M_E2E_ADAPTERS=zstack,ember,ember-8,virtual holds EZSP 14 and the virtual adapter to them too.
-SELECTED = os.environ.get("Z2M_E2E_ADAPTERS", "zstack,ember").split(",")
+SELECTED = os.environ.get("Z2M_E2E_ADAPTERS", "zstack,zstack12,ember,deconz").split(",")
 
 
 @pytest.fixture(scope="module", params=SELECTED)
@@ -314,6 +338,16 @@ def _pan_id(log: str) -> str:
     found = PAN_ID.findall(log)
     assert found, log
     return str(found[-1][1])
+
+
+async def test_bridge_info_names_the_coordinator_the_library_found(
+    running: Running, adapter: Adapter
+) -> None:
+    if not isinstance(adapter, ZStackAdapter):
+        pytest.skip("the virtual adapter's coordinator is the daemon's own")
+    async with watching(running.base) as watcher:
+        info = await watcher.wait_for("bridge/info", lambda m: "coordinator" in m.json())
+    assert info.json()["coordinator"]["type"] == adapter.coordinator_type, info.json()["coordinator"]
 
 
 async def test_restarting_emulator_and_daemon_resumes_network_and_switch(

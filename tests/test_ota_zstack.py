@@ -1,5 +1,6 @@
-"""End to end: one firmware update through a real radio library: zigpy-znp against the Z-Stack
-emulator, and bellows against the EmberZNet emulator.
+"""End to end: one firmware update through each real radio library: zigpy-znp against the Z-Stack
+emulator (Z-Stack 3.30 and Home 1.2), bellows against the EmberZNet emulator, zigpy-deconz against
+the deCONZ emulator.
 
 The emulator runs as a process (`z2m-qbkg40lm emulate`) with one switch in pairing mode, the
 daemon runs with `adapter: zstack` (or `ember`) over `socket://`, the real Mosquitto carries the
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import DaemonProcess, clear_retained, random_base_topic, watching, write_config
-from tests.test_end_to_end_zstack import START_S, EmberAdapter, ZStackAdapter
+from tests.test_end_to_end_zstack import START_S, DeconzAdapter, EmberAdapter, ZStack12Adapter, ZStackAdapter
 from tests.test_ota import firmware
 
 IMAGE_SIZE = 16_384
@@ -55,7 +56,11 @@ async def _update_over_zstack(base: str, adapter: ZStackAdapter, images: Path) -
         print(f"\nOTA over {adapter.name} and the emulator, {IMAGE_SIZE} bytes: {elapsed:.1f} s")
 
 
-@pytest.mark.parametrize("adapter", [ZStackAdapter(), EmberAdapter()], ids=["zstack", "ember"])
+@pytest.mark.parametrize(
+    "adapter",
+    [ZStackAdapter(), ZStack12Adapter(), EmberAdapter(), DeconzAdapter()],
+    ids=["zstack", "zstack12", "ember", "deconz"],
+)
 def test_an_update_through_the_radio_library(tmp_path: Path, adapter: ZStackAdapter) -> None:
     base = random_base_topic()
     config = tmp_path / "configuration.yaml"

@@ -59,10 +59,10 @@ def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     emulate.add_argument(
         "--chip",
-        choices=["znp", "znp12", "ezsp"],
+        choices=["znp", "znp12", "ezsp", "deconz"],
         default="znp",
         help="znp: Z-Stack 3.30 on a CC2652 (zigpy-znp); znp12: Z-Stack Home 1.2 on a CC2531 (zigpy-znp); "
-        "ezsp: EmberZNet (bellows) (default: %(default)s)",
+        "ezsp: EmberZNet (bellows); deconz: a ConBee II (zigpy-deconz) (default: %(default)s)",
     )
     emulate.add_argument(
         "--ezsp-version",

@@ -9,21 +9,25 @@ around it.
 - `--chip ezsp`: a Silicon Labs EFR32 running EmberZNet's NCP firmware (7.4.4.0, EZSP 13; or
   8.0.2.0, EZSP 14, with `--ezsp-version 14`). The unmodified bellows library (the daemon with
   `adapter: ember` or `ezsp`) drives it.
+- `--chip deconz`: a dresden elektronik ConBee II with deCONZ firmware 0x26780700. The unmodified
+  zigpy-deconz library (the daemon with `adapter: deconz`) drives it.
 
-Either way the host starts, forms or resumes a network, permits joins, interviews the switches
-and exchanges ZCL frames with them through it, exactly as with a stick on a USB port. Both chips
-are front-ends over one simulated world (`sim.world`): the same switches, the same control API.
+Whichever the chip, the host starts, forms or resumes a network, permits joins, interviews the
+switches and exchanges ZCL frames with them through it, exactly as with a stick on a USB port.
+The chips are front-ends over one simulated world (`sim.world`): the same switches, the same
+control API.
 
 - `--listen tcp://HOST:PORT` (port 0: any free port) or `--listen pty[:SYMLINK]`; the address a
   host opens is printed on stdout as the first line once it can be opened.
-- `--nvram FILE`: the chip's non-volatile memory (Z-Stack's NVRAM, EmberZNet's tokens) and the
+- `--nvram FILE`: the chip's non-volatile memory (Z-Stack's NVRAM, EmberZNet's tokens, deCONZ's
+  network parameters) and the
   simulated switches, as JSON; a missing or empty file is a factory-new chip (the host forms a
   network), a formed one is resumed. Without it, nothing is kept.
 - `--switches N`: on a factory-new chip, N switches wait in pairing mode; each joins as soon as the
   coordinator permits joining (the daemon's `bridge/request/permit_join`). More join on request.
 - `--mqtt URL` (or the `mqtt:` section of `--config`): serve `<base>/bridge/request/simulation/…`.
 
-Parts: `sim.world` (the switches and the air), `sim.znp` and `sim.ezsp` (the chips),
+Parts: `sim.world` (the switches and the air), `sim.znp`, `sim.ezsp` and `sim.deconz` (the chips),
 `sim.serial_line` (TCP, pty), `sim.control` (scripting and its MQTT front end).
 """
 
@@ -45,7 +49,7 @@ from z2m_qbkg40lm.sim.emulated_chip import EmulatedChip
 from z2m_qbkg40lm.sim.serial_line import ChipPort, PtyLine, TcpLine, open_line
 from z2m_qbkg40lm.sim.world import DEFAULT_LINKQUALITY
 
-CHIPS = ("znp", "znp12", "ezsp")
+CHIPS = ("znp", "znp12", "ezsp", "deconz")
 EZSP_VERSIONS = (13, 14)
 
 LOGGER = logging.getLogger(__name__)
@@ -113,6 +117,13 @@ def build_options(
 
 def make_chip(options: EmulatorOptions, rng: random.Random | None = None) -> tuple[EmulatedChip, ChipPort]:
     """The chip the options name and its end of the serial line (only its radio library is imported)."""
+    if options.chip == "deconz":
+        from z2m_qbkg40lm.sim.deconz.chip import DeconzChip
+
+        conbee = DeconzChip(
+            options.nvram, switches=options.switches, linkquality=options.linkquality, rng=rng
+        )
+        return conbee, conbee.serial_port()
     if options.chip == "ezsp":
         from z2m_qbkg40lm.sim.ezsp.chip import EzspChip
 
