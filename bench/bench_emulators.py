@@ -15,11 +15,12 @@ Per chip and run, two processes with fresh directories: `python -m z2m_qbkg40lm 
    client subscribed only to `<base>/<ieee>` sees it;
 4. the daemon's VmRSS (/proc/PID/status) once the switch's state is published, after either start.
 
-    .venv/bin/python bench/bench_emulators.py [--chips znp,ezsp13,ezsp14] [--sets N] [--runs R]
+    .venv/bin/python bench/bench_emulators.py [--chips znp,znp12,ezsp13,ezsp14,deconz] [--sets N] [--runs R]
                                               [--line pty|tcp] [--keep]
 
-The emulators' versions: `znp` is a CC2652 with Z-Stack 3.30; `ezsp13` EmberZNet 7.4.4.0 (EZSP 13),
-`ezsp14` EmberZNet 8.0.2.0 (EZSP 14) (z2m_qbkg40lm/sim/emulator.py). The default line is a pty,
+The emulators' versions: `znp` is a CC2652 with Z-Stack 3.30, `znp12` a CC2531 with Z-Stack Home
+1.2; `ezsp13` EmberZNet 7.4.4.0 (EZSP 13), `ezsp14` EmberZNet 8.0.2.0 (EZSP 14); `deconz` a ConBee
+II with firmware 0x26780700 (z2m_qbkg40lm/sim/emulator.py). The default line is a pty,
 as a USB stick is: over `socket://` bellows waits 2 s at each of its start-up resets for the reset
 a network coordinator may send first, which inflates EmberZNet's start-up (`--line tcp` shows it).
 
@@ -78,8 +79,10 @@ class Chip:
 
 CHIPS = {
     "znp": Chip("znp", "znp", "zstack"),
+    "znp12": Chip("znp12", "znp12", "zstack"),
     "ezsp13": Chip("ezsp13", "ezsp", "ember", ("--ezsp-version", "13")),
     "ezsp14": Chip("ezsp14", "ezsp", "ember", ("--ezsp-version", "14")),
+    "deconz": Chip("deconz", "deconz", "deconz"),
 }
 
 
@@ -540,9 +543,11 @@ def chip_list(text: str) -> list[str]:
 def main() -> int:
     """Parse the options and run."""
     parser = argparse.ArgumentParser(
-        description="Benchmark the daemon over the Z-Stack and EmberZNet coordinator emulators."
+        description="Benchmark the daemon over the coordinator emulators (Z-Stack, EmberZNet, deCONZ)."
     )
-    parser.add_argument("--chips", type=chip_list, default=list(CHIPS), help="default: znp,ezsp13,ezsp14")
+    parser.add_argument(
+        "--chips", type=chip_list, default=list(CHIPS), help="default: znp,znp12,ezsp13,ezsp14,deconz"
+    )
     parser.add_argument("--sets", type=int, default=50, help="/set round trips per run (default 50)")
     parser.add_argument("--runs", type=int, default=3, help="fresh runs per chip (default 3)")
     parser.add_argument("--line", choices=("pty", "tcp"), default="pty", help="serial line (default pty)")
