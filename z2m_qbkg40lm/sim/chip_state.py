@@ -68,6 +68,14 @@ class ChipStateFile:
             return
         self._handle = loop.call_later(SAVE_DELAY, self.save)
 
+    def changed(self, *, membership: bool = False) -> None:
+        """The chip's world changed: write soon, or now when switches joined or left (a membership
+        a restart must not lose)."""
+        if membership:
+            self.save()
+        else:
+            self.soon()
+
     @property
     def pending(self) -> bool:
         """True while a timed write waits."""

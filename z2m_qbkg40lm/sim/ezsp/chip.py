@@ -152,10 +152,7 @@ class EzspChip:
 
     def state_changed(self, *, membership: bool = False) -> None:
         """The world changed: save soon, or now when switches joined or left."""
-        if membership:
-            self.save()
-        else:
-            self._changed()
+        self._state.changed(membership=membership)
 
     def close(self) -> None:
         """Stop timers (the switches' too) and save; the serial line is the caller's."""

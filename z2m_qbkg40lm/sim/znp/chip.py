@@ -195,10 +195,7 @@ class ZStackChip:
 
     def state_changed(self, *, membership: bool = False) -> None:
         """The world changed: save soon, or now when switches joined or left."""
-        if membership:
-            self.save()
-        else:
-            self._changed()
+        self._state.changed(membership=membership)
 
     def close(self) -> None:
         """Stop timers (the switches' too: OTA transfers are abandoned) and save; the link is the caller's."""
