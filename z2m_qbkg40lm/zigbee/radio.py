@@ -29,6 +29,7 @@ from z2m_qbkg40lm.zigbee.adapters import ADAPTERS, application_class, reset_dete
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError, NoAnswerError, execute
 from z2m_qbkg40lm.zigbee.failures import describe_failure
 from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver, register_manufacturer_clusters
+from z2m_qbkg40lm.zigbee.network_takeover import start_application
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class Radio:
         listener = _ZigpyListener(self, app)
         app.add_listener(listener)
         try:
-            await app.startup(auto_form=True)
+            await start_application(app, self._network, self._data_dir)
         except BaseException:
             # zigpy closes the radio but not its database when start-up fails (and nothing when it
             # is cancelled); an open database thread would keep the process from exiting.
