@@ -18,6 +18,10 @@ matches the configuration):
   by 10 000, trust-centre link keys, device table, coordinator IEEE address), onto any adapter
   family; the file is then renamed `network_backup.json.restored-<UTC time>` so it is restored
   once. A backup of another network than the configured one is refused, the adapter untouched.
+  A backup the adapter does not need (it holds that network already: an import onto the same
+  stick) is renamed `network_backup.json.not-needed-<UTC time>`: restored at some later start
+  onto a blank adapter, its frame counter would be long outdated (zigpy's own newer backups in
+  zigbee.db serve then).
 - an adapter holding another network than the configured one (PAN id, extended PAN id or network
   key differ): the start fails with an error naming what differs (never the key), the adapter
   untouched. Zigbee2MQTT would form a new network over it (every device paired again) unless its
@@ -87,15 +91,22 @@ class Network:
             int(info.channel),
         )
 
-    def differences(self, other: Network) -> list[str]:
-        """What differs from `other`, readable, the key's value left out; the channel aside."""
+    def same_as(self, other: Network) -> bool:
+        """True when a device on one network is on the other (the channel aside)."""
+        return not self.differences(other, "")
+
+    def differences(self, configured: Network, name: str) -> list[str]:
+        """What differs from the configured network, readable (`name`: whose this network is),
+        the keys' values left out; the channel aside."""
         found = []
-        if self.pan_id != other.pan_id:
-            found.append(f"PAN id 0x{self.pan_id:04x} vs 0x{other.pan_id:04x}")
-        if self.extended_pan_id != other.extended_pan_id:
-            found.append(f"extended PAN id {self.extended_pan_id} vs {other.extended_pan_id}")
-        if self.network_key != other.network_key:
-            found.append("network key (not shown)")
+        if self.pan_id != configured.pan_id:
+            found.append(f"PAN id: {name} 0x{self.pan_id:04x}, configured 0x{configured.pan_id:04x}")
+        if self.extended_pan_id != configured.extended_pan_id:
+            found.append(
+                f"extended PAN id: {name} {self.extended_pan_id}, configured {configured.extended_pan_id}"
+            )
+        if self.network_key != configured.network_key:
+            found.append("network key (the keys are not shown)")
         return found
 
 
@@ -116,6 +127,9 @@ class Plan:
 
     action: Action
     reason: str = ""
+    set_aside_backup: bool = False
+    """The backup file is not needed (the adapter holds its network already): rename it, so that it
+    is never restored later with a frame counter long outdated."""
 
 
 def plan(
@@ -133,28 +147,32 @@ def plan(
     if adapter is None:
         if backup_file is None:
             return Plan(Action.START)
-        differs = backup_file.differences(configured)
+        differs = backup_file.differences(configured, "backup")
         if differs:
             return Plan(
                 Action.REFUSE,
                 f"{NETWORK_BACKUP_FILE} holds another network than the configured one ("
-                + "; ".join(f"backup {each}" for each in differs)
+                + "; ".join(differs)
                 + f"): nothing restored; make advanced: pan_id, ext_pan_id and network_key those of "
                 f"the backup, or remove {NETWORK_BACKUP_FILE} to form the configured network",
             )
         return Plan(Action.RESTORE, _channel_note(configured, backup_file, "the backup"))
-    differs = adapter.differences(configured)
+    differs = adapter.differences(configured, "adapter")
     if not differs:
-        return Plan(Action.START, _channel_note(configured, adapter, "the adapter's network"))
-    described = "; ".join(f"adapter {each} configured" for each in differs)
-    if recorded is not None and not adapter.differences(recorded):
+        return Plan(
+            Action.START,
+            _channel_note(configured, adapter, "the adapter's network"),
+            set_aside_backup=backup_file is not None and backup_file.same_as(configured),
+        )
+    described = "; ".join(differs)
+    if recorded is not None and adapter.same_as(recorded):
         return Plan(
             Action.START,
             f"the adapter's network is not the configured one ({described}); starting it as before, "
             "since zigbee.db records it as the network this daemon ran. Put its PAN ids and key in "
             "advanced: to make the configuration say so",
         )
-    if backup_file is not None and not backup_file.differences(configured):
+    if backup_file is not None and backup_file.same_as(configured):
         advice = (
             f"{NETWORK_BACKUP_FILE} holds the configured network, but the daemon restores it only onto "
             "a blank adapter: erase the adapter (its network is lost) or use another one"
@@ -218,13 +236,14 @@ def read_backup_file(path: Path) -> zigpy.backups.NetworkBackup | None:
     return backup
 
 
-def restored_name(path: Path, when: datetime) -> Path:
-    """Where a restored backup file is kept, so it is not restored twice."""
-    return path.with_name(f"{path.name}.restored-{when.strftime('%Y%m%dT%H%M%SZ')}")
+def set_aside_name(path: Path, why: str, when: datetime) -> Path:
+    """Where a backup file that served (`why`: restored) or was not needed is kept, so that it is
+    not restored (again) at a later start."""
+    return path.with_name(f"{path.name}.{why}-{when.strftime('%Y%m%dT%H%M%SZ')}")
 
 
-def _set_aside(path: Path) -> Path:
-    kept = restored_name(path, datetime.now(UTC))
+def _set_aside(path: Path, why: str) -> Path:
+    kept = set_aside_name(path, why, datetime.now(UTC))
     path.rename(kept)
     return kept
 
@@ -275,6 +294,13 @@ async def take_over(app: Any, settings: NetworkSettings, data_dir: Path) -> None
     if decision.action is Action.RESTORE:
         assert backup is not None
         await _restore(app, backup, backup_path)
+    elif decision.set_aside_backup:
+        kept = _set_aside(backup_path, "not-needed")
+        _LOGGER.warning(
+            "The adapter holds the configured network already: %s was not restored, kept as %s",
+            backup_path,
+            kept,
+        )
 
 
 async def _restore(app: Any, backup: zigpy.backups.NetworkBackup, path: Path) -> None:
@@ -294,5 +320,5 @@ async def _restore(app: Any, backup: zigpy.backups.NetworkBackup, path: Path) ->
         counter + FRAME_COUNTER_STEP,
     )
     await app.backups.restore_backup(backup, counter_increment=FRAME_COUNTER_STEP)
-    kept = _set_aside(path)
+    kept = _set_aside(path, "restored")
     _LOGGER.warning("Network restored onto the adapter; the backup is kept as %s", kept)

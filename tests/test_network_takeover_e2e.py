@@ -1,0 +1,272 @@
+"""Taking over a network, end to end: emulators and daemons as processes, the real Mosquitto broker.
+
+The daemon forms a network on the Z-Stack emulator and pairs a switch (an installation that
+started with GENERATE). Its network is then taken as an open coordinator backup by zigpy-znp
+(what Zigbee2MQTT's coordinator_backup.json holds). Then:
+
+- the installation restarts as before (no restore, no refusal, no join);
+- a daemon configured with another network key than the adapter's is refused, the adapter's
+  state file untouched;
+- the switches move to a factory-new EmberZNet chip (`emulate --switches-from`), and a fresh daemon
+  data directory holding only the configuration (the backup's network), zigbee.db and
+  network_backup.json restores the network onto it: the switch obeys `/set` and its press arrives,
+  with no join and no interview, and the coordinator keeps its IEEE address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import (
+    DaemonProcess,
+    Message,
+    Watcher,
+    clear_retained,
+    random_base_topic,
+    watching,
+    write_config,
+)
+from tests.test_end_to_end_zstack import START_S, EmulatorProcess, ZStackAdapter
+from z2m_qbkg40lm.zigbee.network_takeover import NETWORK_BACKUP_FILE
+
+CHANNEL = 15
+REFUSED_S = 30.0
+RETAINED = ["bridge/state", "bridge/emulator", "bridge/info", "bridge/devices"]
+
+
+@dataclass
+class Installation:
+    """The daemon's first installation on the Z-Stack emulator, and its network as a backup."""
+
+    folder: Path
+    base: str
+    config: Path
+    data_dir: Path
+    emulator: EmulatorProcess
+    ieee: str
+    backup: dict[str, Any]
+
+
+def _online(message: Message) -> bool:
+    return bool(message.json() == {"state": "online"})
+
+
+def _running(emulator: EmulatorProcess) -> bool:
+    process = emulator._process
+    return process is not None and process.poll() is None
+
+
+def _socket(address: str) -> str:
+    return "socket://" + address.removeprefix("tcp://")
+
+
+async def _pair(base: str, adapter: ZStackAdapter) -> str:
+    async with watching(base) as watcher:
+        await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "online"}, timeout=START_S)
+        return await adapter.pair_first_switch(watcher)
+
+
+async def _coordinator_backup(address: str) -> dict[str, Any]:
+    """The network on the Z-Stack chip as an open coordinator backup, read by zigpy-znp as
+    Zigbee2MQTT reads it for coordinator_backup.json: devices, link keys and frame counter too."""
+    from zigpy_znp.zigbee.application import ControllerApplication
+
+    app = ControllerApplication({"device": {"path": _socket(address)}})
+    await app.connect()
+    try:
+        await app.load_network_info(load_devices=True)
+        backup = app.backups.from_network_state()
+    finally:
+        await app.disconnect()
+    # As a file holds it: zigpy's dictionary keeps its own integer types.
+    return dict(json.loads(json.dumps(backup.as_open_coordinator_json())))
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
+    folder = tmp_path_factory.mktemp("takeover")
+    base = random_base_topic()
+    config = folder / "configuration.yaml"
+    data_dir = folder / "data"
+    write_config(config, base)
+    adapter = ZStackAdapter()
+    adapter.start(folder, config)
+    assert adapter.emulator is not None
+    write_config(config, base, serial=adapter.serial(), advanced={"log_level": "info", "channel": CHANNEL})
+    daemon = DaemonProcess(config, data_dir)
+    daemon.start()
+    try:
+        ieee = asyncio.run(_pair(base, adapter))
+    finally:
+        assert daemon.stop() == 0, daemon.log()
+    try:
+        backup = asyncio.run(_coordinator_backup(adapter.emulator.address))
+        yield Installation(folder, base, config, data_dir, adapter.emulator, ieee, backup)
+    finally:
+        if _running(adapter.emulator):
+            adapter.emulator.stop()
+        clear_retained(base, [*RETAINED, ieee])
+
+
+def _state_file(emulator: EmulatorProcess) -> Any:
+    return json.loads(emulator.nvram.read_text(encoding="utf-8"))
+
+
+def _joins_or_interviews(watcher: Watcher, position: int) -> list[Any]:
+    events = [message.json() for message in watcher.since(position, "bridge/event")]
+    return [event for event in events if event["type"] in ("device_joined", "device_interview")]
+
+
+async def _obeys_and_reports(watcher: Watcher, ieee: str) -> None:
+    """`/set` reaches the switch and its press reaches the daemon."""
+    for state in ("ON", "OFF"):
+        position = watcher.mark()
+        await watcher.publish(f"{ieee}/set", json.dumps({"state": state}))
+        await watcher.wait_state(ieee, lambda s, want=state: s.get("state") == want, after=position)
+    position = watcher.mark()
+    response = await watcher.request("simulation/press", {"id": ieee, "kind": "single"})
+    assert response["status"] == "ok", response
+    await watcher.wait_state(ieee, lambda s: s.get("action") == "single", after=position)
+
+
+def _network_settings(backup: dict[str, Any]) -> dict[str, Any]:
+    """The `advanced:` network of an open coordinator backup, as import-z2m writes it."""
+    return {
+        "channel": backup["channel"],
+        "pan_id": int(backup["pan_id"], 16),
+        "ext_pan_id": list(bytes.fromhex(backup["extended_pan_id"])),
+        "network_key": list(bytes.fromhex(backup["network_key"]["key"])),
+    }
+
+
+def test_backup_holds_the_network_and_the_switch(installation: Installation) -> None:
+    backup = installation.backup
+    assert backup["metadata"]["format"] == "zigpy/open-coordinator-backup"
+    assert backup["channel"] == CHANNEL
+    assert [device["ieee_address"] for device in backup["devices"]] == [installation.ieee.removeprefix("0x")]
+
+
+async def test_an_install_with_generated_network_starts_as_before(installation: Installation) -> None:
+    emulator = installation.emulator
+    if not _running(emulator):
+        emulator.start()
+    daemon = DaemonProcess(installation.config, installation.data_dir)
+    async with watching(installation.base) as watcher:
+        position = watcher.mark()
+        daemon.start()
+        try:
+            await watcher.wait_for(
+                "bridge/state", lambda m: m.json() == {"state": "online"}, after=position, timeout=START_S
+            )
+            await watcher.wait_for(
+                "bridge/emulator", lambda m: m.json() == {"state": "online"}, after=position
+            )
+            await _obeys_and_reports(watcher, installation.ieee)
+            assert _joins_or_interviews(watcher, position) == []
+        finally:
+            assert daemon.stop() == 0, daemon.log()
+    log = daemon.log()
+    for word in ("restor", "another Zigbee network", "joined", "nterview"):
+        assert word not in log, log
+
+
+async def test_an_adapter_holding_another_network_is_refused_and_left_alone(
+    installation: Installation,
+) -> None:
+    emulator = installation.emulator
+    if not _running(emulator):
+        emulator.start()
+    before = _state_file(emulator)
+    network = _network_settings(installation.backup)
+    wrong_key = [(byte + 1) % 256 for byte in network["network_key"]]
+    folder = installation.folder / "refused"
+    folder.mkdir()
+    config = write_config(
+        folder / "configuration.yaml",
+        random_base_topic(),
+        serial={"adapter": "zstack", "port": _socket(emulator.address)},
+        advanced={"log_level": "info", **network, "network_key": wrong_key},
+    )
+    daemon = DaemonProcess(config, folder / "data")
+    daemon.start()
+    assert daemon._process is not None
+    try:
+        code = await asyncio.to_thread(daemon._process.wait, REFUSED_S)
+    except subprocess.TimeoutExpired:
+        daemon.stop()
+        raise AssertionError(f"the daemon did not give up; log:\n{daemon.log()}") from None
+    log = daemon.log()
+    assert code == 1, log
+    assert "another Zigbee network than the configured one" in log, log
+    [refusal] = [line for line in log.splitlines() if "another Zigbee network" in line]
+    assert "network key (the keys are not shown)" in refusal and "PAN id" not in refusal, refusal
+    for key in (network["network_key"], wrong_key):
+        assert bytes(key).hex() not in log.lower()
+    emulator.stop()
+    assert _state_file(emulator) == before, "nothing may be written to the adapter"
+
+
+async def test_network_restored_onto_a_new_ember_chip_keeps_the_switch(installation: Installation) -> None:
+    if _running(installation.emulator):
+        installation.emulator.stop()
+    folder = installation.folder / "ember"
+    folder.mkdir()
+    base = random_base_topic()
+    config = folder / "configuration.yaml"
+    write_config(config, base)
+    emulator = EmulatorProcess(folder, config, "ezsp", "--switches-from", str(installation.emulator.nvram))
+    emulator.start()
+    network = _network_settings(installation.backup)
+    write_config(
+        config,
+        base,
+        serial={"adapter": "ember", "port": _socket(emulator.address)},
+        advanced={"log_level": "info", **network},
+    )
+    data_dir = folder / "data"
+    data_dir.mkdir()
+    for each in installation.data_dir.glob("zigbee.db*"):
+        shutil.copy(each, data_dir / each.name)
+    (data_dir / NETWORK_BACKUP_FILE).write_text(json.dumps(installation.backup), encoding="utf-8")
+    daemon = DaemonProcess(config, data_dir)
+    try:
+        async with watching(base) as watcher:
+            position = watcher.mark()
+            daemon.start()
+            await watcher.wait_for(
+                "bridge/state", lambda m: m.json() == {"state": "online"}, after=position, timeout=START_S
+            )
+            await watcher.wait_for(
+                "bridge/emulator", lambda m: m.json() == {"state": "online"}, after=position
+            )
+            info = await watcher.wait_for("bridge/info", lambda m: "coordinator" in m.json(), after=position)
+            await _obeys_and_reports(watcher, installation.ieee)
+            assert _joins_or_interviews(watcher, position) == []
+    finally:
+        code = daemon.stop()
+        emulator.stop()
+        clear_retained(
+            base, ["bridge/state", "bridge/emulator", "bridge/info", "bridge/devices", installation.ieee]
+        )
+    log = daemon.log()
+    assert code == 0, log
+    assert "restoring the network from" in log, log
+    assert "joined" not in log and "nterview" not in log, log
+    assert not (data_dir / NETWORK_BACKUP_FILE).exists(), "a restored backup is set aside"
+    assert len(list(data_dir.glob(f"{NETWORK_BACKUP_FILE}.restored-*"))) == 1
+    coordinator = info.json()["coordinator"]
+    assert coordinator["type"] == "EmberZNet"
+    assert coordinator["ieee_address"] == "0x" + installation.backup["coordinator_ieee"]
+    emulator_log = emulator.log()
+    assert "moved in from" in emulator_log and "joins as" not in emulator_log, emulator_log
+    chip = json.loads(emulator.nvram.read_text(encoding="utf-8"))
+    assert chip["tokens"]["network"]["pan_id"] == network["pan_id"]
