@@ -5,6 +5,8 @@ started with GENERATE). Its network is then taken as an open coordinator backup 
 (what Zigbee2MQTT's coordinator_backup.json holds). Then:
 
 - the installation restarts as before (no restore, no refusal, no join);
+- an import onto the same stick (configuration, zigbee.db and network_backup.json of its network)
+  starts at once, restoring nothing;
 - a daemon configured with another network key than the adapter's is refused, the adapter's
   state file untouched;
 - the switches move to a factory-new EmberZNet chip (`emulate --switches-from`), and a fresh daemon
@@ -179,6 +181,49 @@ async def test_an_install_with_generated_network_starts_as_before(installation: 
         assert word not in log, log
 
 
+def _imported_data_dir(installation: Installation, data_dir: Path) -> None:
+    """What import-z2m leaves in a data directory besides the configuration: zigbee.db with the
+    devices interviewed, and the network as network_backup.json."""
+    data_dir.mkdir(parents=True)
+    for each in installation.data_dir.glob("zigbee.db*"):
+        shutil.copy(each, data_dir / each.name)
+    (data_dir / NETWORK_BACKUP_FILE).write_text(json.dumps(installation.backup), encoding="utf-8")
+
+
+async def test_an_import_onto_the_same_adapter_starts_without_restoring(installation: Installation) -> None:
+    emulator = installation.emulator
+    if not _running(emulator):
+        emulator.start()
+    folder = installation.folder / "same-adapter"
+    folder.mkdir()
+    base = random_base_topic()
+    config = write_config(
+        folder / "configuration.yaml",
+        base,
+        serial={"adapter": "zstack", "port": _socket(emulator.address)},
+        advanced={"log_level": "info", **_network_settings(installation.backup)},
+    )
+    data_dir = folder / "data"
+    _imported_data_dir(installation, data_dir)
+    daemon = DaemonProcess(config, data_dir)
+    try:
+        async with watching(base) as watcher:
+            position = watcher.mark()
+            daemon.start()
+            await watcher.wait_for("bridge/state", _online, after=position, timeout=START_S)
+            await _obeys_and_reports(watcher, installation.ieee)
+            assert _joins_or_interviews(watcher, position) == []
+    finally:
+        code = daemon.stop()
+        clear_retained(base, [*RETAINED, installation.ieee])
+    log = daemon.log()
+    assert code == 0, log
+    assert "restoring" not in log and "joined" not in log and "nterview" not in log, log
+    assert "holds the configured network already" in log, log
+    assert not (data_dir / NETWORK_BACKUP_FILE).exists()
+    assert len(list(data_dir.glob(f"{NETWORK_BACKUP_FILE}.not-needed-*"))) == 1
+
+
 async def test_an_adapter_holding_another_network_is_refused_and_left_alone(
     installation: Installation,
 ) -> None:
@@ -233,10 +278,7 @@ async def test_network_restored_onto_a_new_ember_chip_keeps_the_switch(installat
         advanced={"log_level": "info", **network},
     )
     data_dir = folder / "data"
-    data_dir.mkdir()
-    for each in installation.data_dir.glob("zigbee.db*"):
-        shutil.copy(each, data_dir / each.name)
-    (data_dir / NETWORK_BACKUP_FILE).write_text(json.dumps(installation.backup), encoding="utf-8")
+    _imported_data_dir(installation, data_dir)
     daemon = DaemonProcess(config, data_dir)
     try:
         async with watching(base) as watcher:
