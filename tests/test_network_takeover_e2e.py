@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zigpy.types as t
 
 from tests.support import (
     DaemonProcess,
@@ -311,3 +312,12 @@ async def test_network_restored_onto_a_new_ember_chip_keeps_the_switch(installat
     assert "moved in from" in emulator_log and "joins as" not in emulator_log, emulator_log
     chip = json.loads(emulator.nvram.read_text(encoding="utf-8"))
     assert chip["tokens"]["network"]["pan_id"] == network["pan_id"]
+    # The trust-centre link key of the switch came along, and the network key's frame counter went
+    # on from the old coordinator's, 10 000 further (zigpy's step), so the switch accepts the frames.
+    assert [key["partner"] for key in chip["tokens"]["link_keys"]] == [
+        str(t.EUI64.convert(installation.backup["devices"][0]["ieee_address"]))
+    ]
+    counter = int.from_bytes(
+        bytes.fromhex(chip["stack"]["nv3_tokens"]["NVM3KEY_STACK_NONCE_COUNTER/0"]), "little"
+    )
+    assert counter >= installation.backup["network_key"]["frame_counter"] + 10_000
