@@ -1,8 +1,9 @@
 """The radio layer: one zigpy ControllerApplication for the configured adapter.
 
 It forms, resumes or restores the network (what it does with an adapter holding another network,
-or with a blank one and an imported backup: `network_takeover`), teaches zigpy the devices' manufacturer clusters and hidden
-endpoints, turns zigpy's listener calls into events on a queue, and runs converter plans.
+or with a blank one and an imported backup: `network_takeover`), teaches zigpy the devices'
+manufacturer clusters and hidden endpoints, turns zigpy's listener calls into events on a queue,
+and runs converter plans.
 
 It also keeps the radio serving: a coordinator that reboots on its own (noticed by the adapter
 family's reset detection, see `adapters.ResetDetection`) is re-initialised in-process, by shutting
