@@ -43,6 +43,9 @@ from z2m_qbkg40lm.zigbee.network_takeover import NETWORK_BACKUP_FILE
 
 CHANNEL = 15
 REFUSED_S = 30.0
+RESTORE_S = 60.0
+"""A restore onto the EmberZNet emulator takes about 8 s: bellows resets the NCP three times and
+waits 2 s at each reset over socket://."""
 RETAINED = ["bridge/state", "bridge/emulator", "bridge/info", "bridge/devices"]
 
 
@@ -285,7 +288,7 @@ async def test_network_restored_onto_a_new_ember_chip_keeps_the_switch(installat
             position = watcher.mark()
             daemon.start()
             await watcher.wait_for(
-                "bridge/state", lambda m: m.json() == {"state": "online"}, after=position, timeout=START_S
+                "bridge/state", lambda m: m.json() == {"state": "online"}, after=position, timeout=RESTORE_S
             )
             await watcher.wait_for(
                 "bridge/emulator", lambda m: m.json() == {"state": "online"}, after=position
