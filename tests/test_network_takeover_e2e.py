@@ -9,10 +9,11 @@ started with GENERATE). Its network is then taken as an open coordinator backup 
   starts at once, restoring nothing;
 - a daemon configured with another network key than the adapter's is refused, the adapter's
   state file untouched;
-- the switches move to a factory-new EmberZNet chip (`emulate --switches-from`), and a fresh daemon
-  data directory holding only the configuration (the backup's network), zigbee.db and
-  network_backup.json restores the network onto it: the switch obeys `/set` and its press arrives,
-  with no join and no interview, and the coordinator keeps its IEEE address.
+- the switches move to a factory-new EmberZNet (or Z-Stack, or deCONZ) chip (`emulate
+  --switches-from`), and a fresh daemon data directory holding only the configuration (the
+  backup's network), zigbee.db and network_backup.json restores the network onto it: the switch
+  obeys `/set` and its press arrives, with no join and no interview, and the coordinator keeps
+  its IEEE address.
 """
 
 from __future__ import annotations
@@ -263,22 +264,33 @@ async def test_an_adapter_holding_another_network_is_refused_and_left_alone(
     assert _state_file(emulator) == before, "nothing may be written to the adapter"
 
 
-async def test_network_restored_onto_a_new_ember_chip_keeps_the_switch(installation: Installation) -> None:
+@dataclass
+class Moved:
+    """A network restored onto a new chip: what the daemon and the chip said."""
+
+    log: str
+    coordinator: dict[str, Any]
+    emulator: EmulatorProcess
+    data_dir: Path
+
+
+async def _move_to_new_chip(installation: Installation, chip: str, adapter: str) -> Moved:
+    """The switches move to a factory-new `chip` (`--switches-from`); a fresh daemon data directory
+    as import-z2m leaves it restores the network onto it; /set and a press work, nothing joins."""
     if _running(installation.emulator):
         installation.emulator.stop()
-    folder = installation.folder / "ember"
+    folder = installation.folder / f"to-{chip}"
     folder.mkdir()
     base = random_base_topic()
     config = folder / "configuration.yaml"
     write_config(config, base)
-    emulator = EmulatorProcess(folder, config, "ezsp", "--switches-from", str(installation.emulator.nvram))
+    emulator = EmulatorProcess(folder, config, chip, "--switches-from", str(installation.emulator.nvram))
     emulator.start()
-    network = _network_settings(installation.backup)
     write_config(
         config,
         base,
-        serial={"adapter": "ember", "port": _socket(emulator.address)},
-        advanced={"log_level": "info", **network},
+        serial={"adapter": adapter, "port": _socket(emulator.address)},
+        advanced={"log_level": "info", **_network_settings(installation.backup)},
     )
     data_dir = folder / "data"
     _imported_data_dir(installation, data_dir)
@@ -287,34 +299,32 @@ async def test_network_restored_onto_a_new_ember_chip_keeps_the_switch(installat
         async with watching(base) as watcher:
             position = watcher.mark()
             daemon.start()
-            await watcher.wait_for(
-                "bridge/state", lambda m: m.json() == {"state": "online"}, after=position, timeout=RESTORE_S
-            )
-            await watcher.wait_for(
-                "bridge/emulator", lambda m: m.json() == {"state": "online"}, after=position
-            )
+            await watcher.wait_for("bridge/state", _online, after=position, timeout=RESTORE_S)
+            await watcher.wait_for("bridge/emulator", _online, after=position)
             info = await watcher.wait_for("bridge/info", lambda m: "coordinator" in m.json(), after=position)
             await _obeys_and_reports(watcher, installation.ieee)
             assert _joins_or_interviews(watcher, position) == []
     finally:
         code = daemon.stop()
         emulator.stop()
-        clear_retained(
-            base, ["bridge/state", "bridge/emulator", "bridge/info", "bridge/devices", installation.ieee]
-        )
+        clear_retained(base, [*RETAINED, installation.ieee])
     log = daemon.log()
     assert code == 0, log
     assert "restoring the network from" in log, log
     assert "joined" not in log and "nterview" not in log, log
     assert not (data_dir / NETWORK_BACKUP_FILE).exists(), "a restored backup is set aside"
     assert len(list(data_dir.glob(f"{NETWORK_BACKUP_FILE}.restored-*"))) == 1
-    coordinator = info.json()["coordinator"]
-    assert coordinator["type"] == "EmberZNet"
-    assert coordinator["ieee_address"] == "0x" + installation.backup["coordinator_ieee"]
     emulator_log = emulator.log()
     assert "moved in from" in emulator_log and "joins as" not in emulator_log, emulator_log
-    chip = json.loads(emulator.nvram.read_text(encoding="utf-8"))
-    assert chip["tokens"]["network"]["pan_id"] == network["pan_id"]
+    return Moved(log, info.json()["coordinator"], emulator, data_dir)
+
+
+async def test_network_restored_onto_a_new_ember_chip_keeps_the_switch(installation: Installation) -> None:
+    moved = await _move_to_new_chip(installation, "ezsp", "ember")
+    assert moved.coordinator["type"] == "EmberZNet"
+    assert moved.coordinator["ieee_address"] == "0x" + installation.backup["coordinator_ieee"]
+    chip = json.loads(moved.emulator.nvram.read_text(encoding="utf-8"))
+    assert chip["tokens"]["network"]["pan_id"] == int(installation.backup["pan_id"], 16)
     # The trust-centre link key of the switch came along, and the network key's frame counter went
     # on from the old coordinator's, 10 000 further (zigpy's step), so the switch accepts the frames.
     assert [key["partner"] for key in chip["tokens"]["link_keys"]] == [
@@ -324,3 +334,14 @@ async def test_network_restored_onto_a_new_ember_chip_keeps_the_switch(installat
         bytes.fromhex(chip["stack"]["nv3_tokens"]["NVM3KEY_STACK_NONCE_COUNTER/0"]), "little"
     )
     assert counter >= installation.backup["network_key"]["frame_counter"] + 10_000
+
+
+@pytest.mark.parametrize(
+    ("chip", "adapter", "kind"), [("znp", "zstack", "zStack3x0"), ("deconz", "deconz", "ConBee/RaspBee")]
+)
+async def test_network_restored_onto_another_new_chip_keeps_the_switch(
+    installation: Installation, chip: str, adapter: str, kind: str
+) -> None:
+    moved = await _move_to_new_chip(installation, chip, adapter)
+    assert moved.coordinator["type"] == kind
+    assert moved.coordinator["ieee_address"] == "0x" + installation.backup["coordinator_ieee"]
