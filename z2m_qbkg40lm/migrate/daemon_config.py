@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from z2m_qbkg40lm.config import WELL_KNOWN_NETWORK_KEY, ConfigError, LoadedConfig, parse_config
 from z2m_qbkg40lm.migrate.coordinator_backup import CoordinatorBackup
 from z2m_qbkg40lm.migrate.errors import MigrationError
+from z2m_qbkg40lm.migrate.yaml_files import dump_settings
 from z2m_qbkg40lm.migrate.z2m_config import Z2mConfig
 
 ADAPTERS = ("zstack", "ember", "ezsp", "deconz")
@@ -106,7 +105,7 @@ def render(settings: dict[str, Any], source: Path) -> str:
         "# The network (advanced:) is the one in coordinator_backup.json:\n"
         "# keep it, or pair every device again.\n"
     )
-    return header + yaml.safe_dump(settings, sort_keys=False, default_flow_style=None, allow_unicode=True)
+    return header + dump_settings(settings)
 
 
 def _check_network(z2m: Z2mConfig, backup: CoordinatorBackup) -> None:

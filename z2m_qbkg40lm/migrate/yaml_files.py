@@ -49,3 +49,27 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise MigrationError(path, f"expected a mapping of settings, found {type(loaded).__name__}")
     return loaded
+
+
+class _SettingsDumper(yaml.SafeDumper):
+    """Sections as blocks, lists of numbers (keys, PAN ids) on one line: how people write them."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
+    flow = all(isinstance(item, int | float | str) for item in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
+_SettingsDumper.add_representer(list, _represent_list)
+
+
+def dump_settings(settings: dict[str, Any]) -> str:
+    """A settings mapping as YAML text, in the order given."""
+    return yaml.dump(
+        settings,
+        Dumper=_SettingsDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=120,
+    )

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, SecretStr
 
 from z2m_qbkg40lm.config import Config
 from z2m_qbkg40lm.migrate.coordinator_backup import CoordinatorBackup
+from z2m_qbkg40lm.migrate.yaml_files import dump_settings
 
 Z2M_SETTINGS_VERSION = 5
 """The settings version Zigbee2MQTT 2.x (2.14) writes; it migrates older ones itself."""
@@ -87,4 +87,4 @@ def _explicit(model: BaseModel) -> dict[str, Any]:
 def render(settings: dict[str, Any]) -> str:
     """configuration.yaml's text."""
     header = "# Exported by z2m-qbkg40lm export-z2m for Zigbee2MQTT 2.x.\n"
-    return header + yaml.safe_dump(settings, sort_keys=False, default_flow_style=None, allow_unicode=True)
+    return header + dump_settings(settings)

@@ -12,6 +12,7 @@ devices need their manufacturer code from it (zigpy sends it with the manufactur
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from z2m_qbkg40lm.migrate.z2m_database import Z2mDevice, Z2mEndpoint
 from z2m_qbkg40lm.sim.virtual_radio import VirtualControllerApplication
 
 BASIC_CLUSTER_ID = 0x0000
+DATABASE_MODE = 0o600  # it holds the network's layout; the daemon keeps its key there too
 _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 # Basic attribute ids (ZCL 3.2.2.2) of what herdsman keeps as device fields.
@@ -68,6 +70,8 @@ def _application(database: Path) -> Any:
 
 async def write_devices(database: Path, devices: Sequence[Z2mDevice]) -> None:
     """Create `database` (which must not exist) holding `devices`, stored as zigpy stores them."""
+    # Made private before zigpy opens it: SQLite gives its -wal and -shm files the database's mode.
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATABASE_MODE))
     app = _application(database)
     listener = await zigpy.appdb.PersistingListener.new(str(database), app)
     try:
