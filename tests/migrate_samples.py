@@ -212,3 +212,23 @@ def write_z2m_dir(folder: Path, *, config: dict[str, Any] | None = None) -> Path
     )
     (folder / "state.json").write_text(json.dumps(state(), indent=4), encoding="utf-8")
     return folder
+
+
+def write_adapter_holding_the_network(data: Path) -> None:
+    """The virtual adapter's state as the adapter Zigbee2MQTT ran on: the network of the imported
+    backup (`<data>/network_backup.json`), the switch joined to it."""
+    from z2m_qbkg40lm.migrate.coordinator_backup import read_backup  # imports zigpy
+
+    backup = read_backup(data / "network_backup.json").network
+    switch = {
+        "ieee": ":".join(SWITCH_IEEE[i : i + 2] for i in range(2, 18, 2)),
+        "nwk": "0x1a2b",
+        "joined": True,
+    }
+    adapter = {
+        "version": 1,
+        "coordinator_ieee": str(backup.node_info.ieee),
+        "network": {"network_info": backup.network_info.as_dict(), "node_info": backup.node_info.as_dict()},
+        "switches": [switch],
+    }
+    (data / "virtual_adapter.json").write_text(json.dumps(adapter))

@@ -21,6 +21,7 @@ from tests.migrate_samples import (
     SWITCH_IEEE,
     configuration,
     coordinator_backup,
+    write_adapter_holding_the_network,
     write_z2m_dir,
 )
 from tests.support import random_base_topic, watching
@@ -244,23 +245,6 @@ def test_command_error_is_one_line_and_exit_code_1(
 # --- End to end: the daemon on the same adapter -----------------------------------------------
 
 
-def _same_adapter(data: Path) -> None:
-    """The virtual adapter as the adapter Zigbee2MQTT ran on: the backup's network, the switch joined."""
-    backup = read_backup(data / "network_backup.json").network
-    switch = {
-        "ieee": ":".join(SWITCH_IEEE[i : i + 2] for i in range(2, 18, 2)),
-        "nwk": "0x1a2b",
-        "joined": True,
-    }
-    adapter = {
-        "version": 1,
-        "coordinator_ieee": str(backup.node_info.ieee),
-        "network": {"network_info": backup.network_info.as_dict(), "node_info": backup.node_info.as_dict()},
-        "switches": [switch],
-    }
-    (data / "virtual_adapter.json").write_text(json.dumps(adapter))
-
-
 async def test_daemon_starts_on_the_imported_network_and_the_switch_obeys_without_join_or_interview(
     tmp_path: Path,
 ) -> None:
@@ -276,7 +260,7 @@ async def test_daemon_starts_on_the_imported_network_and_the_switch_obeys_withou
     config["serial"] = {"adapter": "virtual"}
     config["virtual"] = {"switches": 0}
     (data / "configuration.yaml").write_text(yaml.safe_dump(config))
-    _same_adapter(data)
+    write_adapter_holding_the_network(data)
     daemon = Daemon(load_config(data / "configuration.yaml"), data)
 
     async with watching(base) as watcher:
