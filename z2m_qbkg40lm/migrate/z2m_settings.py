@@ -79,6 +79,8 @@ def _explicit(model: BaseModel) -> dict[str, Any]:
             value = value.get_secret_value()
         elif isinstance(value, BaseModel):
             value = _explicit(value)
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)  # `timeout: 10`, as the user wrote it (the model keeps minutes as floats)
         if value is not None:
             values[key] = value
     return {key: values[key] for key in type(model).model_fields if key in values}
