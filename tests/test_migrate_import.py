@@ -208,6 +208,31 @@ def test_settings_the_daemon_refuses_write_nothing(tmp_path: Path) -> None:
     _assert_nothing_written(tmp_path / "daemon")
 
 
+def test_a_missing_backup_says_how_to_get_one_and_writes_nothing(tmp_path: Path) -> None:
+    z2m = write_z2m_dir(tmp_path / "z2m")
+    (z2m / "coordinator_backup.json").unlink()
+
+    with pytest.raises(MigrationError, match=r"coordinator_backup\.json: missing: Zigbee2MQTT writes it"):
+        run_import(z2m, tmp_path / "daemon")
+
+    _assert_nothing_written(tmp_path / "daemon")
+
+
+def test_green_power_devices_are_left_out_with_a_warning(tmp_path: Path) -> None:
+    z2m = write_z2m_dir(tmp_path / "z2m")
+    green_power = {"id": 5, "type": "GreenPower", "ieeeAddr": "0x00000000017ab3c2", "nwkAddr": 0xB3C2,
+                   "endpoints": {}, "interviewState": "SUCCESSFUL", "meta": {}}  # fmt: skip
+    with (z2m / "database.db").open("a") as handle:
+        handle.write("\n" + json.dumps(green_power))
+
+    result = run_import(z2m, tmp_path / "daemon")
+
+    assert "0x00000000017ab3c2" not in {device.ieee for device in result.plan.devices}
+    assert any(
+        "Green Power device 0x00000000017ab3c2 left out" in warning for warning in result.plan.warnings
+    )
+
+
 def test_the_zigbee2mqtt_folder_itself_is_refused(tmp_path: Path) -> None:
     z2m = write_z2m_dir(tmp_path / "z2m")
 

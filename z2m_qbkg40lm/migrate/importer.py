@@ -76,12 +76,22 @@ def plan_import(z2m_dir: Path) -> ImportPlan:
         raise MigrationError(z2m_dir, "not a folder (give Zigbee2MQTT's data directory)")
     z2m = read_z2m_config(z2m_dir)
     database = read_z2m_database(z2m_dir / DATABASE_FILE)
+    if not (z2m_dir / BACKUP_FILE).exists():
+        raise MigrationError(
+            z2m_dir / BACKUP_FILE,
+            "missing: Zigbee2MQTT writes it at every start and stop; start and stop it once, then import",
+        )
     backup = read_backup(z2m_dir / BACKUP_FILE)
     state = read_z2m_state(z2m_dir / STATE_FILE)
     _check_coordinator(database.coordinator, backup, z2m_dir)
     settings, warnings = daemon_config.daemon_settings(z2m, backup)
     loaded = daemon_config.validate(settings, z2m.path)
-    devices = database.end_devices
+    devices = tuple(device for device in database.end_devices if device.type != "GreenPower")
+    warnings.extend(
+        f"{DATABASE_FILE}: Green Power device {device.ieee} left out (zigpy keeps those apart): pair it again"
+        for device in database.end_devices
+        if device.type == "GreenPower"
+    )
     known = {device.ieee for device in devices}
     orphans = sorted(set(loaded.config.devices) - known)
     warnings.extend(
