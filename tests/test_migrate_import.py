@@ -233,6 +233,27 @@ def test_green_power_devices_are_left_out_with_a_warning(tmp_path: Path) -> None
     )
 
 
+def test_another_adapter_replaces_zigbee2mqtts_serial_settings(tmp_path: Path) -> None:
+    z2m = write_z2m_dir(tmp_path / "z2m")
+
+    code = main(
+        [
+            "import-z2m",
+            str(z2m),
+            "--data-dir",
+            str(tmp_path / "daemon"),
+            "--adapter",
+            "ember",
+            "--port",
+            "/dev/ttyUSB1",
+        ]
+    )
+
+    assert code == 0
+    serial = load_config(tmp_path / "daemon" / "configuration.yaml").config.serial
+    assert (serial.adapter, serial.port, serial.baudrate) == ("ember", "/dev/ttyUSB1", 115200)
+
+
 def test_the_zigbee2mqtt_folder_itself_is_refused(tmp_path: Path) -> None:
     z2m = write_z2m_dir(tmp_path / "z2m")
 

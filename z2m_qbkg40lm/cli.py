@@ -71,6 +71,13 @@ def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="replace existing files, keeping each as <name>.before-import-<time>",
     )
+    importing.add_argument(
+        "--adapter",
+        choices=["zstack", "ember", "ezsp", "deconz"],
+        default=None,
+        help="the daemon runs on another stick than Zigbee2MQTT did: its family (default: Zigbee2MQTT's)",
+    )
+    importing.add_argument("--port", default=None, help="the other stick's port (default: Zigbee2MQTT's)")
     exporting = commands.add_parser(
         "export-z2m",
         help="write a Zigbee2MQTT data directory from this daemon's (to go back)",
@@ -98,12 +105,14 @@ def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _import_z2m(args: argparse.Namespace) -> int:
     defer_unused_imports()
+    from z2m_qbkg40lm.migrate.daemon_config import NewAdapter
     from z2m_qbkg40lm.migrate.errors import MigrationError
     from z2m_qbkg40lm.migrate.importer import run_import, summary_lines
 
     os.umask(PRIVATE_UMASK)
     try:
-        result = run_import(args.z2m_data_dir, args.data_dir, force=args.force)
+        new_adapter = NewAdapter(adapter=args.adapter, port=args.port)
+        result = run_import(args.z2m_data_dir, args.data_dir, force=args.force, new_adapter=new_adapter)
     except MigrationError as exc:
         print(f"import-z2m: {redact(str(exc))}", file=sys.stderr)
         return 1

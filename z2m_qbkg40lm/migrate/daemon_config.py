@@ -7,6 +7,7 @@ import never leaves a configuration the daemon would refuse.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,23 @@ _HANDLED_SECTIONS = (
 )
 
 
-def daemon_settings(z2m: Z2mConfig, backup: CoordinatorBackup) -> tuple[dict[str, Any], list[str]]:
+@dataclass(frozen=True)
+class NewAdapter:
+    """`--adapter`/`--port`: the daemon is to run on another stick than Zigbee2MQTT did."""
+
+    adapter: str | None = None
+    port: str | None = None
+
+
+def daemon_settings(
+    z2m: Z2mConfig, backup: CoordinatorBackup, new_adapter: NewAdapter | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """The daemon's settings, and one warning per Zigbee2MQTT setting left behind."""
     _check_network(z2m, backup)
     warnings: list[str] = []
     settings: dict[str, Any] = {
         "mqtt": _pick(z2m.section("mqtt"), _MQTT_KEYS, "mqtt", warnings),
-        "serial": _serial(z2m, warnings),
+        "serial": _serial(z2m, warnings, new_adapter or NewAdapter()),
         "advanced": {
             "channel": backup.channel,
             "pan_id": backup.pan_id,
@@ -158,8 +169,13 @@ def _pick(
     return kept
 
 
-def _serial(z2m: Z2mConfig, warnings: list[str]) -> dict[str, Any]:
+def _serial(z2m: Z2mConfig, warnings: list[str], new: NewAdapter) -> dict[str, Any]:
     serial = _pick(z2m.section("serial"), _SERIAL_KEYS, "serial", warnings)
+    if new.adapter is not None and new.adapter != serial.get("adapter"):
+        # Another family of stick: the old one's line settings do not carry over.
+        serial = {"adapter": new.adapter, "port": serial.get("port")}
+    if new.port is not None:
+        serial["port"] = new.port
     adapter = serial.get("adapter")
     if adapter is None:
         raise MigrationError(

@@ -70,7 +70,7 @@ class ImportResult:
     replaced: tuple[Replaced, ...]
 
 
-def plan_import(z2m_dir: Path) -> ImportPlan:
+def plan_import(z2m_dir: Path, new_adapter: daemon_config.NewAdapter | None = None) -> ImportPlan:
     """Read and check every Zigbee2MQTT file; MigrationError at the first problem (nothing written)."""
     if not z2m_dir.is_dir():
         raise MigrationError(z2m_dir, "not a folder (give Zigbee2MQTT's data directory)")
@@ -84,7 +84,7 @@ def plan_import(z2m_dir: Path) -> ImportPlan:
     backup = read_backup(z2m_dir / BACKUP_FILE)
     state = read_z2m_state(z2m_dir / STATE_FILE)
     _check_coordinator(database.coordinator, backup, z2m_dir)
-    settings, warnings = daemon_config.daemon_settings(z2m, backup)
+    settings, warnings = daemon_config.daemon_settings(z2m, backup, new_adapter)
     loaded = daemon_config.validate(settings, z2m.path)
     devices = tuple(device for device in database.end_devices if device.type != "GreenPower")
     warnings.extend(
@@ -139,14 +139,20 @@ def _check_coordinator(coordinator: Z2mDevice | None, backup: CoordinatorBackup,
         )
 
 
-def run_import(z2m_dir: Path, data_dir: Path, *, force: bool = False) -> ImportResult:
+def run_import(
+    z2m_dir: Path,
+    data_dir: Path,
+    *,
+    force: bool = False,
+    new_adapter: daemon_config.NewAdapter | None = None,
+) -> ImportResult:
     """Import `z2m_dir` into `data_dir`; MigrationError (and nothing written) on any problem.
 
     Runs zigpy on an event loop of its own: call it where no loop is running (the command line).
     """
     if data_dir.resolve() == z2m_dir.resolve():
         raise MigrationError(data_dir, "is Zigbee2MQTT's own data directory: import into another folder")
-    plan = plan_import(z2m_dir)
+    plan = plan_import(z2m_dir, new_adapter)
     existing = refuse_occupied(data_dir, WRITTEN_FILES, force)
     with staging(data_dir) as staged:
         try:
