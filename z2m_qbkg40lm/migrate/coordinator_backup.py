@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import zigpy.backups
-import zigpy.types as t
 
 from z2m_qbkg40lm.migrate.errors import MigrationError
 
@@ -149,8 +148,3 @@ def backup_document(network: zigpy.backups.NetworkBackup) -> dict[str, Any]:
 def format_backup(document: dict[str, Any]) -> str:
     """The file's text, indented as Zigbee2MQTT writes it."""
     return json.dumps(document, indent=4) + "\n"
-
-
-def eui64_text(value: t.EUI64) -> str:
-    """An IEEE address as "0x…" (zigpy prints it with colons)."""
-    return "0x" + str(value).replace(":", "").lower()
