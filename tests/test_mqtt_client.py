@@ -759,6 +759,45 @@ async def test_read_retained_sees_every_retained_message_on_the_filters(prefix: 
             await other.publish(topic, b"", retain=True, qos=1)
 
 
+async def test_a_read_of_retained_messages_cancelled_while_connecting_leaves_no_connection(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho connects in a thread a cancellation does not stop: what it opens must still be closed."""
+    mqtt = MqttClient(
+        config(),
+        will_topic=f"{prefix}/bridge/state",
+        will_payload=OFFLINE,
+        on_connected=_nothing,
+        on_message=_nothing,
+    )
+    made: list[aiomqtt.Client] = []
+    connecting = asyncio.Event()
+    new_client = mqtt._new_client
+
+    def remember(**options: Any) -> aiomqtt.Client:
+        made.append(new_client(**options))
+        connecting.set()
+        return made[-1]
+
+    monkeypatch.setattr(mqtt, "_new_client", remember)
+    reading = asyncio.create_task(mqtt.read_retained([f"{prefix}/+/availability"]))
+    await connecting.wait()  # the reader exists: its connect is about to run in the executor
+    [client] = made
+    connack = client._connected  # resolved by the CONNACK of the connect under way
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    await asyncio.wait_for(asyncio.shield(connack), TIMEOUT)  # the thread connected after all
+    paho_client = client._client
+    assert not paho_client.is_connected()
+    assert paho_client.socket() is None
+    assert client._misc_task is None or client._misc_task.done()
+
+
+async def _nothing(*_args: Any) -> None:
+    return None
+
+
 async def _stop_cleanly(broker: PrivateBroker) -> None:
     """SIGTERM: Mosquitto writes its persistence file on a clean stop (on SIGKILL only at autosave)."""
     process = broker._process

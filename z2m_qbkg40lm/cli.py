@@ -1,4 +1,4 @@
-"""Command line: `z2m-qbkg40lm run`, `z2m-qbkg40lm check-config` and `z2m-qbkg40lm emulate`."""
+"""Command line: `z2m-qbkg40lm run`, `check-config`, `emulate`, `import-z2m` and `export-z2m`."""
 
 from __future__ import annotations
 
@@ -44,7 +44,101 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate the configuration and exit")
     check.add_argument("--config", "-c", type=Path, required=True, help="configuration file (YAML)")
     _add_emulate(commands)
+    _add_migrate(commands)
     return parser
+
+
+def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    importing = commands.add_parser(
+        "import-z2m",
+        help="take over a Zigbee2MQTT installation (devices stay paired)",
+        description="Read Zigbee2MQTT's data directory (configuration.yaml, secret.yaml, database.db, "
+        "coordinator_backup.json, state.json) and write this daemon's configuration.yaml, zigbee.db, "
+        "state.json and network_backup.json, so that it starts on the same network with every device "
+        "already paired and interviewed. Stop Zigbee2MQTT first.",
+    )
+    importing.add_argument(
+        "z2m_data_dir", type=Path, metavar="Z2M_DATA_DIR", help="Zigbee2MQTT's data directory"
+    )
+    importing.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(),
+        help="where to write this daemon's configuration and data (default: the current directory)",
+    )
+    importing.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing files, keeping each as <name>.before-import-<time>",
+    )
+    importing.add_argument(
+        "--adapter",
+        choices=["zstack", "ember", "ezsp", "deconz"],
+        default=None,
+        help="the daemon runs on another stick than Zigbee2MQTT did: its family (default: Zigbee2MQTT's)",
+    )
+    importing.add_argument("--port", default=None, help="the other stick's port (default: Zigbee2MQTT's)")
+    exporting = commands.add_parser(
+        "export-z2m",
+        help="write a Zigbee2MQTT data directory from this daemon's (to go back)",
+        description="Write configuration.yaml, database.db, coordinator_backup.json and state.json that "
+        "Zigbee2MQTT 2.x starts from, on the same network with every device paired. Stop the daemon first.",
+    )
+    exporting.add_argument(
+        "out_dir", type=Path, metavar="OUT_DIR", help="Zigbee2MQTT's data directory to write"
+    )
+    exporting.add_argument(
+        "--config", "-c", type=Path, required=True, help="this daemon's configuration file"
+    )
+    exporting.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="this daemon's data directory (default: the config file's folder)",
+    )
+    exporting.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing files, keeping each as <name>.before-export-<time>",
+    )
+
+
+def _import_z2m(args: argparse.Namespace) -> int:
+    defer_unused_imports()
+    from z2m_qbkg40lm.migrate.daemon_config import NewAdapter
+    from z2m_qbkg40lm.migrate.errors import MigrationError
+    from z2m_qbkg40lm.migrate.importer import run_import, summary_lines
+
+    os.umask(PRIVATE_UMASK)
+    try:
+        new_adapter = NewAdapter(adapter=args.adapter, port=args.port)
+        result = run_import(args.z2m_data_dir, args.data_dir, force=args.force, new_adapter=new_adapter)
+    except MigrationError as exc:
+        print(f"import-z2m: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    for line in summary_lines(result):
+        print(redact(line))
+    return 0
+
+
+def _export_z2m(args: argparse.Namespace) -> int:
+    defer_unused_imports()
+    from z2m_qbkg40lm.migrate.errors import MigrationError
+    from z2m_qbkg40lm.migrate.exporter import run_export, summary_lines
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return 1
+    data_dir = args.data_dir if args.data_dir is not None else args.config.resolve().parent
+    os.umask(PRIVATE_UMASK)
+    try:
+        result = run_export(loaded, data_dir, args.out_dir, force=args.force)
+    except MigrationError as exc:
+        print(f"export-z2m: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    for line in summary_lines(result):
+        print(redact(line))
+    return 0
 
 
 def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -179,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "emulate":
         return _emulate(args)
+    if args.command == "import-z2m":
+        return _import_z2m(args)
+    if args.command == "export-z2m":
+        return _export_z2m(args)
     loaded = _load(args.config)
     if loaded is None:
         return 1

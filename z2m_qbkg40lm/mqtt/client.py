@@ -48,6 +48,8 @@ _MAX_QUEUED_INCOMING = 10_000
 _PENDING_PUBLISHES_WARNING = 10_000
 # Per-operation timeout handed to aiomqtt: CONNACK, SUBACK, PUBACK and DISCONNECT waits.
 _OPERATION_TIMEOUT = 10.0
+# How long a cancelled connect waits for paho's connecting thread, to close what it opens.
+_ABANDONED_CONNECT_WAIT_S = 2.0
 # Commands are QoS 1 at most worth keeping: the broker delivers at min(publish QoS, subscription QoS).
 # Not QoS 2: paho hands a QoS 2 message on only at PUBREL, and a fresh client per connection forgets
 # a PUBREC-ed message, so a connection lost between the two would lose the command.
@@ -221,6 +223,41 @@ async def _end_housekeeping(client: aiomqtt.Client) -> None:
     if isinstance(task, asyncio.Task) and not task.done():
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def _connect(client: aiomqtt.Client) -> None:
+    """Connect `client` (aiomqtt's `__aenter__`); if cancelled meanwhile, close what it opens.
+
+    aiomqtt 2.5.1 runs paho's connect in an executor thread, which a cancellation does not stop:
+    the socket it opens after the caller has gone, the CONNACK and aiomqtt's housekeeping task
+    would outlive the caller as a connection nobody ends (seen: a read of retained messages
+    cancelled at shutdown left a connected client behind). The attempt is left to finish, bounded
+    by the connect timeout, and is then closed.
+    """
+    entering = asyncio.ensure_future(client.__aenter__())
+    try:
+        await asyncio.shield(entering)
+    except asyncio.CancelledError:
+        closing = asyncio.ensure_future(_close_once_connected(client, entering))
+        await asyncio.wait((closing,), timeout=_ABANDONED_CONNECT_WAIT_S)
+        raise
+
+
+async def _close_once_connected(client: aiomqtt.Client, entering: asyncio.Future[Any]) -> None:
+    """Wait for a connection attempt nobody waits for any more, then close what it opened."""
+    try:
+        await entering
+    except aiomqtt.MqttError:
+        _abandon(client)  # no CONNACK: the socket may still be open
+    else:
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.__aexit__(None, None, None)
+    await _end_housekeeping(client)
+
+
+async def _disconnect(client: aiomqtt.Client) -> None:
+    """Leave a connected `client` (aiomqtt's `__aexit__`)."""
+    await client.__aexit__(None, None, None)
 
 
 def _send_without_delay(client: aiomqtt.Client) -> None:
@@ -459,8 +496,9 @@ class MqttClient:
         found: list[tuple[str, bytes]] = []
         reached = False
         try:
-            async with client:
-                reached = True
+            await _connect(client)
+            reached = True
+            try:
                 await client.subscribe([(topic, 0) for topic in filters], timeout=_OPERATION_TIMEOUT)
                 # The broker queues the retained messages while it handles the SUBSCRIBE, so they
                 # all come before the UNSUBACK of an UNSUBSCRIBE sent after the SUBACK; paho hands
@@ -471,6 +509,8 @@ class MqttClient:
                     payload = message.payload
                     if message.retain and isinstance(payload, bytes) and payload:
                         found.append((message.topic.value, payload))
+            finally:
+                await _disconnect(client)
         except aiomqtt.MqttError as exc:
             _LOGGER.warning("Cannot read retained messages from %s: %s", self.broker, self._describe(exc))
             return None
@@ -537,12 +577,15 @@ class MqttClient:
                 reached = False
                 client = self._new_client()
                 try:
-                    async with client:
-                        reached = True
+                    await _connect(client)
+                    reached = True
+                    try:
                         _send_without_delay(client)
                         delay = self._reconnect_delay
                         _LOGGER.info("Connected to MQTT server %s", self.broker)
                         await self._serve(client)
+                    finally:
+                        await _disconnect(client)
                     _LOGGER.info("Disconnected from MQTT server %s", self.broker)
                 except aiomqtt.MqttError as exc:
                     if self._stop_requested.is_set():
