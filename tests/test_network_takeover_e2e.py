@@ -13,7 +13,9 @@ started with GENERATE). Its network is then taken as an open coordinator backup 
   --switches-from`), and a fresh daemon data directory holding only the configuration (the
   backup's network), zigbee.db and network_backup.json restores the network onto it: the switch
   obeys `/set` and its press arrives, with no join and no interview, and the coordinator keeps
-  its IEEE address.
+  its IEEE address;
+- the same with the real importer: Zigbee2MQTT's files for that network (shaped as in
+  tests/migrate_samples.py), `import-z2m --adapter ember --port …`, and the daemon on the new chip.
 """
 
 from __future__ import annotations
@@ -22,15 +24,20 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 import zigpy.types as t
 
+from tests import migrate_samples as samples
 from tests.support import (
+    BROKER_HOST,
+    BROKER_PORT,
     DaemonProcess,
     Message,
     Watcher,
@@ -44,6 +51,7 @@ from z2m_qbkg40lm.zigbee.network_takeover import NETWORK_BACKUP_FILE
 
 CHANNEL = 15
 REFUSED_S = 30.0
+SWITCH_NAME = "hall/switch"
 RESTORE_S = 60.0
 """A restore onto the EmberZNet emulator takes about 8 s: bellows resets the NCP three times and
 waits 2 s at each reset over socket://."""
@@ -133,16 +141,17 @@ def _joins_or_interviews(watcher: Watcher, position: int) -> list[Any]:
     return [event for event in events if event["type"] in ("device_joined", "device_interview")]
 
 
-async def _obeys_and_reports(watcher: Watcher, ieee: str) -> None:
-    """`/set` reaches the switch and its press reaches the daemon."""
+async def _obeys_and_reports(watcher: Watcher, ieee: str, name: str | None = None) -> None:
+    """`/set` reaches the switch and its press reaches the daemon (`name`: its friendly name)."""
+    name = name or ieee
     for state in ("ON", "OFF"):
         position = watcher.mark()
-        await watcher.publish(f"{ieee}/set", json.dumps({"state": state}))
-        await watcher.wait_state(ieee, lambda s, want=state: s.get("state") == want, after=position)
+        await watcher.publish(f"{name}/set", json.dumps({"state": state}))
+        await watcher.wait_state(name, lambda s, want=state: s.get("state") == want, after=position)
     position = watcher.mark()
     response = await watcher.request("simulation/press", {"id": ieee, "kind": "single"})
     assert response["status"] == "ok", response
-    await watcher.wait_state(ieee, lambda s: s.get("action") == "single", after=position)
+    await watcher.wait_state(name, lambda s: s.get("action") == "single", after=position)
 
 
 def _network_settings(backup: dict[str, Any]) -> dict[str, Any]:
@@ -345,3 +354,88 @@ async def test_network_restored_onto_another_new_chip_keeps_the_switch(
     moved = await _move_to_new_chip(installation, chip, adapter)
     assert moved.coordinator["type"] == kind
     assert moved.coordinator["ieee_address"] == "0x" + installation.backup["coordinator_ieee"]
+
+
+def _zigbee2mqtt_dir(installation: Installation, folder: Path, base: str) -> Path:
+    """Zigbee2MQTT's data directory for the installation's network: its configuration, database.db
+    (the coordinator and the switch, interviewed) and coordinator_backup.json (the network read
+    off the Z-Stack chip), in the shapes Zigbee2MQTT 2.x writes (tests/migrate_samples.py)."""
+    backup = installation.backup
+    network = _network_settings(backup)
+    config = samples.configuration(
+        mqtt={"base_topic": base, "server": f"mqtt://{BROKER_HOST}:{BROKER_PORT}"},
+        homeassistant={"enabled": False},
+        serial={"port": installation.emulator.address, "adapter": "zstack"},
+        advanced={"log_level": "info", **network},
+        devices={installation.ieee: {"friendly_name": SWITCH_NAME}},
+    )
+    del config["groups"]
+    entries = samples.database_entries()
+    coordinator, switch = entries[0], entries[1]
+    coordinator["ieeeAddr"] = "0x" + backup["coordinator_ieee"]
+    switch["ieeeAddr"] = installation.ieee
+    [device] = backup["devices"]
+    switch["nwkAddr"] = int(device["nwk_address"], 16)
+    for endpoint in switch["endpoints"].values():
+        for bind in endpoint["binds"]:
+            bind["deviceIeeeAddress"] = coordinator["ieeeAddr"]
+    folder.mkdir()
+    (folder / "configuration.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    (folder / "database.db").write_text(samples.database_text([coordinator, switch]), encoding="utf-8")
+    (folder / "coordinator_backup.json").write_text(json.dumps(backup, indent=4), encoding="utf-8")
+    (folder / "state.json").write_text(json.dumps({installation.ieee: {"state": "OFF"}}), encoding="utf-8")
+    return folder
+
+
+def _import_z2m(z2m_dir: Path, data_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    command = ["import-z2m", str(z2m_dir), "--data-dir", str(data_dir), *options]
+    return subprocess.run(
+        [sys.executable, "-m", "z2m_qbkg40lm", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+async def test_import_z2m_then_a_new_ember_chip_keeps_the_switch(installation: Installation) -> None:
+    """The whole move with the real importer: `import-z2m --adapter ember --port …` from Zigbee2MQTT's
+    files, then the daemon restores the network onto the blank chip the switches moved to."""
+    if _running(installation.emulator):
+        installation.emulator.stop()
+    folder = installation.folder / "import"
+    folder.mkdir()
+    base = random_base_topic()
+    emulator = EmulatorProcess(
+        folder,
+        write_config(folder / "emulator.yaml", base),
+        "ezsp",
+        "--switches-from",
+        str(installation.emulator.nvram),
+    )
+    emulator.start()
+    data_dir = folder / "data"
+    z2m_dir = _zigbee2mqtt_dir(installation, folder / "zigbee2mqtt", base)
+    imported = _import_z2m(z2m_dir, data_dir, "--adapter", "ember", "--port", emulator.address)
+    if imported.returncode != 0:
+        emulator.stop()
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert (data_dir / NETWORK_BACKUP_FILE).exists()
+    daemon = DaemonProcess(data_dir / "configuration.yaml", data_dir)
+    try:
+        async with watching(base) as watcher:
+            position = watcher.mark()
+            daemon.start()
+            await watcher.wait_for("bridge/state", _online, after=position, timeout=RESTORE_S)
+            await watcher.wait_for("bridge/emulator", _online, after=position)
+            await _obeys_and_reports(watcher, installation.ieee, SWITCH_NAME)
+            assert _joins_or_interviews(watcher, position) == []
+    finally:
+        code = daemon.stop()
+        emulator.stop()
+        clear_retained(base, [*RETAINED, SWITCH_NAME])
+    log = daemon.log()
+    assert code == 0, log
+    assert "restoring the network from" in log, log
+    assert "joined" not in log and "nterview" not in log, log
+    assert len(list(data_dir.glob(f"{NETWORK_BACKUP_FILE}.restored-*"))) == 1
