@@ -12,7 +12,7 @@ import random
 import zigpy.types as t
 
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
-from z2m_qbkg40lm.sim.world import JOIN_SPACING, Node, Reach, SimulatedWorld
+from z2m_qbkg40lm.sim.world import JOIN_SPACING, NetworkCredentials, Node, Reach, SimulatedWorld
 
 NETWORK = t.EUI64.convert("dd:dd:dd:dd:dd:dd:dd:dd")
 COORDINATOR = t.EUI64.convert("00:12:4b:00:00:00:00:01")
@@ -133,3 +133,28 @@ async def test_a_switch_that_left_while_the_network_was_down_is_off_it() -> None
     copy.load(records)
     assert [each.switch.ieee for each in copy.nodes.values()] == [node.switch.ieee]
     world.close()
+
+
+async def test_a_switch_talks_only_to_a_coordinator_with_its_network_key_and_pan_id() -> None:
+    world, recorder = _world()
+    ours = NetworkCredentials(0x1A62, bytes(range(16)))
+    world.running_credentials = ours
+    node = world.add_switch(pairing=True)
+    world.permit(0x0000, 60)
+    await asyncio.wait_for(recorder.frames.get(), TIMEOUT)  # joined and announced
+    assert node.credentials == ours and world.records()[0]["credentials"] == ours.to_json()
+    for other in (NetworkCredentials(0x1A62, bytes(16 * [7])), NetworkCredentials(0x1A63, ours.network_key)):
+        world.running_credentials = other  # the same extended PAN id: another network all the same
+        assert not world.online(node) and world.route(node.switch.nwk).reach is Reach.NO_ROUTE
+        world.emit(node, node.switch.announce())
+        assert recorder.frames.empty(), "its frames are lost"
+    world.close()
+    # A chip that does not tell its credentials, or a switch from an older state file: the
+    # extended PAN id alone decides, as before.
+    moved, _recorder = _world()
+    moved.load(world.records())
+    [record] = moved.nodes.values()
+    assert record.credentials == ours and moved.online(record)
+    moved.running_credentials = ours
+    assert moved.online(record)
+    moved.close()

@@ -183,6 +183,14 @@ def _add_emulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="switches in pairing mode on a new NVRAM; they join when permit join opens (default: 1)",
     )
     emulate.add_argument(
+        "--switches-from",
+        type=Path,
+        default=None,
+        metavar="STATE_FILE",
+        help="a new chip starts with the switches of another emulator's state file (any chip), still "
+        "joined to their network, instead of --switches new ones: a move to a new stick",
+    )
+    emulate.add_argument(
         "--mqtt", default=None, help="broker for the simulation requests, e.g. mqtt://127.0.0.1:1883"
     )
     emulate.add_argument(
@@ -218,6 +226,7 @@ def _emulate(args: argparse.Namespace) -> int:
             linkquality=args.linkquality,
             chip=args.chip,
             ezsp_version=args.ezsp_version,
+            switches_from=args.switches_from,
         )
     except OptionsError as exc:
         print(f"emulate: {exc}", file=sys.stderr)

@@ -80,3 +80,15 @@ class ChipStateFile:
     def pending(self) -> bool:
         """True while a timed write waits."""
         return self._handle is not None
+
+
+def switches_of(path: Path) -> list[dict[str, Any]]:
+    """The switch records of another emulator's state file, whatever its chip (every chip keeps
+    them under "switches", in `SimulatedWorld.records()`'s form); ValueError when it has none."""
+    data = ChipStateFile(path, dict).read()
+    if data is None:
+        raise ValueError(f"--switches-from {path}: no emulator state file there (missing or empty)")
+    records = data.get("switches")
+    if not isinstance(records, list) or not all(isinstance(each, dict) for each in records):
+        raise ValueError(f"--switches-from {path}: no list of switches in it")
+    return records

@@ -25,6 +25,13 @@ control API.
   network), a formed one is resumed. Without it, nothing is kept.
 - `--switches N`: on a factory-new chip, N switches wait in pairing mode; each joins as soon as the
   coordinator permits joining (the daemon's `bridge/request/permit_join`). More join on request.
+- `--switches-from STATE_FILE`: moving house to a new stick. A factory-new chip (of any family)
+  starts with the switches of another emulator's state file, still joined to their network (its
+  extended PAN id, PAN id, key, their NWK addresses), instead of `--switches` new ones. They talk
+  to this chip once its host restores that network onto it (the daemon does, from the
+  `network_backup.json` that `import-z2m` writes); until then their frames are lost, as a real
+  switch's would be. On a chip whose state file already holds a chip, the option is ignored (said
+  in the log), so the same command line resumes the new chip next time.
 - `--mqtt URL` (or the `mqtt:` section of `--config`): serve `<base>/bridge/request/simulation/…`.
 
 Parts: `sim.world` (the switches and the air), `sim.znp`, `sim.ezsp` and `sim.deconz` (the chips),
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import signal
@@ -44,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from z2m_qbkg40lm.config import ConfigError, MqttConfig, load_config
+from z2m_qbkg40lm.sim.chip_state import ChipStateFile, switches_of
 from z2m_qbkg40lm.sim.control import EmulatorControl, FriendlyNames, MqttControl
 from z2m_qbkg40lm.sim.emulated_chip import EmulatedChip
 from z2m_qbkg40lm.sim.serial_line import ChipPort, PtyLine, TcpLine, open_line
@@ -68,6 +77,7 @@ class EmulatorOptions:
     linkquality: int = DEFAULT_LINKQUALITY
     chip: str = "znp"
     ezsp_version: int = 13
+    switches_from: Path | None = None
 
 
 class OptionsError(ValueError):
@@ -85,6 +95,7 @@ def build_options(
     linkquality: int,
     chip: str = "znp",
     ezsp_version: int = 13,
+    switches_from: Path | None = None,
 ) -> EmulatorOptions:
     """Options from the command line; the daemon's configuration file supplies `mqtt:` if given."""
     if not (listen == "pty" or listen.startswith(("pty:", "tcp://"))):
@@ -97,6 +108,8 @@ def build_options(
         raise OptionsError(f"--chip {chip!r}: expected one of {', '.join(CHIPS)}")
     if ezsp_version not in EZSP_VERSIONS:
         raise OptionsError(f"--ezsp-version {ezsp_version}: the EZSP emulator speaks 13 or 14")
+    if switches_from is not None and nvram is not None and switches_from.resolve() == nvram.resolve():
+        raise OptionsError("--switches-from names the chip's own --nvram file")
     mqtt_config: MqttConfig | None = None
     if config is not None:
         try:
@@ -111,12 +124,44 @@ def build_options(
         except ValueError as exc:
             raise OptionsError(f"--mqtt {mqtt!r}: {exc}") from None
     return EmulatorOptions(
-        listen, nvram, switches, mqtt_config, base, config, linkquality, chip, ezsp_version
+        listen, nvram, switches, mqtt_config, base, config, linkquality, chip, ezsp_version, switches_from
     )
 
 
 def make_chip(options: EmulatorOptions, rng: random.Random | None = None) -> tuple[EmulatedChip, ChipPort]:
-    """The chip the options name and its end of the serial line (only its radio library is imported)."""
+    """The chip the options name and its end of the serial line (only its radio library is imported);
+    with `switches_from`, a factory-new one gets the switches of that state file."""
+    moved = _moved_switches(options)
+    if moved is not None:
+        options = dataclasses.replace(options, switches=0)
+    chip, port = _make_chip(options, rng)
+    if moved is not None:
+        chip.world.load(moved)
+        chip.save()
+        LOGGER.info(
+            "%d switch(es) moved in from %s, still on their network: %s",
+            len(moved),
+            options.switches_from,
+            ", ".join(node.ieee_text for node in chip.world.nodes.values()) or "none",
+        )
+    return chip, port
+
+
+def _moved_switches(options: EmulatorOptions) -> list[dict[str, Any]] | None:
+    """The switch records `--switches-from` brings, or None (not asked, or the chip is not new)."""
+    if options.switches_from is None:
+        return None
+    if ChipStateFile(options.nvram, dict).read() is not None:
+        LOGGER.info(
+            "--switches-from %s ignored: %s holds this chip's state already (its own switches)",
+            options.switches_from,
+            options.nvram,
+        )
+        return None
+    return switches_of(options.switches_from)
+
+
+def _make_chip(options: EmulatorOptions, rng: random.Random | None) -> tuple[EmulatedChip, ChipPort]:
     if options.chip == "deconz":
         from z2m_qbkg40lm.sim.deconz.chip import DeconzChip
 

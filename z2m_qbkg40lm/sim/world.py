@@ -54,6 +54,32 @@ JOIN_SPACING: Final = 0.1
 """Seconds between switches in pairing mode joining one after another."""
 
 
+@dataclass(frozen=True)
+class NetworkCredentials:
+    """What a switch needs, beyond the extended PAN id, to talk on a network: frames carry the PAN
+    id and are encrypted with the network key, so a coordinator running the same extended PAN id
+    with another key (or PAN id) hears nothing from the switch, nor the switch from it."""
+
+    pan_id: int
+    network_key: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        """For a state file (which holds the network key already, with the owner's permissions only)."""
+        return {"pan_id": self.pan_id, "network_key": self.network_key.hex()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NetworkCredentials:
+        """The `to_json` form back."""
+        return cls(int(data["pan_id"]), bytes.fromhex(data["network_key"]))
+
+
+def known_credentials(pan_id: int, network_key: bytes | None) -> NetworkCredentials | None:
+    """The credentials a chip runs with; None when its key is not set (all zeros: not known)."""
+    if network_key is None or not any(network_key):
+        return None
+    return NetworkCredentials(pan_id, bytes(network_key))
+
+
 @dataclass
 class Node:
     """A simulated switch and its relation to the coordinator."""
@@ -63,6 +89,9 @@ class Node:
     """Extended PAN id of the network the switch joined; None while it is not on one."""
     pairing: bool = False
     """In pairing mode: joins as soon as the coordinator permits joining."""
+    credentials: NetworkCredentials | None = None
+    """PAN id and key of the network it joined, when the chip it joined through told the world
+    (None: not known, as in a state file written before they were kept; the extended PAN id decides)."""
 
     @property
     def ieee_text(self) -> str:
@@ -140,6 +169,9 @@ class SimulatedWorld:
         self.nodes: dict[t.EUI64, Node] = {}
         self.running: t.EUI64 | None = None
         """Extended PAN id of the network the coordinator runs; None while it runs none."""
+        self.running_credentials: NetworkCredentials | None = None
+        """PAN id and key of the network the coordinator runs, set by chips that tell (with
+        `running`); None: not told, the extended PAN id alone decides."""
         self.switch_timers = TimerSet()
         self._handles: set[asyncio.TimerHandle] = set()
         self._permit_until: dict[int, float] = {}
@@ -153,10 +185,12 @@ class SimulatedWorld:
         for record in records:
             switch = SimulatedSwitch.from_dict(record)
             network = record.get("network")
+            credentials = record.get("credentials")
             node = Node(
                 switch,
                 None if network is None else t.EUI64.convert(network),
                 bool(record.get("pairing", False)),
+                None if credentials is None else NetworkCredentials.from_json(credentials),
             )
             self.nodes[switch.ieee] = node
             switch.joined = node.network is not None  # the coordinator's record of the network decides
@@ -173,6 +207,7 @@ class SimulatedWorld:
                 **node.switch.to_dict(),
                 "network": None if node.network is None else str(node.network),
                 "pairing": node.pairing,
+                **({} if node.credentials is None else {"credentials": node.credentials.to_json()}),
             }
             for node in self.nodes.values()
         ]
@@ -196,8 +231,12 @@ class SimulatedWorld:
         return node
 
     def online(self, node: Node) -> bool:
-        """True when the switch is on the network the coordinator runs."""
-        return self.running is not None and node.network == self.running
+        """True when the switch is on the network the coordinator runs: the same extended PAN id, and
+        the same PAN id and key where both sides know them."""
+        if self.running is None or node.network != self.running:
+            return False
+        known = node.credentials, self.running_credentials
+        return None in known or known[0] == known[1]
 
     def online_nodes(self) -> list[Node]:
         """The switches on the running network."""
@@ -288,6 +327,7 @@ class SimulatedWorld:
         if switch.nwk in taken or switch.nwk == COORDINATOR_NWK:
             switch.nwk = random_nwk(self.rng, taken)
         node.network = self.running
+        node.credentials = self.running_credentials
         node.pairing = False
         switch.left = False
         self._by_nwk[switch.nwk] = node
@@ -300,6 +340,7 @@ class SimulatedWorld:
         """The switch leaves the network (reset by its user, or told to by the host)."""
         was_online = self.online(node)
         node.network = None
+        node.credentials = None
         node.pairing = False
         node.switch.forget_network()
         LOGGER.info("Switch %s left the network", node.ieee_text)

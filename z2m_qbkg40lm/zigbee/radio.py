@@ -1,7 +1,9 @@
 """The radio layer: one zigpy ControllerApplication for the configured adapter.
 
-It forms or resumes the network, teaches zigpy the devices' manufacturer clusters and hidden
-endpoints, turns zigpy's listener calls into events on a queue, and runs converter plans.
+It forms, resumes or restores the network (what it does with an adapter holding another network,
+or with a blank one and an imported backup: `network_takeover`), teaches zigpy the devices'
+manufacturer clusters and hidden endpoints, turns zigpy's listener calls into events on a queue,
+and runs converter plans.
 
 It also keeps the radio serving: a coordinator that reboots on its own (noticed by the adapter
 family's reset detection, see `adapters.ResetDetection`) is re-initialised in-process, by shutting
@@ -29,6 +31,7 @@ from z2m_qbkg40lm.zigbee.adapters import ADAPTERS, application_class, reset_dete
 from z2m_qbkg40lm.zigbee.executor import DeviceCommandError, NoAnswerError, execute
 from z2m_qbkg40lm.zigbee.failures import describe_failure
 from z2m_qbkg40lm.zigbee.lumi_cluster import make_device_resolver, register_manufacturer_clusters
+from z2m_qbkg40lm.zigbee.network_takeover import start_application
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -220,7 +223,7 @@ class Radio:
         listener = _ZigpyListener(self, app)
         app.add_listener(listener)
         try:
-            await app.startup(auto_form=True)
+            await start_application(app, self._network, self._data_dir)
         except BaseException:
             # zigpy closes the radio but not its database when start-up fails (and nothing when it
             # is cancelled); an open database thread would keep the process from exiting.

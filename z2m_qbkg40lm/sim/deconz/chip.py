@@ -70,6 +70,7 @@ from z2m_qbkg40lm.sim.world import (
     Node,
     Reach,
     SimulatedWorld,
+    known_credentials,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -578,6 +579,9 @@ class DeconzChip:
                 return
             self._network_state = NetworkState.CONNECTED
             self.world.running = network
+            self.world.running_credentials = known_credentials(
+                self.parameters.nwk_panid, self.parameters.network_key
+            )
             identity = self.parameters.identity()
             resumed = identity == self.parameters.last_up
             self.parameters.last_up = identity

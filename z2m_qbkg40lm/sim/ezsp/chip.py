@@ -53,6 +53,7 @@ from z2m_qbkg40lm.sim.world import (
     DEFAULT_LINKQUALITY,
     Node,
     SimulatedWorld,
+    known_credentials,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -420,6 +421,9 @@ class EzspChip:
         self._network_up = True
         self.stack.network_up = True
         self.world.running = zt.EUI64.convert(network.extended_pan_id)
+        security = self.tokens.security
+        key = None if security is None else security.network_key
+        self.world.running_credentials = known_credentials(network.pan_id, key)
         self.world.later(0, lambda: self.ncp.callback("stackStatusHandler", (bt.sl_Status.NETWORK_UP,)))
 
     def _form_network(self, params: dict[str, Any]) -> tuple[Any, ...]:
