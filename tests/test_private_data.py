@@ -3,6 +3,7 @@ at `log_level: debug`, on the virtual adapter and through zigpy-znp against the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -165,8 +166,9 @@ async def test_a_debug_start_through_zigpy_znp_logs_no_key(tmp_path: Path) -> No
 
 
 async def test_the_adapters_own_key_is_hidden_when_it_is_not_the_configured_one(tmp_path: Path) -> None:
-    """A stick that already has a network keeps its key, whatever secrets.yaml says, and with no
-    zigbee.db nothing has named that key before zigpy-znp prints the chip's NVRAM as raw bytes."""
+    """A stick that already has another network than the configured one is refused, not taken over
+    (README "The adapter's network"); with no zigbee.db nothing has named the stick's key before
+    zigpy-znp prints the chip's NVRAM as raw bytes, and neither key is in the refusal."""
     base = random_base_topic()
     data_dir = tmp_path / "data"
     config = debug_config(tmp_path, base, advanced={"channel": 15})
@@ -181,15 +183,19 @@ async def test_the_adapters_own_key_is_hidden_when_it_is_not_the_configured_one(
         daemon = DaemonProcess(config, data_dir)
         await run_until_online(daemon, base)
         # Another key in secrets.yaml, and zigpy's database lost: the stick's network (and its key)
-        # stays as it was.
+        # stays as it was, and the daemon refuses to run another network than the configured one.
         for database in data_dir.glob("zigbee.db*"):
             database.unlink()
         (data_dir / "secrets.yaml").write_text(yaml.safe_dump({"network_key": list(range(1, 17))}))
         daemon = DaemonProcess(config, data_dir)
-        await run_until_online(daemon, base)
+        daemon.start()
+        assert daemon._process is not None
+        code = await asyncio.to_thread(daemon._process.wait, 60)
     finally:
         assert emulator.stop() == 0, emulator.log()
         clear_retained(base)
     log = daemon.log()
+    assert code == 1, log
+    assert "network key (the keys are not shown)" in log, log
     assert f"SYS.OSALNVReadExt.Rsp(Status=<Status.SUCCESS: 0>, Value=b'{REDACTED}')" in log
     assert_no_key(log, "the second start's log")
