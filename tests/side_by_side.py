@@ -14,10 +14,14 @@ Used by tests/test_zigbee2mqtt_side_by_side.py and bench/bench_vs_zigbee2mqtt.py
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import re
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -39,12 +43,17 @@ from tests.support import (
     random_base_topic,
 )
 from tests.test_end_to_end_zstack import EmulatorProcess
-from tests.zigbee2mqtt_support import Zigbee2MQTTProcess, shared_configuration
+from tests.zigbee2mqtt_support import (
+    ZIGBEE2MQTT_VERSION,
+    Zigbee2MQTTProcess,
+    ensure_zigbee2mqtt,
+    shared_configuration,
+)
 
 NAME = "hall_switch"
 """The friendly name the scenario gives the switch (bridge/request/device/rename)."""
 FIRST_START_S = 60.0
-"""Zigbee2MQTT's first start backs up the whole coordinator NV (about 4 s measured, more on a loaded machine)."""
+"""Zigbee2MQTT's first start backs up the coordinator's whole NV (4 s measured, more under load)."""
 JOIN_S = 60.0
 STEP_S = 20.0
 TRANSCRIPT_FORMAT = 1
@@ -182,7 +191,13 @@ async def _request(watcher: Watcher, path: str, payload: dict[str, Any]) -> dict
 
 
 async def _command(
-    run: Run, watcher: Watcher, label: str, verb: str, payload: dict[str, Any], done: Callable[[Any], bool]
+    run: Run,
+    watcher: Watcher,
+    label: str,
+    payload: dict[str, Any],
+    done: Callable[[Any], bool],
+    *,
+    verb: str = "set",
 ) -> None:
     """`<name>/<verb>` with a payload; waits for the state message for which `done` holds."""
     position = watcher.mark()
@@ -236,36 +251,39 @@ async def _scenario(run: Run, watcher: Watcher) -> None:
         "bridge/devices", lambda m: any(d["friendly_name"] == NAME for d in m.json()), timeout=STEP_S
     )
     _step(run, watcher, "set_state")
-    await _command(run, watcher, "state_on", "set", {"state": "ON"}, _has(state="ON"))
-    await _command(run, watcher, "state_off", "set", {"state": "OFF"}, _has(state="OFF"))
-    await _command(run, watcher, "state_toggle", "set", {"state": "TOGGLE"}, _has(state="ON"))
+    await _command(run, watcher, "state_on", {"state": "ON"}, _has(state="ON"))
+    await _command(run, watcher, "state_off", {"state": "OFF"}, _has(state="OFF"))
+    await _command(run, watcher, "state_toggle", {"state": "TOGGLE"}, _has(state="ON"))
     _step(run, watcher, "settings")
     await _command(
-        run, watcher, "outage_memory_on", "set", {"power_outage_memory": True}, _has(power_outage_memory=True)
+        run, watcher, "outage_memory_on", {"power_outage_memory": True}, _has(power_outage_memory=True)
     )
     await _command(
         run,
         watcher,
         "indicator_flipped",
-        "set",
         {"flip_indicator_light": "ON"},
         _has(flip_indicator_light="ON"),
     )
     await _command(
-        run, watcher, "decoupled", "set", {"operation_mode": "decoupled"}, _has(operation_mode="decoupled")
+        run, watcher, "decoupled", {"operation_mode": "decoupled"}, _has(operation_mode="decoupled")
     )
     await _command(
         run,
         watcher,
         "control_relay",
-        "set",
         {"operation_mode": "control_relay"},
         _has(operation_mode="control_relay"),
     )
     _step(run, watcher, "get")
-    await _command(run, watcher, "get_state", "get", {"state": ""}, lambda s: "state" in s)
+    await _command(run, watcher, "get_state", {"state": ""}, lambda s: "state" in s, verb="get")
     await _command(
-        run, watcher, "get_operation_mode", "get", {"operation_mode": ""}, lambda s: "operation_mode" in s
+        run,
+        watcher,
+        "get_operation_mode",
+        {"operation_mode": ""},
+        lambda s: "operation_mode" in s,
+        verb="get",
     )
     _step(run, watcher, "press")
     for kind in ("single", "double"):
@@ -412,7 +430,7 @@ def transcript(run: Run, messages: list[Message], program_version: str) -> dict[
     names = Names(run.base, run.discovery, run.ieee, run.coordinator_ieee)
     steps: list[dict[str, Any]] = []
     bounds = [*run.steps, ("end", len(messages))]
-    for (step, begin), (_, end) in zip(bounds, bounds[1:], strict=False):
+    for (step, begin), (_, end) in itertools.pairwise(bounds):
         steps.append(
             {
                 "step": step,
@@ -451,3 +469,45 @@ def load(path: Path) -> dict[str, Any]:
             f"{path}: transcript format {recorded.get('format')!r}, expected {TRANSCRIPT_FORMAT}"
         )
     return recorded
+
+
+RECORDING = Path(__file__).parent / "data" / f"zigbee2mqtt-{ZIGBEE2MQTT_VERSION}-transcript.json"
+"""Zigbee2MQTT's transcript of the scenario, normalised, kept so the daemon's side of the
+comparison runs without Node.js."""
+
+
+def record(program: Program, folder: Path) -> dict[str, Any]:
+    """Play the scenario through one program and return its normalised transcript."""
+    run = Run(program, folder)
+    messages = asyncio.run(play(run))
+    version = ZIGBEE2MQTT_VERSION if program is ZIGBEE2MQTT else _daemon_version()
+    return transcript(run, messages, version)
+
+
+def _daemon_version() -> str:
+    from z2m_qbkg40lm import __version__
+
+    return __version__
+
+
+def main(arguments: list[str] | None = None) -> int:
+    """`python -m tests.side_by_side [--program zigbee2mqtt|z2m-qbkg40lm] [--out FILE]`: record
+    the scenario's transcript (by default Zigbee2MQTT's, into the file the test compares with)."""
+    parser = argparse.ArgumentParser(prog="python -m tests.side_by_side", description=main.__doc__)
+    parser.add_argument("--program", choices=[ZIGBEE2MQTT.name, DAEMON.name], default=ZIGBEE2MQTT.name)
+    parser.add_argument("--out", type=Path, default=None)
+    options = parser.parse_args(arguments)
+    program = ZIGBEE2MQTT if options.program == ZIGBEE2MQTT.name else DAEMON
+    if program is ZIGBEE2MQTT:
+        ensure_zigbee2mqtt()
+    out = options.out or (RECORDING if program is ZIGBEE2MQTT else Path(f"{program.name}-transcript.json"))
+    with tempfile.TemporaryDirectory(prefix="side-by-side-") as folder:
+        recorded = record(program, Path(folder))
+    save(out, recorded)
+    count = sum(len(step["messages"]) for step in recorded["steps"])
+    print(f"{program.name}: {count} messages in {len(recorded['steps'])} steps -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

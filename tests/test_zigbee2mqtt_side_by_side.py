@@ -1,0 +1,190 @@
+"""Zigbee2MQTT and this daemon side by side: one scenario (tests/side_by_side.py) on the Z-Stack
+emulator, and the two MQTT transcripts compared (tests/transcript_facts.py).
+
+Zigbee2MQTT's transcript is kept in tests/data (normalised), so the daemon's side runs in every
+CI run; with `Z2M_ZIGBEE2MQTT=1` (Node.js >= 20 and npm at hand) Zigbee2MQTT itself plays the
+scenario too, and its fresh transcript must still say what the kept one says. Every difference
+between the two programs is either fixed in the daemon or in `EXPLAINED`, each entry with its
+reason and the README's "Differences from Zigbee2MQTT" entry that tells users; a new difference
+fails the test, and so does an entry nothing needs any more.
+
+    Z2M_ZIGBEE2MQTT=1 .venv/bin/python -m pytest tests/test_zigbee2mqtt_side_by_side.py
+    .venv/bin/python -m tests.side_by_side            # record Zigbee2MQTT's transcript again
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.side_by_side import DAEMON, RECORDING, ZIGBEE2MQTT, Names, Run, load, play, transcript
+from tests.transcript_facts import Difference, Explained, differences, facts, flatten, unexplained, unused
+from tests.zigbee2mqtt_support import LIVE_ENV, ZIGBEE2MQTT_VERSION, live_requested, zigbee2mqtt_or_skip
+
+EXPLAINED: list[Explained] = []
+"""Every difference between Zigbee2MQTT's transcript and the daemon's, reviewed."""
+
+
+@pytest.fixture(scope="module")
+def recording() -> dict[str, Any]:
+    """Zigbee2MQTT's kept transcript (the test is skipped, before anything runs, without one)."""
+    return _recording_or_skip()
+
+
+def _recording_or_skip() -> dict[str, Any]:
+    if not RECORDING.exists():
+        pytest.skip(
+            f"no recording of Zigbee2MQTT {ZIGBEE2MQTT_VERSION} yet (python -m tests.side_by_side records it)"
+        )
+    return load(RECORDING)
+
+
+def _report(found: list[Difference]) -> str:
+    return "\n".join(str(difference) for difference in found)
+
+
+@pytest.fixture(scope="module")
+def daemon_transcript(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The daemon's transcript of the scenario (played once for the module)."""
+    run = Run(DAEMON, tmp_path_factory.mktemp("daemon"))
+    messages = asyncio.run(play(run))
+    return transcript(run, messages, "daemon")
+
+
+# --- the comparison ------------------------------------------------------------------------------
+
+
+def test_daemon_transcript_matches_zigbee2mqtt_or_is_explained(
+    recording: dict[str, Any], daemon_transcript: dict[str, Any]
+) -> None:
+    found = differences(facts(recording), facts(daemon_transcript))
+    new = unexplained(found, EXPLAINED)
+    assert not new, f"{len(new)} differences from Zigbee2MQTT nobody explained:\n{_report(new)}"
+    stale = unused(found, EXPLAINED)
+    assert not stale, (
+        "explained differences that are gone (remove them here and in the README):\n"
+        + "\n".join(entry.pattern for entry in stale)
+    )
+
+
+def test_every_explanation_names_a_readme_entry() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Differences from Zigbee2MQTT", 1)[1].split("\n## ", 1)[0]
+    missing = [entry.readme for entry in EXPLAINED if entry.readme not in section]
+    assert not missing, missing
+
+
+@pytest.mark.skipif(not live_requested(), reason=f"Zigbee2MQTT itself runs only with {LIVE_ENV}=1")
+def test_zigbee2mqtt_still_says_what_the_recording_says(tmp_path: Path) -> None:
+    zigbee2mqtt_or_skip()
+    recorded = _recording_or_skip()
+    run = Run(ZIGBEE2MQTT, tmp_path)
+    fresh = transcript(run, asyncio.run(play(run)), ZIGBEE2MQTT_VERSION)
+    changed = differences(facts(recorded), facts(fresh))
+    assert not changed, f"Zigbee2MQTT no longer does what tests/data records:\n{_report(changed)}"
+
+
+# --- the parts, without a broker -----------------------------------------------------------------
+
+
+def test_names_replace_the_runs_own_addresses_topics_and_volatile_values() -> None:
+    names = Names("z2mtest_ab", "ha_cd", "0x54ef441000000001", "0x00124b0000000002")
+    payload = {
+        "ieee_address": "0x54ef441000000001",
+        "unique_id": "0x54ef441000000001_switch_zigbee2mqtt",
+        "state_topic": "z2mtest_ab/hall_switch",
+        "linkquality": 160,
+        "last_seen": "2026-12-05T21:00:00.000Z",
+        "port": "tcp://127.0.0.1:40123",
+        "os": {"cpus": "2x Intel", "memory_mb": 3900},
+        "origin": {"name": "Zigbee2MQTT", "sw": "2.14.1"},
+        "list": [{"identifiers": ["zigbee2mqtt_bridge_0x00124b0000000002"]}],
+    }
+    assert names.payload(payload) == {
+        "ieee_address": "IEEE_DEVICE",
+        "unique_id": "IEEE_DEVICE_switch_zigbee2mqtt",
+        "state_topic": "BASE/hall_switch",
+        "linkquality": "<int>",
+        "last_seen": "<str>",
+        "port": "tcp://EMULATOR",
+        "os": {"cpus": "<str>", "memory_mb": "<int>"},
+        "origin": {"name": "Zigbee2MQTT", "sw": "<version>"},
+        "list": [{"identifiers": ["zigbee2mqtt_bridge_IEEE_COORDINATOR"]}],
+    }
+    codes = "".join(str(ord(c)) for c in "z2mtest_ab")
+    assert names.text(f"ha_cd/switch/{codes}_0x00124b0000000002/permit_join/config") == (
+        "HA/switch/BASE_CODES_IEEE_COORDINATOR/permit_join/config"
+    )
+
+
+def test_lists_flatten_by_the_key_that_names_their_items() -> None:
+    exposes = [{"property": "state", "type": "binary"}, {"property": "action", "type": "enum"}]
+    assert dict(flatten({"exposes": exposes})) == {
+        "exposes[property=state].property": '"state"',
+        "exposes[property=state].type": '"binary"',
+        "exposes[property=action].property": '"action"',
+        "exposes[property=action].type": '"enum"',
+    }
+    assert dict(flatten({"a": [1, "1"], "b": {}, "c": []})) == {
+        "a[0]": "1",
+        "a[1]": '"1"',
+        "b": "{}",
+        "c": "[]",
+    }
+
+
+def _transcript(*messages: tuple[str, bool, Any], **checkpoints: Any) -> dict[str, Any]:
+    return {
+        "steps": [
+            {"step": "all", "messages": [{"topic": t, "retain": r, "payload": p} for t, r, p in messages]}
+        ],
+        "checkpoints": checkpoints,
+    }
+
+
+def test_facts_keep_behaviour_and_leave_out_timing_and_the_scenarios_own_messages() -> None:
+    shown = facts(
+        _transcript(
+            ("BASE/bridge/request/permit_join", False, {"time": 60}),
+            ("BASE/bridge/emulator", True, {"state": "online"}),
+            ("BASE/bridge/logging", False, {"level": "info", "message": "x"}),
+            ("BASE/bridge/info", True, {"permit_join": False}),
+            ("BASE/bridge/info", True, {"permit_join": True}),
+            ("BASE/hall_switch", False, {"state": "ON"}),
+            ("BASE/hall_switch", False, {"state": "OFF", "action": "single"}),
+            ("BASE/bridge/response/permit_join", False, {"status": "ok", "data": {"time": 60}}),
+            ("BASE/bridge/event", False, {"type": "device_joined", "data": {"ieee_address": "IEEE_DEVICE"}}),
+            ("HA/switch/IEEE_DEVICE/switch/config", True, ""),
+            state_on={"state": "ON"},
+        )
+    )
+    assert shown == {
+        "topic BASE/bridge/info": "retained",
+        "topic BASE/hall_switch": "not retained",
+        "topic BASE/bridge/response/permit_join": "not retained",
+        "topic BASE/bridge/event": "not retained",
+        "clear HA/switch/IEEE_DEVICE/switch/config": "yes",
+        "BASE/bridge/info permit_join": "true",
+        "state-key state": "str",
+        "state-key action": "str",
+        "BASE/bridge/response/permit_join#0 data.time": "60",
+        "BASE/bridge/response/permit_join#0 status": '"ok"',
+        "event device_joined[] data.ieee_address": '"IEEE_DEVICE"',
+        "event device_joined[] type": '"device_joined"',
+        "checkpoint state_on state": '"ON"',
+    }
+
+
+def test_a_difference_nobody_explained_is_reported_and_a_stale_explanation_too() -> None:
+    found = differences({"a 1": "1", "b": "true", "same": "0"}, {"a 1": '"1"', "c": "2", "same": "0"})
+    assert [str(d) for d in found] == [
+        'a 1: Zigbee2MQTT 1, daemon "1"',
+        "b: Zigbee2MQTT true, daemon None",
+        "c: Zigbee2MQTT None, daemon 2",
+    ]
+    entries = [Explained(r"a .*", "why", "entry"), Explained(r"gone", "fixed since", "entry")]
+    assert [d.key for d in unexplained(found, entries)] == ["b", "c"]
+    assert [e.pattern for e in unused(found, entries)] == ["gone"]

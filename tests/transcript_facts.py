@@ -1,0 +1,187 @@
+"""What a normalised MQTT transcript says, as facts two programs can be compared on.
+
+A fact is a key (what: a topic, a payload path) and a value (JSON text, so its type counts:
+`1`, `"1"` and `true` differ). Timing is left out on purpose: which step a message fell into, or
+how many intermediate states were published, is how busy the machine was, not behaviour.
+
+- `topic <T>`: whether messages on T were retained (`retained`, `not retained`, or both); `clear
+  <T>`: T's retained message was removed (an empty retained payload).
+- Snapshots (bridge/state, bridge/info, bridge/devices, bridge/groups, bridge/definitions,
+  availability and every discovery config): the last payload, path by path: `<T> <path>`.
+- `event <type>[<status>] <path>`: each kind of bridge/event, its last occurrence.
+- `<T>#<n> <path>`: the n-th response on each bridge/response topic.
+- `state-key <key>`: the types a key of the device's state took; `checkpoint <label> <path>`: the
+  state each command of the scenario waited for.
+
+Left out: what the scenario sent itself (requests, `/set`, `/get`), what the emulator publishes
+(`bridge/emulator`, the `simulation/…` responses) and bridge/logging (free text, not an API).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+DEVICE = "hall_switch"
+IGNORED = re.compile(
+    r"BASE/bridge/request/.*|BASE/bridge/response/simulation/.*|BASE/bridge/emulator|BASE/bridge/logging"
+    r"|BASE/(hall_switch|IEEE_DEVICE)/(set|get)(/.*)?"
+)
+SNAPSHOT = re.compile(
+    r"BASE/bridge/(state|info|devices|groups|definitions|extensions)|BASE/.*/availability|HA/.*"
+)
+STATE = re.compile(r"BASE/(hall_switch|IEEE_DEVICE)")
+RESPONSE = re.compile(r"BASE/bridge/response/.*")
+IDENTITIES = ("ieee_address", "property", "name", "topic", "type")
+"""Keys that name a list's items (the first one whose values are all distinct), so that a list
+compares item by item whatever its order."""
+
+
+def _label(item: Any, key: str) -> str | None:
+    value = item.get(key) if isinstance(item, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _identity(items: list[Any]) -> str | None:
+    if not items or not all(isinstance(item, dict) for item in items):
+        return None
+    for key in IDENTITIES:
+        labels = [_label(item, key) for item in items]
+        if all(labels) and len(set(labels)) == len(labels):
+            return key
+    return None
+
+
+def flatten(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every leaf of a JSON value as (path, JSON text); empty objects and lists are leaves too."""
+    if isinstance(value, dict) and value:
+        for key in sorted(value):
+            yield from flatten(value[key], f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list) and value:
+        key = _identity(value)
+        for index, item in enumerate(value):
+            name = f"{key}={item[key]}" if key else str(index)
+            yield from flatten(item, f"{path}[{name}]")
+    else:
+        yield path or ".", json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One message of a transcript."""
+
+    topic: str
+    retain: bool
+    payload: Any
+
+
+def messages(transcript: dict[str, Any]) -> list[Sent]:
+    """A transcript's messages in order, without its steps."""
+    return [
+        Sent(message["topic"], message["retain"], message["payload"])
+        for step in transcript["steps"]
+        for message in step["messages"]
+    ]
+
+
+def _retain_facts(sent: Iterable[Sent]) -> dict[str, str]:
+    flags: dict[str, set[bool]] = defaultdict(set)
+    cleared: set[str] = set()
+    for message in sent:
+        if message.payload == "":
+            cleared.add(message.topic)
+        else:
+            flags[message.topic].add(message.retain)
+    facts = {f"topic {topic}": _retained(seen) for topic, seen in flags.items()}
+    facts.update({f"clear {topic}": "yes" for topic in cleared})
+    return facts
+
+
+def _retained(seen: set[bool]) -> str:
+    return "retained and not retained" if len(seen) == 2 else "retained" if True in seen else "not retained"
+
+
+def facts(transcript: dict[str, Any]) -> dict[str, str]:
+    """Everything a transcript shows about the program's MQTT behaviour, as comparable facts."""
+    sent = [m for m in messages(transcript) if not IGNORED.fullmatch(m.topic)]
+    result = _retain_facts(sent)
+    last: dict[str, Any] = {}
+    events: dict[str, Any] = {}
+    responses: dict[str, list[Any]] = defaultdict(list)
+    state_types: dict[str, set[str]] = defaultdict(set)
+    for message in sent:
+        if message.payload == "":
+            continue
+        if SNAPSHOT.fullmatch(message.topic):
+            last[message.topic] = message.payload
+        elif message.topic == "BASE/bridge/event":
+            data = message.payload.get("data", {})
+            events[f"{message.payload.get('type')}[{data.get('status', '')}]"] = message.payload
+        elif RESPONSE.fullmatch(message.topic):
+            responses[message.topic].append(message.payload)
+        elif STATE.fullmatch(message.topic) and isinstance(message.payload, dict):
+            for key, value in message.payload.items():
+                state_types[key].add(type(value).__name__)
+    for topic, payload in last.items():
+        result.update({f"{topic} {path}": value for path, value in flatten(payload)})
+    for kind, payload in events.items():
+        result.update({f"event {kind} {path}": value for path, value in flatten(payload)})
+    for topic, answers in responses.items():
+        for number, payload in enumerate(answers):
+            result.update({f"{topic}#{number} {path}": value for path, value in flatten(payload)})
+    result.update({f"state-key {key}": ",".join(sorted(types)) for key, types in state_types.items()})
+    for label, state in transcript.get("checkpoints", {}).items():
+        result.update({f"checkpoint {label} {path}": value for path, value in flatten(state)})
+    return result
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One fact on which the two programs disagree (None: the fact is absent on that side)."""
+
+    key: str
+    zigbee2mqtt: str | None
+    daemon: str | None
+
+    def __str__(self) -> str:
+        return f"{self.key}: Zigbee2MQTT {self.zigbee2mqtt}, daemon {self.daemon}"
+
+
+def differences(zigbee2mqtt: dict[str, str], daemon: dict[str, str]) -> list[Difference]:
+    """Every fact that is not the same on both sides, sorted by key."""
+    return [
+        Difference(key, zigbee2mqtt.get(key), daemon.get(key))
+        for key in sorted(zigbee2mqtt.keys() | daemon.keys())
+        if zigbee2mqtt.get(key) != daemon.get(key)
+    ]
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A reviewed difference: the facts it covers (a regular expression over the key) and why.
+
+    `readme` names the entry of the README's "Differences from Zigbee2MQTT" that tells users.
+    """
+
+    pattern: str
+    reason: str
+    readme: str
+
+    def covers(self, difference: Difference) -> bool:
+        """True when the difference's key is one of this entry's."""
+        return re.fullmatch(self.pattern, difference.key) is not None
+
+
+def unexplained(found: list[Difference], explained: Iterable[Explained]) -> list[Difference]:
+    """The differences no entry covers."""
+    entries = list(explained)
+    return [difference for difference in found if not any(entry.covers(difference) for entry in entries)]
+
+
+def unused(found: list[Difference], explained: Iterable[Explained]) -> list[Explained]:
+    """The entries that cover no difference any more (fixed since: the entry should go)."""
+    return [entry for entry in explained if not any(entry.covers(difference) for difference in found)]
