@@ -158,7 +158,8 @@ class Run:
             clear_retained(self.discovery)
 
 
-async def _start(run: Run, watcher: Watcher, timeout: float) -> None:
+async def start_bridge(run: Run, watcher: Watcher, timeout: float) -> None:
+    """Launch the program; returns once it is online and has published bridge/info and bridge/devices."""
     position = watcher.mark()
     run.bridge = run.program.make(run.folder / run.program.name, run.configuration)
     started = time.monotonic()
@@ -212,7 +213,9 @@ def _has(**wanted: Any) -> Callable[[Any], bool]:
     return lambda state: all(state.get(key) == value for key, value in wanted.items())
 
 
-async def _join(run: Run, watcher: Watcher) -> None:
+async def join_switch(run: Run, watcher: Watcher) -> None:
+    """Permit join; returns once the emulator's switch has joined, been interviewed and is in
+    bridge/devices with its definition."""
     position = watcher.mark()
     await _request(watcher, "permit_join", {"time": 60})
     joined = await watcher.wait_for(
@@ -239,12 +242,12 @@ async def _join(run: Run, watcher: Watcher) -> None:
 async def _scenario(run: Run, watcher: Watcher) -> None:
     await watcher.wait_for("bridge/emulator", lambda m: m.json() == {"state": "online"})
     _step(run, watcher, "start")
-    await _start(run, watcher, FIRST_START_S)
+    await start_bridge(run, watcher, FIRST_START_S)
     _step(run, watcher, "restart")
     await _stop(run, watcher)
-    await _start(run, watcher, FIRST_START_S)
+    await start_bridge(run, watcher, FIRST_START_S)
     _step(run, watcher, "join")
-    await _join(run, watcher)
+    await join_switch(run, watcher)
     _step(run, watcher, "rename")
     await _request(watcher, "device/rename", {"from": run.ieee, "to": NAME})
     await watcher.wait_for(
