@@ -59,6 +59,10 @@ NETWORK = {
 }
 
 
+SETTINGS_VERSION = 5
+"""Zigbee2MQTT 2.14's settings format: with it, Zigbee2MQTT starts without migrating the file."""
+
+
 class Unavailable(Exception):
     """Zigbee2MQTT cannot run here; the message says what is missing."""
 
@@ -151,6 +155,7 @@ def shared_configuration(base_topic: str, discovery_topic: str, port: str, **adv
     `port` (`tcp://127.0.0.1:PORT`): Home Assistant discovery on a topic of its own, availability
     on, the frontend off, the network fixed (`NETWORK`)."""
     return {
+        "version": SETTINGS_VERSION,
         "homeassistant": {"enabled": True, "discovery_topic": discovery_topic},
         "availability": {"enabled": True},
         "frontend": {"enabled": False},
@@ -182,7 +187,12 @@ class Zigbee2MQTTProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "configuration.yaml"
         if not config.exists():
-            config.write_text(yaml.safe_dump(self.configuration), encoding="utf-8")
+            # Its log goes to stdout, kept in log_path. Zigbee2MQTT's own log file is left out: a
+            # line logged after its file transport closed (the adapter's port closing, at a stop
+            # soon after the start) crashes Zigbee2MQTT 2.14.1 with "write after end", exit code 1.
+            advanced = {**self.configuration.get("advanced", {}), "log_output": ["console"]}
+            written = {**self.configuration, "advanced": advanced}
+            config.write_text(yaml.safe_dump(written), encoding="utf-8")
         environment = {**os.environ, "ZIGBEE2MQTT_DATA": str(self.data_dir), "NO_COLOR": "1"}
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
