@@ -191,6 +191,25 @@ async def _stop(run: Run, watcher: Watcher) -> None:
     await watcher.wait_for("bridge/state", lambda m: m.json() == {"state": "offline"}, after=position)
 
 
+async def wait_for_topic(watcher: Watcher, topic: str, timeout: float = STEP_S) -> Message:
+    """The first message on a topic outside the base topic (a discovery config)."""
+
+    def found() -> Message | None:
+        return next((m for m in watcher.messages if m.topic == topic), None)
+
+    async def waiter() -> Message:
+        async with watcher._changed:
+            await watcher._changed.wait_for(lambda: found() is not None)
+        message = found()
+        assert message is not None
+        return message
+
+    try:
+        return await asyncio.wait_for(waiter(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no message on {topic} within {timeout} s") from None
+
+
 def _step(run: Run, watcher: Watcher, name: str) -> None:
     run.steps.append((name, watcher.mark()))
 
@@ -273,6 +292,10 @@ async def _scenario(run: Run, watcher: Watcher) -> None:
     _step(run, watcher, "restart")
     await _stop(run, watcher)
     await start_bridge(run, watcher, FIRST_START_S)
+    # Zigbee2MQTT publishes the bridge's discovery 5 s after its start (it first collects the
+    # retained ones); the daemon at once. Both have a permit_join switch.
+    codes = "".join(str(ord(c)) for c in run.base)
+    await wait_for_topic(watcher, f"{run.discovery}/switch/{codes}_{run.coordinator_ieee}/permit_join/config")
     _step(run, watcher, "join")
     await join_switch(run, watcher)
     _step(run, watcher, "rename")
@@ -397,12 +420,15 @@ class Names:
     discovery: str
     ieee: str
     coordinator_ieee: str
+    folder: str = ""
+    """The run's temporary folder (Zigbee2MQTT's bridge/info shows its log directory)."""
 
     def text(self, value: str) -> str:
         """A string with the run's own names replaced by fixed ones."""
         # Zigbee2MQTT's discovery node id of the bridge spells the base topic as character codes.
         base_codes = "".join(str(ord(c)) for c in self.base)
         for raw, fixed in (
+            (self.folder, "FOLDER"),
             (base_codes, "BASE_CODES"),
             (self.ieee, "IEEE_DEVICE"),
             (self.coordinator_ieee, "IEEE_COORDINATOR"),
@@ -449,7 +475,7 @@ def _parsed(payload: bytes) -> Any:
 
 def transcript(run: Run, messages: list[Message], program_version: str) -> dict[str, Any]:
     """The normalised transcript of a run: steps of messages, and the checkpoints."""
-    names = Names(run.base, run.discovery, run.ieee, run.coordinator_ieee)
+    names = Names(run.base, run.discovery, run.ieee, run.coordinator_ieee, str(run.folder))
     steps: list[dict[str, Any]] = []
     bounds = [*run.steps, ("end", len(messages))]
     for (step, begin), (_, end) in itertools.pairwise(bounds):

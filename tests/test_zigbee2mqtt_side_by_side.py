@@ -120,13 +120,13 @@ def test_names_replace_the_runs_own_addresses_topics_and_volatile_values() -> No
     )
 
 
-def test_lists_flatten_by_the_key_that_names_their_items() -> None:
-    exposes = [{"property": "state", "type": "binary"}, {"property": "action", "type": "enum"}]
+def test_lists_of_named_items_flatten_by_name_with_their_order_apart() -> None:
+    exposes = [{"type": "switch"}, {"property": "action", "type": "enum"}]
     assert dict(flatten({"exposes": exposes})) == {
-        "exposes[property=state].property": '"state"',
-        "exposes[property=state].type": '"binary"',
-        "exposes[property=action].property": '"action"',
-        "exposes[property=action].type": '"enum"',
+        "exposes[]": '["switch", "action"]',
+        "exposes[switch].type": '"switch"',
+        "exposes[action].property": '"action"',
+        "exposes[action].type": '"enum"',
     }
     assert dict(flatten({"a": [1, "1"], "b": {}, "c": []})) == {
         "a[0]": "1",

@@ -37,35 +37,38 @@ SNAPSHOT = re.compile(
 STATE = re.compile(r"BASE/(hall_switch|IEEE_DEVICE)")
 RESPONSE = re.compile(r"BASE/bridge/response/.*")
 IDENTITIES = ("ieee_address", "property", "name", "topic", "type")
-"""Keys that name a list's items (the first one whose values are all distinct), so that a list
-compares item by item whatever its order."""
+"""Keys that name a list's items (each item by the first of them it has), so that lists compare
+item by item; their order is a fact of its own (`<path>[]`)."""
+SUMMARISED = frozenset({"BASE/bridge/definitions"})
+"""Topics compared by their top-level keys only (Zigbee2MQTT's ZCL dictionary for its frontend:
+thousands of leaves that say nothing about the API)."""
 
 
-def _label(item: Any, key: str) -> str | None:
-    value = item.get(key) if isinstance(item, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _identity(items: list[Any]) -> str | None:
-    if not items or not all(isinstance(item, dict) for item in items):
+def _label(item: Any) -> str | None:
+    if not isinstance(item, dict):
         return None
-    for key in IDENTITIES:
-        labels = [_label(item, key) for item in items]
-        if all(labels) and len(set(labels)) == len(labels):
-            return key
-    return None
+    return next((item[key] for key in IDENTITIES if isinstance(item.get(key), str)), None)
+
+
+def _labels(items: list[Any]) -> list[str] | None:
+    labels = [_label(item) for item in items]
+    if not all(labels) or len(set(labels)) != len(labels):
+        return None
+    return [label for label in labels if label]
 
 
 def flatten(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """Every leaf of a JSON value as (path, JSON text); empty objects and lists are leaves too."""
+    """Every leaf of a JSON value as (path, JSON text); empty objects and lists are leaves too.
+    A list of named items (`IDENTITIES`) is flattened by name, with its order as `<path>[]`."""
     if isinstance(value, dict) and value:
         for key in sorted(value):
             yield from flatten(value[key], f"{path}.{key}" if path else str(key))
     elif isinstance(value, list) and value:
-        key = _identity(value)
+        labels = _labels(value)
+        if labels and len(labels) > 1:
+            yield f"{path}[]", json.dumps(labels, ensure_ascii=False)
         for index, item in enumerate(value):
-            name = f"{key}={item[key]}" if key else str(index)
-            yield from flatten(item, f"{path}[{name}]")
+            yield from flatten(item, f"{path}[{labels[index] if labels else index}]")
     else:
         yield path or ".", json.dumps(value, sort_keys=True, ensure_ascii=False)
 
@@ -127,6 +130,9 @@ def facts(transcript: dict[str, Any]) -> dict[str, str]:
             for key, value in message.payload.items():
                 state_types[key].add(type(value).__name__)
     for topic, payload in last.items():
+        if topic in SUMMARISED:
+            result[f"{topic} keys"] = json.dumps(sorted(payload) if isinstance(payload, dict) else payload)
+            continue
         result.update({f"{topic} {path}": value for path, value in flatten(payload)})
     for kind, payload in events.items():
         result.update({f"event {kind} {path}": value for path, value in flatten(payload)})
