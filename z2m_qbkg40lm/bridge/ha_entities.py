@@ -397,7 +397,17 @@ class BridgeTarget:
     """Which bridge entities to publish; only those whose topics the daemon serves."""
 
 
-BRIDGE_ENTITIES = ("connection_state", "permit_join", "restart", "log_level", "version")
+BRIDGE_ENTITIES = (
+    "connection_state",
+    "permit_join",
+    "restart",
+    "log_level",
+    "restart_required",
+    "coordinator_version",
+    "version",
+)
+"""Zigbee2MQTT 2.14.1's bridge entities (its fields, as recorded in tests/data), but the network
+map: this daemon does not serve `bridge/request/networkmap`."""
 LOG_LEVELS = ("error", "warning", "info", "debug")
 
 
@@ -427,7 +437,6 @@ def _bridge_entity(target: BridgeTarget, name: str) -> tuple[str, Payload] | Non
             "switch",
             {
                 "command_topic": f"{base}/bridge/request/permit_join",
-                "entity_category": "config",
                 "icon": "mdi:human-greeting-proximity",
                 "name": "Permit join",
                 "payload_off": '{"time": 0}',
@@ -443,7 +452,6 @@ def _bridge_entity(target: BridgeTarget, name: str) -> tuple[str, Payload] | Non
             {
                 "command_topic": f"{base}/bridge/request/restart",
                 "device_class": "restart",
-                "entity_category": "config",
                 "name": "Restart",
                 # Not Zigbee2MQTT's "": an empty request is ignored (it is how a retained one is cleared).
                 "payload_press": "{}",
@@ -452,14 +460,37 @@ def _bridge_entity(target: BridgeTarget, name: str) -> tuple[str, Payload] | Non
         "log_level": (
             "select",
             {
-                "command_template": '{"options": {"advanced": {"log_level": "{{ value }}"} } }',
+                "command_template": '{"options": {"advanced": {"log_level": "{{ value }}" } } }',
                 "command_topic": f"{base}/bridge/request/options",
                 "entity_category": "config",
-                "icon": "mdi:list-box-outline",
                 "name": "Log level",
                 "options": list(LOG_LEVELS),
                 "state_topic": info,
                 "value_template": "{{ value_json.log_level | lower }}",
+            },
+        ),
+        "restart_required": (
+            "binary_sensor",
+            {
+                "device_class": "problem",
+                "enabled_by_default": False,
+                "entity_category": "diagnostic",
+                "name": "Restart required",
+                "payload_off": False,
+                "payload_on": True,
+                "state_topic": info,
+                "value_template": "{{ value_json.restart_required }}",
+            },
+        ),
+        "coordinator_version": (
+            "sensor",
+            {
+                "enabled_by_default": False,
+                "entity_category": "diagnostic",
+                "icon": "mdi:chip",
+                "name": "Coordinator version",
+                "state_topic": info,
+                "value_template": "{{ value_json.coordinator.meta.revision }}",
             },
         ),
         "version": (
@@ -479,7 +510,10 @@ def _bridge_entity(target: BridgeTarget, name: str) -> tuple[str, Payload] | Non
     oid = f"zigbee2mqtt_bridge_{name}"
     availability: Payload = {}
     if name != "connection_state":  # the connection state must show "off" when the bridge is offline
-        availability = {"availability": [{"topic": state, "value_template": AVAILABILITY_TEMPLATE}]}
+        availability = {
+            "availability": [{"topic": state, "value_template": AVAILABILITY_TEMPLATE}],
+            "availability_mode": "all",
+        }
     payload = (
         fields
         | availability
