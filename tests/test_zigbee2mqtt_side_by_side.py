@@ -21,7 +21,16 @@ from typing import Any
 import pytest
 
 from tests.side_by_side import DAEMON, RECORDING, ZIGBEE2MQTT, Names, Run, load, play, transcript
-from tests.transcript_facts import Difference, Explained, differences, facts, flatten, unexplained, unused
+from tests.transcript_facts import (
+    ABSENT,
+    Difference,
+    Explained,
+    differences,
+    facts,
+    flatten,
+    unexplained,
+    unused,
+)
 from tests.zigbee2mqtt_support import LIVE_ENV, ZIGBEE2MQTT_VERSION, live_requested, zigbee2mqtt_or_skip
 
 EXPLAINED: list[Explained] = []
@@ -185,6 +194,11 @@ def test_a_difference_nobody_explained_is_reported_and_a_stale_explanation_too()
         "b: Zigbee2MQTT true, daemon None",
         "c: Zigbee2MQTT None, daemon 2",
     ]
-    entries = [Explained(r"a .*", "why", "entry"), Explained(r"gone", "fixed since", "entry")]
-    assert [d.key for d in unexplained(found, entries)] == ["b", "c"]
-    assert [e.pattern for e in unused(found, entries)] == ["gone"]
+    entries = [
+        Explained(r"a .*", "why", "entry", zigbee2mqtt="1", daemon='"1"'),
+        Explained(r"b", "a value change is not covered", "entry", zigbee2mqtt="false"),
+        Explained(r"c", "why", "entry", zigbee2mqtt=ABSENT),
+        Explained(r"gone", "fixed since", "entry"),
+    ]
+    assert [d.key for d in unexplained(found, entries)] == ["b"]
+    assert [e.pattern for e in unused(found, entries)] == ["b", "gone"]

@@ -166,20 +166,35 @@ def differences(zigbee2mqtt: dict[str, str], daemon: dict[str, str]) -> list[Dif
     ]
 
 
+ABSENT = "ABSENT"
+"""How a missing fact shows to an `Explained` entry's value patterns."""
+
+
 @dataclass(frozen=True)
 class Explained:
-    """A reviewed difference: the facts it covers (a regular expression over the key) and why.
+    """A reviewed difference: the facts it covers and why.
 
-    `readme` names the entry of the README's "Differences from Zigbee2MQTT" that tells users.
+    `pattern` is a regular expression over the fact's key; `zigbee2mqtt` and `daemon` over each
+    side's value (its JSON text, or `ABSENT`), so that an entry covers the difference it was
+    written for and not any change of the same fact. `readme` is a phrase of the README's
+    "Differences from Zigbee2MQTT" entry that tells users.
     """
 
     pattern: str
     reason: str
     readme: str
+    zigbee2mqtt: str = ".*"
+    daemon: str = ".*"
 
     def covers(self, difference: Difference) -> bool:
-        """True when the difference's key is one of this entry's."""
-        return re.fullmatch(self.pattern, difference.key) is not None
+        """True when the difference's key and both values are this entry's."""
+        z2m = ABSENT if difference.zigbee2mqtt is None else difference.zigbee2mqtt
+        ours = ABSENT if difference.daemon is None else difference.daemon
+        return (
+            re.fullmatch(self.pattern, difference.key) is not None
+            and re.fullmatch(self.zigbee2mqtt, z2m, re.DOTALL) is not None
+            and re.fullmatch(self.daemon, ours, re.DOTALL) is not None
+        )
 
 
 def unexplained(found: list[Difference], explained: Iterable[Explained]) -> list[Difference]:
