@@ -302,6 +302,9 @@ UPDATE_TEMPLATE = (
 while a device has no `update` yet (no check ran), which Home Assistant ignores."""
 
 
+UPDATE_PICTURE = "https://github.com/Koenkk/zigbee2mqtt/raw/master/images/logo.png"
+
+
 def update_entity(target: DiscoveryTarget, state_topic: str) -> EntitySpec:
     """The firmware `update` entity: versions and progress from the state, install by request."""
     fields: Payload = {
@@ -309,7 +312,9 @@ def update_entity(target: DiscoveryTarget, state_topic: str) -> EntitySpec:
         "device_class": "firmware",
         "entity_category": "config",
         "name": None,
-        "payload_install": json.dumps({"id": target.ieee}, separators=(",", ":")),
+        # Zigbee2MQTT's picture and spacing (2.14.1, recorded side by side in tests/data).
+        "entity_picture": UPDATE_PICTURE,
+        "payload_install": json.dumps({"id": target.ieee}),
         "state_topic": state_topic,
         "value_template": UPDATE_TEMPLATE,
     }
