@@ -396,6 +396,18 @@ def test_bridge_entities_take_zigbee2mqtt_2_14_fields() -> None:
     assert by_name["coordinator_version"]["value_template"] == "{{ value_json.coordinator.meta.revision }}"
 
 
+@pytest.mark.parametrize(("last_seen", "device_class"), [("ISO_8601", "timestamp"), ("epoch", None)])
+def test_last_seen_gives_zigbee2mqtts_last_seen_sensor(last_seen: str, device_class: str | None) -> None:
+    assert not [topic for topic in device_configs(target()) if "last_seen" in topic]
+    configs = device_configs(target(last_seen=last_seen))
+    sensor = configs[f"{PREFIX}/sensor/{IEEE}/last_seen/config"]
+    assert (sensor["name"], sensor["icon"], sensor["enabled_by_default"]) == ("Last seen", "mdi:clock", False)
+    assert sensor["value_template"] == "{{ value_json.last_seen }}"
+    assert sensor["state_topic"] == f"{BASE}/{NAME}" and sensor.get("device_class") == device_class
+    assert sensor["unique_id"] == f"{IEEE}_last_seen_{BASE}"
+    check_accepted(f"{PREFIX}/sensor/{IEEE}/last_seen/config", sensor)
+
+
 def commands_reach(configs: dict[str, dict[str, Any]], prop: str) -> bool:
     state_topic = f"{BASE}/{NAME}"
     for payload in configs.values():

@@ -67,6 +67,9 @@ class DiscoveryTarget:
     firmware_updates: bool = False
     """The daemon serves `device/ota_update/update`: devices whose definition supports OTA get an
     `update` entity."""
+    last_seen: str = "disable"
+    """`advanced.last_seen`: unless `disable`, a "Last seen" sensor (disabled by default), as in
+    Zigbee2MQTT."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,21 @@ UPDATE_TEMPLATE = (
 while a device has no `update` yet (no check ran), which Home Assistant ignores."""
 
 
+def last_seen_entity(last_seen: str, state_topic: str) -> EntitySpec:
+    """Zigbee2MQTT's "Last seen" sensor: a timestamp for the ISO 8601 formats, else a number."""
+    fields: Payload = {
+        "enabled_by_default": False,
+        "entity_category": "diagnostic",
+        "icon": "mdi:clock",
+        "name": "Last seen",
+        "state_topic": state_topic,
+        "value_template": "{{ value_json.last_seen }}",
+    }
+    if last_seen.startswith("ISO_8601"):
+        fields["device_class"] = "timestamp"
+    return EntitySpec("sensor", "last_seen", fields)
+
+
 UPDATE_PICTURE = "https://github.com/Koenkk/zigbee2mqtt/raw/master/images/logo.png"
 
 
@@ -328,6 +346,8 @@ def device_configs(target: DiscoveryTarget) -> dict[str, Payload]:
     """Every entity config of one device, by discovery topic (overrides applied; `{}` if disabled)."""
     state_topic = f"{target.base_topic}/{target.friendly_name}"
     specs = entity_specs(target.definition.exposes, state_topic)
+    if target.last_seen != "disable":
+        specs.append(last_seen_entity(target.last_seen, state_topic))
     if target.firmware_updates and target.definition.supports_ota:
         specs.append(update_entity(target, state_topic))
     config_ids = {spec.config_id for spec in specs}

@@ -236,6 +236,7 @@ class HomeAssistant(Extension):
             sw_build_id=self._sw_build_id(ieee),
             overrides=settings.homeassistant or {},
             firmware_updates=OTA_UPDATE_REQUEST in self._served(),
+            last_seen=self.context.config.advanced.last_seen,
         )
 
     def _configs(self, ieee: str) -> dict[str, Payload]:
