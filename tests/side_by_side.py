@@ -337,7 +337,14 @@ async def _scenario(run: Run, watcher: Watcher) -> None:
         message = await watcher.wait_for(
             NAME, lambda m, kind=kind: m.json().get("action") == kind, after=position, timeout=STEP_S
         )
-        run.checkpoints[f"press_{kind}"] = message.json()
+        # In control_relay mode a single press also toggles the relay, reported right after the
+        # press: whether it lands in the action's message is timing, so the relay is its own fact.
+        run.checkpoints[f"press_{kind}"] = {k: v for k, v in message.json().items() if k != "state"}
+        if kind == "single":
+            relay = await watcher.wait_for(
+                NAME, lambda m: m.json().get("state") == "OFF", after=position, timeout=STEP_S
+            )
+            run.checkpoints["press_single_relay"] = {"state": relay.json()["state"]}
     _step(run, watcher, "heartbeat")
     position = watcher.mark()
     await _request(watcher, "simulation/heartbeat", {"id": run.ieee, "temperature": 31})
