@@ -225,6 +225,10 @@ async def test_zdo_requests_to_the_coordinator_get_direct_callbacks(network: Hos
     assert node[:5] == coordinator + b"\x00" + coordinator and len(node) == 5 + 13
     parsed_by_zigpy_znp(ZDO, 0x82, node)
 
+    # Zigbee2MQTT's network map reads the coordinator's routing table: none, but not an error.
+    assert await network.sreq(ZDO, 0x32, coordinator + b"\x00") == b"\x00"  # ZDO_MGMT_RTG_REQ
+    assert await network.areq_after(ZDO, 0xB2) == coordinator + bytes([0, 0, 0, 0])
+
 
 async def test_a_join_is_announced_as_tc_device_and_end_device_announce(network: Host) -> None:
     nwk, ieee = await network.joined_switch()
