@@ -136,6 +136,9 @@ EMPTY_APS_KEY_DATA: Final = t.APSKeyDataTableEntry(
     Key=t.KeyData(bytes(16)), TxFrameCounter=0, RxFrameCounter=0
 )
 EMPTY_SEC_MATERIAL: Final = t.NwkSecMaterialDesc(FrameCounter=0, ExtendedPanID=ZERO_IEEE)
+EMPTY_NWK_KEY: Final = t.NwkActiveKeyItems(Active=const.EMPTY_KEY, FrameCounter=0)
+"""NWKKEY: every Z-Stack has it. zigbee-herdsman reads its length first thing (24 bytes: aligned
+structs, 21: packed) and cannot start without it; Z-Stack 3 keeps the counter elsewhere."""
 
 
 def _empty_link_key_table() -> bytes:
@@ -232,6 +235,7 @@ class Nvram:
         self._put(legacy(OsalNvIds.APS_LINK_KEY_TABLE), _empty_link_key_table())
         for nv_id in (OsalNvIds.NWK_ACTIVE_KEY_INFO, OsalNvIds.NWK_ALTERN_KEY_INFO):
             self.store(nv_id, const.EMPTY_KEY)
+        self.store(OsalNvIds.NWKKEY, EMPTY_NWK_KEY)
         for item_id, (empty, count) in TABLES.items():
             self.delete_table(int(item_id))
             for sub_id in range(count):
@@ -244,6 +248,7 @@ class Nvram:
             legacy(OsalNvIds.NIB): self.pack(factory_nib()),
             legacy(OsalNvIds.BDBNODEISONANETWORK): self.pack(t.uint8_t(0)),
             legacy(OsalNvIds.APS_LINK_KEY_TABLE): _empty_link_key_table(),
+            legacy(OsalNvIds.NWKKEY): self.pack(EMPTY_NWK_KEY),
         }
 
     def pack(self, value: Any) -> bytes:

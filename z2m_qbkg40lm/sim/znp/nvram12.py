@@ -29,12 +29,11 @@ import zigpy_znp.types as t
 from zigpy_znp import const
 from zigpy_znp.types.nvids import OsalNvIds
 
-from z2m_qbkg40lm.sim.znp.nvram import UNSET_IEEE, NvKey, Nvram, factory_nib, legacy
+from z2m_qbkg40lm.sim.znp.nvram import EMPTY_NWK_KEY, UNSET_IEEE, NvKey, Nvram, factory_nib, legacy
 
 ADDRMGR_ENTRIES: Final = 40
 """NWK_MAX_ADDRESSES of the emulated build (a compile-time constant in Z-Stack)."""
 
-EMPTY_NWK_KEY: Final = t.NwkActiveKeyItems(Active=const.EMPTY_KEY, FrameCounter=0)
 GLOBAL_TC_LINK_KEY: Final = t.TCLinkKey(
     ExtAddr=UNSET_IEEE, Key=const.DEFAULT_TC_LINK_KEY, TxFrameCounter=0, RxFrameCounter=0
 )
