@@ -33,8 +33,130 @@ from tests.transcript_facts import (
 )
 from tests.zigbee2mqtt_support import LIVE_ENV, ZIGBEE2MQTT_VERSION, live_requested, zigbee2mqtt_or_skip
 
-EXPLAINED: list[Explained] = []
-"""Every difference between Zigbee2MQTT's transcript and the daemon's, reviewed."""
+HA_CONFIG = r"HA/\w+/(IEEE_DEVICE|BASE_CODES_IEEE_COORDINATOR)/\w+/config"
+BRIDGE_ENTITY = r"HA/\w+/BASE_CODES_IEEE_COORDINATOR/\w+/config"
+DEVICE_ENTITY = r"HA/\w+/IEEE_DEVICE/\w+/config"
+SETTINGS = r"(device_temperature|flip_indicator_light|operation_mode|power_outage_memory|state)"
+PRECISION_OPTION = "The `device_temperature_precision` option"
+
+EXPLAINED: list[Explained] = [
+    # bridge/info
+    Explained(
+        r"BASE/bridge/info config(_schema)?([.\[].*)?",
+        "bridge/info echoes each program's own settings and their JSON schema: the daemon's are a "
+        "subset of Zigbee2MQTT's (with defaults of its own, floats where Zigbee2MQTT has integers) "
+        "plus settings it has and Zigbee2MQTT has not (virtual, settings_guard, session expiry)",
+        "`config` and `config_schema` describe this daemon's settings",
+    ),
+    Explained(
+        r"BASE/bridge/info (commit|zigbee_herdsman(_converters)?\.version|os\..*)",
+        "Zigbee2MQTT's build, library versions and host; the daemon has none of them",
+        "`bridge/info` has no `commit`",
+        daemon=ABSENT,
+    ),
+    Explained(
+        r"BASE/bridge/info coordinator\.(type|meta\..*)",
+        "the coordinator as each radio library describes it: herdsman's MT version fields "
+        "(majorrel, minorrel, maintrel, product, transportrev, a numeric revision, type ZStack3x0), "
+        "zigpy's manufacturer, model and 'Z-Stack <build>' (type zStack3x0)",
+        "The coordinator as the radio library describes it",
+    ),
+    # bridge/devices and the interview event
+    Explained(
+        r"BASE/bridge/devices \[IEEE_COORDINATOR\]\.(endpoints\..*|manufacturer|model_id)",
+        "the coordinator's endpoints are those each radio library registers on the stick "
+        "(herdsman: 1-13, 47, 110, 239, 242; zigpy-znp: 1, 2, 242 with their clusters); zigpy "
+        "also names the coordinator's manufacturer and model",
+        "The coordinator as the radio library describes it",
+    ),
+    Explained(
+        r"(BASE/bridge/devices \[IEEE_DEVICE\]|event device_interview\[successful\] data)"
+        r"\.definition\.options(\[\]|\[device_temperature_precision\]\..*)",
+        "the daemon keeps Zigbee2MQTT 1.x's device_temperature_precision option, which 2.x dropped",
+        PRECISION_OPTION,
+    ),
+    Explained(
+        r"event device_announce\[\] .*",
+        "on a first join herdsman reports the switch's Device_annce as an announcement too; zigpy "
+        "takes it as part of the join, so the daemon publishes device_announce only when a known "
+        "device announces itself again (power cycle, rejoin)",
+        "`device_announce` only for a device that announces itself again",
+        daemon=ABSENT,
+    ),
+    Explained(
+        r"topic BASE/bridge/(converters|definitions|extensions)|BASE/bridge/(definitions keys|extensions \.)",
+        "Zigbee2MQTT's frontend topics (the ZCL dictionary, external converters and extensions)",
+        "Not published: `bridge/definitions`",
+        daemon=ABSENT,
+    ),
+    # the device's state
+    Explained(
+        rf"state-key {SETTINGS}",
+        "Zigbee2MQTT publishes every expose, null until known; the daemon publishes known values only",
+        "Unknown values are left out of the state",
+        zigbee2mqtt=r"NoneType,\w+",
+    ),
+    Explained(
+        rf"checkpoint \w+ {SETTINGS}",
+        "the same nulls; and the daemon reads the switch's settings when it configures it, so they "
+        "are known from the start where Zigbee2MQTT has null until the switch reports them",
+        "Unknown values are left out of the state",
+        zigbee2mqtt="null",
+    ),
+    Explained(
+        r"state-key update|checkpoint \w+ update\..*",
+        "Zigbee2MQTT puts `update` (installed -1, latest -1, state null) in every state before any "
+        "firmware check; the daemon adds `update` once a check or an update has something to say",
+        "`update` appears in the state after the first firmware check",
+        daemon=ABSENT,
+    ),
+    # Home Assistant discovery
+    Explained(
+        rf"{HA_CONFIG} origin\.(name|sw|sw_version|url)",
+        "`origin` names the program that publishes the config (Home Assistant shows it); the "
+        "daemon spells the version sw_version (Home Assistant reads both spellings)",
+        "`origin` names this daemon",
+    ),
+    Explained(
+        rf"{BRIDGE_ENTITY} device\.hw_version",
+        "the bridge device's hardware version is the coordinator type (and herdsman's revision)",
+        "The coordinator as the radio library describes it",
+    ),
+    Explained(
+        rf"{DEVICE_ENTITY} device\.hw_version",
+        "Zigbee2MQTT gives the Basic cluster's hwVersion; the daemon does not read it",
+        "no `hw_version` in a device's discovery block",
+        zigbee2mqtt="1",
+        daemon=ABSENT,
+    ),
+    Explained(
+        r"(topic )?HA/sensor/BASE_CODES_IEEE_COORDINATOR/network_map/config( .*)?",
+        "the network map sensor reads bridge/response/networkmap, a request the daemon does not serve",
+        "Zigbee2MQTT's network map sensor is left out",
+        daemon=ABSENT,
+    ),
+    Explained(
+        r"(topic )?HA/event/IEEE_DEVICE/action/config( .*)?",
+        "the daemon always publishes the press event entity (Zigbee2MQTT only with "
+        "experimental_event_entities)",
+        "the press `event` entity is always published",
+        zigbee2mqtt=ABSENT,
+    ),
+    Explained(
+        r"HA/button/BASE_CODES_IEEE_COORDINATOR/restart/config payload_press",
+        "an empty request is how a retained one is cleared, so the daemon's restart button sends {}",
+        "a restart button (it sends `{}`",
+        zigbee2mqtt='""',
+        daemon='"{}"',
+    ),
+    Explained(
+        r"HA/update/IEEE_DEVICE/update/config value_template",
+        "the daemon's template tolerates a state without `update` (see above); same fields",
+        "`update` appears in the state after the first firmware check",
+    ),
+]
+"""Every difference between Zigbee2MQTT's transcript and the daemon's, reviewed. Each `readme`
+phrase is in the README's "Differences from Zigbee2MQTT"."""
 
 
 @pytest.fixture(scope="module")
