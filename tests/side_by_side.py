@@ -131,6 +131,8 @@ class Run:
     """The state message each command of the scenario waited for, by label."""
     ieee: str = ""
     coordinator_ieee: str = ""
+    networks: list[dict[str, Any]] = field(default_factory=list)
+    """bridge/info's network at each start: a restart must resume the same one."""
     online_s: list[float] = field(default_factory=list)
     """Seconds from process start to bridge/state online, for each start."""
 
@@ -180,6 +182,7 @@ async def start_bridge(run: Run, watcher: Watcher, timeout: float) -> None:
     )
     info = await watcher.wait_for("bridge/info", lambda m: bool(m.payload), after=position, timeout=STEP_S)
     run.coordinator_ieee = info.json()["coordinator"]["ieee_address"]
+    run.networks.append(info.json()["network"])
     await watcher.wait_for("bridge/devices", lambda m: bool(m.payload), after=position, timeout=STEP_S)
 
 
@@ -292,6 +295,10 @@ async def _scenario(run: Run, watcher: Watcher) -> None:
     _step(run, watcher, "restart")
     await _stop(run, watcher)
     await start_bridge(run, watcher, FIRST_START_S)
+    assert run.networks[0] == run.networks[1], run.networks
+    assert run.emulator is not None
+    # Formed once, on the first start: the restart found it up (herdsman) or resumed it (zigpy-znp).
+    assert run.emulator.log().count("Network formed") == 1, run.emulator.log()
     # Zigbee2MQTT publishes the bridge's discovery 5 s after its start (it first collects the
     # retained ones); the daemon at once. Both have a permit_join switch.
     codes = "".join(str(ord(c)) for c in run.base)
