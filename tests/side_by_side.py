@@ -416,7 +416,8 @@ ENVIRONMENT_KEYS = frozenset({"os"})
 """Subtrees that describe the machine (bridge/info's os): every leaf a placeholder."""
 PORT = re.compile(r"tcp://127\.0\.0\.1:\d+")
 BROKER = re.compile(r"mqtt://[^\s\"']+:\d+")
-VERSION = re.compile(r"^\d+\.\d+\.\d+")
+VERSION = re.compile(r"\d+\.\d+\.\d+")
+"""A program version (2.14.1, 0.1.0), not a device build id such as 0.0.0_0029."""
 
 
 def placeholder(value: Any) -> Any:
@@ -465,7 +466,7 @@ class Names:
             return [self.payload(item, key) for item in value]
         if key in VOLATILE_KEYS:
             return placeholder(value)
-        if key in VERSION_KEYS and isinstance(value, str) and VERSION.match(value):
+        if key in VERSION_KEYS and isinstance(value, str) and VERSION.fullmatch(value):
             return "<version>"
         return self.text(value) if isinstance(value, str) else value
 
