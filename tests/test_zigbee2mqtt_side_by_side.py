@@ -288,6 +288,7 @@ def test_facts_keep_behaviour_and_leave_out_timing_and_the_scenarios_own_message
             ("BASE/hall_switch", False, {"state": "OFF", "action": "single"}),
             ("BASE/bridge/response/permit_join", False, {"status": "ok", "data": {"time": 60}}),
             ("BASE/bridge/event", False, {"type": "device_joined", "data": {"ieee_address": "IEEE_DEVICE"}}),
+            ("BASE/hall_switch/action", False, "single"),
             ("HA/switch/IEEE_DEVICE/switch/config", True, ""),
             state_on={"state": "ON"},
         )
@@ -305,6 +306,8 @@ def test_facts_keep_behaviour_and_leave_out_timing_and_the_scenarios_own_message
         "BASE/bridge/response/permit_join#0 status": '"ok"',
         "event device_joined[] data.ieee_address": '"IEEE_DEVICE"',
         "event device_joined[] type": '"device_joined"',
+        "topic BASE/hall_switch/action": "not retained",
+        "BASE/hall_switch/action payloads": '["single"]',
         "checkpoint state_on state": '"ON"',
     }
 

@@ -11,7 +11,8 @@ how many intermediate states were published, is how busy the machine was, not be
 - `event <type>[<status>] <path>`: each kind of bridge/event, its last occurrence.
 - `<T>#<n> <path>`: the n-th response on each bridge/response topic.
 - `state-key <key>`: the types a key of the device's state took; `checkpoint <label> <path>`: the
-  state each command of the scenario waited for.
+  state each command of the scenario waited for; `<FN>/action payloads`: the presses published
+  there, in order.
 
 Left out: what the scenario sent itself (requests, `/set`, `/get`), what the emulator publishes
 (`bridge/emulator`, the `simulation/…` responses) and bridge/logging (free text, not an API).
@@ -36,6 +37,7 @@ SNAPSHOT = re.compile(
 )
 STATE = re.compile(r"BASE/(hall_switch|IEEE_DEVICE)")
 RESPONSE = re.compile(r"BASE/bridge/response/.*")
+ACTION = re.compile(r"BASE/(hall_switch|IEEE_DEVICE)/action")
 IDENTITIES = ("ieee_address", "property", "name", "topic", "type")
 """Keys that name a list's items (each item by the first of them it has), so that lists compare
 item by item; their order is a fact of its own (`<path>[]`)."""
@@ -116,6 +118,7 @@ def facts(transcript: dict[str, Any]) -> dict[str, str]:
     events: dict[str, Any] = {}
     responses: dict[str, list[Any]] = defaultdict(list)
     state_types: dict[str, set[str]] = defaultdict(set)
+    actions: dict[str, list[Any]] = defaultdict(list)
     for message in sent:
         if message.payload == "":
             continue
@@ -126,6 +129,8 @@ def facts(transcript: dict[str, Any]) -> dict[str, str]:
             events[f"{message.payload.get('type')}[{data.get('status', '')}]"] = message.payload
         elif RESPONSE.fullmatch(message.topic):
             responses[message.topic].append(message.payload)
+        elif ACTION.fullmatch(message.topic):
+            actions[message.topic].append(message.payload)
         elif STATE.fullmatch(message.topic) and isinstance(message.payload, dict):
             for key, value in message.payload.items():
                 state_types[key].add(type(value).__name__)
@@ -140,6 +145,7 @@ def facts(transcript: dict[str, Any]) -> dict[str, str]:
         for number, payload in enumerate(answers):
             result.update({f"{topic}#{number} {path}": value for path, value in flatten(payload)})
     result.update({f"state-key {key}": ",".join(sorted(types)) for key, types in state_types.items()})
+    result.update({f"{topic} payloads": json.dumps(sent) for topic, sent in actions.items()})
     for label, state in transcript.get("checkpoints", {}).items():
         result.update({f"checkpoint {label} {path}": value for path, value in flatten(state)})
     return result
