@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests import zigbee2mqtt_support
 from tests.side_by_side import DAEMON, RECORDING, ZIGBEE2MQTT, Names, Run, load, play, transcript
 from tests.transcript_facts import (
     ABSENT,
@@ -327,3 +328,21 @@ def test_a_difference_nobody_explained_is_reported_and_a_stale_explanation_too()
     ]
     assert [d.key for d in unexplained(found, entries)] == ["b"]
     assert [e.pattern for e in unused(found, entries)] == ["b", "gone"]
+
+
+def test_without_node_zigbee2mqtt_is_unavailable_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zigbee2mqtt_support.shutil, "which", lambda name: None)
+    with pytest.raises(zigbee2mqtt_support.Unavailable, match=r"Node\.js is not installed"):
+        zigbee2mqtt_support.ensure_zigbee2mqtt()
+
+
+def test_the_cache_folder_and_the_installed_version_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(zigbee2mqtt_support.CACHE_ENV, str(tmp_path))
+    assert zigbee2mqtt_support.install_dir() == tmp_path
+    assert zigbee2mqtt_support.installed_version() is None
+    manifest = tmp_path / "node_modules" / "zigbee2mqtt" / "package.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"name": "zigbee2mqtt", "version": "2.14.1"}', encoding="utf-8")
+    assert zigbee2mqtt_support.installed_version() == ZIGBEE2MQTT_VERSION
