@@ -479,6 +479,25 @@ def _leaves(value: Any, change: Callable[[Any], Any]) -> Any:
     return change(value)
 
 
+ELIDED_TOPICS = frozenset({"bridge/definitions"})
+"""Kept with their top-level keys only (Zigbee2MQTT's ZCL dictionary for its frontend, 250 kB a
+message), which is all the comparison looks at (transcript_facts.SUMMARISED)."""
+
+
+def _elided(topic: str, base: str, payload: Any) -> Any:
+    relative = topic.removeprefix(base + "/")
+    if relative in ELIDED_TOPICS and isinstance(payload, dict):
+        return dict.fromkeys(payload, "<elided>")
+    if (
+        relative == "bridge/info"
+        and isinstance(payload, dict)
+        and isinstance(payload.get("config_schema"), dict)
+    ):
+        # The settings' JSON schema (30 kB): its top-level keys say enough, as for the definitions.
+        return payload | {"config_schema": dict.fromkeys(payload["config_schema"], "<elided>")}
+    return payload
+
+
 def _parsed(payload: bytes) -> Any:
     if not payload:
         return ""
@@ -501,7 +520,7 @@ def transcript(run: Run, messages: list[Message], program_version: str) -> dict[
                     {
                         "topic": names.text(m.topic),
                         "retain": m.retain,
-                        "payload": names.payload(_parsed(m.payload)),
+                        "payload": names.payload(_elided(m.topic, run.base, _parsed(m.payload))),
                     }
                     for m in messages[begin:end]
                 ],
