@@ -43,10 +43,29 @@ PRECISION_OPTION = "The `device_temperature_precision` option"
 EXPLAINED: list[Explained] = [
     # bridge/info
     Explained(
-        r"BASE/bridge/info config(_schema)?([.\[].*)?",
-        "bridge/info echoes each program's own settings and their JSON schema: the daemon's are a "
-        "subset of Zigbee2MQTT's (with defaults of its own, floats where Zigbee2MQTT has integers) "
-        "plus settings it has and Zigbee2MQTT has not (virtual, settings_guard, session expiry)",
+        r"BASE/bridge/info config([.\[].*)?",
+        "settings of Zigbee2MQTT's that the daemon does not have (frontend, groups, map options, "
+        "log files, external converters, ...)",
+        "`config` and `config_schema` describe this daemon's settings",
+        daemon=ABSENT,
+    ),
+    Explained(
+        r"BASE/bridge/info config([.\[].*)?",
+        "settings of the daemon's that Zigbee2MQTT does not have (virtual, settings_guard, the MQTT "
+        "session expiry, availability.active.retry_delay, serial.baudrate/rtscts echoed)",
+        "`config` and `config_schema` describe this daemon's settings",
+        zigbee2mqtt=ABSENT,
+    ),
+    Explained(
+        r"BASE/bridge/info config\.ota\.image_block_request_timeout",
+        "the daemon's default is zigpy's own limit, 30 s without a block request",
+        "`config` and `config_schema` describe this daemon's settings",
+        zigbee2mqtt="150000",
+        daemon="30000",
+    ),
+    Explained(
+        r"BASE/bridge/info config_schema([.\[].*)?",
+        "each program's JSON schema of its own settings",
         "`config` and `config_schema` describe this daemon's settings",
     ),
     Explained(
