@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 import zigpy_znp.commands as c
 import zigpy_znp.types as t
-from zigpy_znp.frames import GeneralFrame
+from zigpy_znp.frames import GeneralFrame, TransportFrame
 from zigpy_znp.types.nvids import OsalNvIds
 
 from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
+from z2m_qbkg40lm.sim.znp.link import MtFramer
 
 TIMEOUT = 5
 SYS, AF, ZDO, UTIL = t.Subsystem.SYS, t.Subsystem.AF, t.Subsystem.ZDO, t.Subsystem.UTIL
@@ -289,3 +290,10 @@ async def test_a_truncated_zdo_request_gets_an_rpc_error_at_once(network: Host) 
     error = await network.expect(t.CommandType.SRSP, t.Subsystem.RPCError, 0x00)
     assert error[0] == c.rpc_error.ErrorCode.InvalidLength
     assert error[1:] == t.CommandHeader(0, id=0x02, subsystem=ZDO, type=t.CommandType.SREQ).serialize()
+
+
+def test_the_lone_byte_herdsman_writes_on_connect_is_skipped() -> None:
+    """Over TCP herdsman first writes 0xEF (its bootloader-skip byte), then pings."""
+    ping = TransportFrame(c.SYS.Ping.Req().to_frame()).serialize()
+    [frame] = MtFramer().feed(b"\xef" + ping)
+    assert frame.header == c.SYS.Ping.Req.header
