@@ -231,6 +231,11 @@ async def test_zdo_requests_to_the_coordinator_get_direct_callbacks(network: Hos
     assert await network.areq_after(ZDO, 0xB2) == coordinator + bytes([0, 0, 0, 0])
 
 
+async def test_the_coordinator_answers_zdo_requests_before_a_network_runs(host: Host) -> None:
+    assert await host.sreq(ZDO, 0x05, bytes(4)) == b"\x00"  # herdsman's first endpoint check
+    assert await host.areq_after(ZDO, 0x85) == bytes(3) + bytes(2) + b"\x00"  # no endpoints yet
+
+
 async def test_a_join_is_announced_as_tc_device_and_end_device_announce(network: Host) -> None:
     nwk, ieee = await network.joined_switch()
     announce = await network.areq_after(ZDO, 0xC1)  # no ZDO_MSG_CB_REGISTER needed

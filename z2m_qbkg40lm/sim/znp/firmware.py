@@ -43,6 +43,8 @@ LOGGER = logging.getLogger(__name__)
 RADIUS_LEFT: Final = 29
 """The radius left on a frame from a switch one hop away."""
 EXT_NWK_INFO: Final = 0x50
+BROADCAST_ADDRESSES: Final = 0xFFF8
+"""NWK addresses from here up are broadcasts (all, rx-on-when-idle, routers, low-power routers)."""
 
 
 class ZStackFirmware(ZStackChip):
@@ -258,15 +260,18 @@ class ZStackFirmware(ZStackChip):
         def handle(data: bytes) -> list[Any]:
             request = zdo_requests.parse_request(command_id, data)
             answer = status_srsp(t.Subsystem.ZDO, command_id, int(t.Status.SUCCESS))
-            if not self._network_up:
-                return [status_srsp(t.Subsystem.ZDO, command_id, int(t.Status.NWK_INVALID_REQUEST))]
             self._zdo_tsn = (self._zdo_tsn + 1) & 0xFF
             frame = request.frame(self._zdo_tsn)
             destination = request.destination
             nwk = destination if isinstance(destination, int) else self.world.nwk_of(destination)
             LOGGER.debug("Host -> 0x%04X (MT_ZDO): %s", nwk, frame)
-            if nwk == COORDINATOR_NWK:
+            if nwk == COORDINATOR_NWK:  # answered by the stack itself, network or not
                 self._later(0, lambda: self._coordinator_zdo(frame))
+                return [answer]
+            if not self._network_up:
+                return [status_srsp(t.Subsystem.ZDO, command_id, int(t.Status.NWK_INVALID_REQUEST))]
+            if nwk >= BROADCAST_ADDRESSES:
+                self.world.broadcast(frame)
                 return [answer]
             route = self.world.route(nwk)
             if route.reach == Reach.DELIVERED and route.node is not None:
