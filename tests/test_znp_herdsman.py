@@ -24,6 +24,7 @@ from zigpy_znp.frames import GeneralFrame, TransportFrame
 from zigpy_znp.types.nvids import OsalNvIds
 
 from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
+from z2m_qbkg40lm.sim.znp.firmware12 import ZStack12Firmware
 from z2m_qbkg40lm.sim.znp.link import MtFramer
 
 TIMEOUT = 5
@@ -302,3 +303,18 @@ def test_the_lone_byte_herdsman_writes_on_connect_is_skipped() -> None:
     ping = TransportFrame(c.SYS.Ping.Req().to_frame()).serialize()
     [frame] = MtFramer().feed(b"\xef" + ping)
     assert frame.header == c.SYS.Ping.Req.header
+
+
+async def test_home_1_2_serves_herdsman_its_key_by_sapi_and_the_backup_items() -> None:
+    """Zigbee2MQTT on Z-Stack Home 1.2: PRECFGKEY through ZB_READ/WRITE_CONFIGURATION, and the
+    security manager table herdsman's backup reads."""
+    host = Host(ZStack12Firmware(rng=random.Random(12)))
+    configured = await host.sreq(t.Subsystem.SAPI, 0x04, bytes([OsalNvIds.PRECFGKEY]))
+    assert configured[:3] == bytes([ZNP_SUCCESS, OsalNvIds.PRECFGKEY, 16])
+    write = bytes([OsalNvIds.PRECFGKEY, 16]) + NETWORK_KEY
+    assert await host.sreq(t.Subsystem.SAPI, 0x05, write) == bytes([ZNP_SUCCESS])
+    read_back = await host.sreq(t.Subsystem.SAPI, 0x04, bytes([OsalNvIds.PRECFGKEY]))
+    assert read_back == bytes([ZNP_SUCCESS]) + write
+    assert await host.nv_length(OsalNvIds.APS_LINK_KEY_TABLE) > 0
+    assert await host.nv_length(OsalNvIds.NWKKEY) == 21  # packed structs: a CC2531
+    host.chip.close()

@@ -311,8 +311,11 @@ class ZStackChip:
         self._send(c.RPCError.CommandNotRecognized.Rsp(ErrorCode=code, RequestHeader=frame.header))
 
     def _raw_handler_table(self) -> dict[t.CommandHeader, Callable[[bytes], list[Any]]]:
-        """Requests handled from their bytes (MT header -> handler): none in the chip itself."""
-        return {}
+        """Requests handled from their bytes (MT header -> handler): SAPI's configuration commands."""
+        return {
+            t.CommandHeader(0, id=command_id, subsystem=t.Subsystem.SAPI, type=t.CommandType.SREQ): handler
+            for command_id, handler in nvcommands.sapi_handlers(self.nvram).items()
+        }
 
     def _handler_table(self) -> dict[type, Callable[[Any], list[Any]]]:
         return {

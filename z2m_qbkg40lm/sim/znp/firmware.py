@@ -70,8 +70,11 @@ class ZStackFirmware(ZStackChip):
             EXT_NWK_INFO: self._ext_nwk_info,
         }
         return {
-            t.CommandHeader(0, id=command_id, subsystem=zdo, type=t.CommandType.SREQ): handler
-            for command_id, handler in table.items()
+            **super()._raw_handler_table(),
+            **{
+                t.CommandHeader(0, id=command_id, subsystem=zdo, type=t.CommandType.SREQ): handler
+                for command_id, handler in table.items()
+            },
         }
 
     # --- the world's events, as Z-Stack tells its host ---------------------------------------------
