@@ -3,7 +3,9 @@
 `ZStackChip.frame_received()` takes one MT frame from the host (zigpy-znp) and answers the way
 Z-Stack does: an SRSP for every SREQ (`RPCError.CommandNotRecognized` for the ones it does not
 know), then AREQ callbacks. zigpy-znp's own command classes decode the requests and encode the
-answers, so both ends speak exactly the library's idea of the protocol. This part is the chip:
+answers, so both ends speak exactly the library's idea of the protocol. zigbee-herdsman
+(Zigbee2MQTT's `zstack` adapter) is served too; the few requests it sends that zigpy-znp has no
+fitting class for are answered from their bytes (`raw_frames`). This part is the chip:
 SYS, UTIL and NV commands, resets, forming and resuming the network, permit join, endpoint and
 callback registration, faults, and the state file. `firmware.ZStackFirmware` adds the radio side:
 the switches and the AF/ZDO data path.

@@ -4,12 +4,16 @@
 permit join, registrations) plus what goes over the air, as the Z-Stack front-end of the shared
 `sim.world.SimulatedWorld` (the switches, joins, routes). What the host sees is Z-Stack's:
 
-- `AF.DataRequestExt` (and `AF.DataRequestSrcRtg`) to a switch: SRSP, then `AF.DataConfirm`
-  matched by TSN (not for ZDO, as in Z-Stack), then the switch's answers as `AF.IncomingMsg` with
-  the link quality, or as `ZDO.MsgCbIncoming` for ZDO.
+- `AF.DataRequestExt` (and `AF.DataRequest`, `AF.DataRequestSrcRtg`) to a switch: SRSP, then
+  `AF.DataConfirm` matched by TSN (not for ZDO, as in Z-Stack), then the switch's answers as
+  `AF.IncomingMsg` with the link quality, or for ZDO as MT_ZDO's direct callback and, when the
+  host registered for it, `ZDO.MsgCbIncoming`.
+- ZDO requests also come as MT_ZDO requests, one per ZDO command (zigbee-herdsman's way, see
+  `zdo_requests`), with the coordinator's group table (`groups`) and `ZDO_EXT_NWK_INFO`.
 - A switch that does not answer gets MAC_NO_ACK after `NO_ACK_DELAY`; an address no switch on the
   network has, NWK_NO_ROUTE. A confirm a fault makes fail is not delivered to the switch.
-- Joins: `ZDO.TCDevInd` then the switch's `Device_annce`; leaves: `ZDO.LeaveInd`. Z-Stack's
+- Joins: `ZDO.TCDevInd` then the switch's `Device_annce` (so also `ZDO_END_DEVICE_ANNCE_IND`);
+  leaves: `ZDO.LeaveInd`. Z-Stack's
   address manager and link key tables in NVRAM follow, so zigpy-znp's backups list the switches.
 """
 
