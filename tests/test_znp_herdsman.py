@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 import zigpy_znp.commands as c
 import zigpy_znp.types as t
-from zigpy_znp.frames import GeneralFrame
+from zigpy_znp.frames import GeneralFrame, TransportFrame
 from zigpy_znp.types.nvids import OsalNvIds
 
 from z2m_qbkg40lm.sim.znp.firmware import ZStackFirmware
+from z2m_qbkg40lm.sim.znp.firmware12 import ZStack12Firmware
+from z2m_qbkg40lm.sim.znp.link import MtFramer
 
 TIMEOUT = 5
 SYS, AF, ZDO, UTIL = t.Subsystem.SYS, t.Subsystem.AF, t.Subsystem.ZDO, t.Subsystem.UTIL
@@ -230,6 +232,11 @@ async def test_zdo_requests_to_the_coordinator_get_direct_callbacks(network: Hos
     assert await network.areq_after(ZDO, 0xB2) == coordinator + bytes([0, 0, 0, 0])
 
 
+async def test_the_coordinator_answers_zdo_requests_before_a_network_runs(host: Host) -> None:
+    assert await host.sreq(ZDO, 0x05, bytes(4)) == b"\x00"  # herdsman's first endpoint check
+    assert await host.areq_after(ZDO, 0x85) == bytes(3) + bytes(2) + b"\x00"  # no endpoints yet
+
+
 async def test_a_join_is_announced_as_tc_device_and_end_device_announce(network: Host) -> None:
     nwk, ieee = await network.joined_switch()
     announce = await network.areq_after(ZDO, 0xC1)  # no ZDO_MSG_CB_REGISTER needed
@@ -289,3 +296,25 @@ async def test_a_truncated_zdo_request_gets_an_rpc_error_at_once(network: Host) 
     error = await network.expect(t.CommandType.SRSP, t.Subsystem.RPCError, 0x00)
     assert error[0] == c.rpc_error.ErrorCode.InvalidLength
     assert error[1:] == t.CommandHeader(0, id=0x02, subsystem=ZDO, type=t.CommandType.SREQ).serialize()
+
+
+def test_the_lone_byte_herdsman_writes_on_connect_is_skipped() -> None:
+    """Over TCP herdsman first writes 0xEF (its bootloader-skip byte), then pings."""
+    ping = TransportFrame(c.SYS.Ping.Req().to_frame()).serialize()
+    [frame] = MtFramer().feed(b"\xef" + ping)
+    assert frame.header == c.SYS.Ping.Req.header
+
+
+async def test_home_1_2_serves_herdsman_its_key_by_sapi_and_the_backup_items() -> None:
+    """Zigbee2MQTT on Z-Stack Home 1.2: PRECFGKEY through ZB_READ/WRITE_CONFIGURATION, and the
+    security manager table herdsman's backup reads."""
+    host = Host(ZStack12Firmware(rng=random.Random(12)))
+    configured = await host.sreq(t.Subsystem.SAPI, 0x04, bytes([OsalNvIds.PRECFGKEY]))
+    assert configured[:3] == bytes([ZNP_SUCCESS, OsalNvIds.PRECFGKEY, 16])
+    write = bytes([OsalNvIds.PRECFGKEY, 16]) + NETWORK_KEY
+    assert await host.sreq(t.Subsystem.SAPI, 0x05, write) == bytes([ZNP_SUCCESS])
+    read_back = await host.sreq(t.Subsystem.SAPI, 0x04, bytes([OsalNvIds.PRECFGKEY]))
+    assert read_back == bytes([ZNP_SUCCESS]) + write
+    assert await host.nv_length(OsalNvIds.APS_LINK_KEY_TABLE) > 0
+    assert await host.nv_length(OsalNvIds.NWKKEY) == 21  # packed structs: a CC2531
+    host.chip.close()

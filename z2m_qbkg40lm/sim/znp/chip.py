@@ -3,7 +3,9 @@
 `ZStackChip.frame_received()` takes one MT frame from the host (zigpy-znp) and answers the way
 Z-Stack does: an SRSP for every SREQ (`RPCError.CommandNotRecognized` for the ones it does not
 know), then AREQ callbacks. zigpy-znp's own command classes decode the requests and encode the
-answers, so both ends speak exactly the library's idea of the protocol. This part is the chip:
+answers, so both ends speak exactly the library's idea of the protocol. zigbee-herdsman
+(Zigbee2MQTT's `zstack` adapter) is served too; the few requests it sends that zigpy-znp has no
+fitting class for are answered from their bytes (`raw_frames`). This part is the chip:
 SYS, UTIL and NV commands, resets, forming and resuming the network, permit join, endpoint and
 callback registration, faults, and the state file. `firmware.ZStackFirmware` adds the radio side:
 the switches and the AF/ZDO data path.
@@ -311,8 +313,11 @@ class ZStackChip:
         self._send(c.RPCError.CommandNotRecognized.Rsp(ErrorCode=code, RequestHeader=frame.header))
 
     def _raw_handler_table(self) -> dict[t.CommandHeader, Callable[[bytes], list[Any]]]:
-        """Requests handled from their bytes (MT header -> handler): none in the chip itself."""
-        return {}
+        """Requests handled from their bytes (MT header -> handler): SAPI's configuration commands."""
+        return {
+            t.CommandHeader(0, id=command_id, subsystem=t.Subsystem.SAPI, type=t.CommandType.SREQ): handler
+            for command_id, handler in nvcommands.sapi_handlers(self.nvram).items()
+        }
 
     def _handler_table(self) -> dict[type, Callable[[Any], list[Any]]]:
         return {

@@ -4,12 +4,16 @@
 permit join, registrations) plus what goes over the air, as the Z-Stack front-end of the shared
 `sim.world.SimulatedWorld` (the switches, joins, routes). What the host sees is Z-Stack's:
 
-- `AF.DataRequestExt` (and `AF.DataRequestSrcRtg`) to a switch: SRSP, then `AF.DataConfirm`
-  matched by TSN (not for ZDO, as in Z-Stack), then the switch's answers as `AF.IncomingMsg` with
-  the link quality, or as `ZDO.MsgCbIncoming` for ZDO.
+- `AF.DataRequestExt` (and `AF.DataRequest`, `AF.DataRequestSrcRtg`) to a switch: SRSP, then
+  `AF.DataConfirm` matched by TSN (not for ZDO, as in Z-Stack), then the switch's answers as
+  `AF.IncomingMsg` with the link quality, or for ZDO as MT_ZDO's direct callback and, when the
+  host registered for it, `ZDO.MsgCbIncoming`.
+- ZDO requests also come as MT_ZDO requests, one per ZDO command (zigbee-herdsman's way, see
+  `zdo_requests`), with the coordinator's group table (`groups`) and `ZDO_EXT_NWK_INFO`.
 - A switch that does not answer gets MAC_NO_ACK after `NO_ACK_DELAY`; an address no switch on the
   network has, NWK_NO_ROUTE. A confirm a fault makes fail is not delivered to the switch.
-- Joins: `ZDO.TCDevInd` then the switch's `Device_annce`; leaves: `ZDO.LeaveInd`. Z-Stack's
+- Joins: `ZDO.TCDevInd` then the switch's `Device_annce` (so also `ZDO_END_DEVICE_ANNCE_IND`);
+  leaves: `ZDO.LeaveInd`. Z-Stack's
   address manager and link key tables in NVRAM follow, so zigpy-znp's backups list the switches.
 """
 
@@ -43,6 +47,8 @@ LOGGER = logging.getLogger(__name__)
 RADIUS_LEFT: Final = 29
 """The radius left on a frame from a switch one hop away."""
 EXT_NWK_INFO: Final = 0x50
+BROADCAST_ADDRESSES: Final = 0xFFF8
+"""NWK addresses from here up are broadcasts (all, rx-on-when-idle, routers, low-power routers)."""
 
 
 class ZStackFirmware(ZStackChip):
@@ -68,8 +74,11 @@ class ZStackFirmware(ZStackChip):
             EXT_NWK_INFO: self._ext_nwk_info,
         }
         return {
-            t.CommandHeader(0, id=command_id, subsystem=zdo, type=t.CommandType.SREQ): handler
-            for command_id, handler in table.items()
+            **super()._raw_handler_table(),
+            **{
+                t.CommandHeader(0, id=command_id, subsystem=zdo, type=t.CommandType.SREQ): handler
+                for command_id, handler in table.items()
+            },
         }
 
     # --- the world's events, as Z-Stack tells its host ---------------------------------------------
@@ -258,15 +267,18 @@ class ZStackFirmware(ZStackChip):
         def handle(data: bytes) -> list[Any]:
             request = zdo_requests.parse_request(command_id, data)
             answer = status_srsp(t.Subsystem.ZDO, command_id, int(t.Status.SUCCESS))
-            if not self._network_up:
-                return [status_srsp(t.Subsystem.ZDO, command_id, int(t.Status.NWK_INVALID_REQUEST))]
             self._zdo_tsn = (self._zdo_tsn + 1) & 0xFF
             frame = request.frame(self._zdo_tsn)
             destination = request.destination
             nwk = destination if isinstance(destination, int) else self.world.nwk_of(destination)
             LOGGER.debug("Host -> 0x%04X (MT_ZDO): %s", nwk, frame)
-            if nwk == COORDINATOR_NWK:
+            if nwk == COORDINATOR_NWK:  # answered by the stack itself, network or not
                 self._later(0, lambda: self._coordinator_zdo(frame))
+                return [answer]
+            if not self._network_up:
+                return [status_srsp(t.Subsystem.ZDO, command_id, int(t.Status.NWK_INVALID_REQUEST))]
+            if nwk >= BROADCAST_ADDRESSES:
+                self.world.broadcast(frame)
                 return [answer]
             route = self.world.route(nwk)
             if route.reach == Reach.DELIVERED and route.node is not None:
