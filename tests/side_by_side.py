@@ -361,6 +361,8 @@ async def _scenario(run: Run, watcher: Watcher) -> None:
     run.checkpoints["heartbeat"] = message.json()
     _step(run, watcher, "requests")
     await _request(watcher, "health_check", {})
+    await _request(watcher, "options", {"options": {"advanced": {"log_level": "info"}}})
+    await _request(watcher, "device/options", {"id": NAME, "options": {"device_temperature_calibration": 1}})
     await _request(watcher, "permit_join", {"time": 0})
     _step(run, watcher, "stop")
     await _stop(run, watcher)
