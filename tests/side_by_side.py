@@ -4,7 +4,8 @@ Z-Stack emulator, and the MQTT transcript it leaves.
 The scenario is what a Zigbee2MQTT user does with a new switch: start, restart (the network is
 resumed), permit join (the simulated QBKG40LM joins, is interviewed and configured), rename it,
 drive every expose (`/set` state ON/OFF/TOGGLE and each setting, `/get`), press it, let it send a
-heartbeat, and make a few bridge requests both programs serve. Every message on `<base>/#` and on
+heartbeat, and make the bridge requests both programs serve (health_check, options, device/options,
+permit_join off). Every message on `<base>/#` and on
 the Home Assistant discovery topic is recorded with its step, topic, retain flag and payload; the
 transcript is normalised (base topic, discovery topic, IEEE addresses, versions, times, link
 quality) so that two programs, or two runs, can be compared (`tests/transcript_facts.py`).
