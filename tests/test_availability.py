@@ -245,6 +245,18 @@ async def test_a_device_first_heard_later_gets_its_checks_too() -> None:
         await s.extension.stop()
 
 
+async def test_a_frame_from_the_coordinator_publishes_no_availability() -> None:
+    s = scripted(FAST)
+    await s.extension.start()
+    try:
+        await s.extension.on_radio_event(ev.FrameReceived("0x00124b0000000001", 150))
+        await s.extension.on_radio_event(ev.FrameReceived(IEEE, 150))
+        await s.mqtt.wait("z/hall/availability", ONLINE)
+        assert {m[0] for m in s.mqtt.sent} == {"z/hall/availability"}
+    finally:
+        await s.extension.stop()
+
+
 async def test_an_answered_ping_keeps_it_online_without_republishing() -> None:
     s = scripted(FAST)
     await s.extension.start()

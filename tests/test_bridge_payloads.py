@@ -9,6 +9,7 @@ from z2m_qbkg40lm.bridge.bridge_info import (
     info_payload,
     running_config,
     server_without_credentials,
+    whole_numbers_as_integers,
     without_secrets,
 )
 from z2m_qbkg40lm.bridge.devices_info import (
@@ -149,6 +150,10 @@ def test_running_config_has_no_secret_and_the_current_settings() -> None:
     assert config["advanced"]["log_level"] == "debug"
     assert config["advanced"]["last_seen"] == "epoch"
     assert config["devices"] == {IEEE: {"friendly_name": "hall", "retain": True}}
+    # Whole numbers as Zigbee2MQTT shows them (10, not 10.0); fractions stay.
+    assert config["availability"]["active"]["timeout"] == 10
+    assert isinstance(config["availability"]["active"]["timeout"], int)
+    assert whole_numbers_as_integers({"a": [0.5, 2.0, True], "b": 1500.0}) == {"a": [0.5, 2, True], "b": 1500}
 
 
 def test_info_has_permit_join_end_only_while_open() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from z2m_qbkg40lm.bridge.ha_entities import (
+    BRIDGE_ENTITIES,
     ORIGIN,
     BridgeTarget,
     DiscoveryTarget,
@@ -365,7 +366,7 @@ def test_every_payload_uses_only_keys_home_assistant_accepts() -> None:
 
 
 def test_every_bridge_entity_uses_only_accepted_keys() -> None:
-    everything = frozenset({"connection_state", "permit_join", "restart", "log_level", "version"})
+    everything = frozenset(BRIDGE_ENTITIES)
     configs = bridge_configs(BridgeTarget(BASE, PREFIX, COORDINATOR, "zStack3x0", "0.1.0", everything))
     assert len(configs) == len(everything)
     node = bridge_node_id(BASE, COORDINATOR)
@@ -374,6 +375,37 @@ def test_every_bridge_entity_uses_only_accepted_keys() -> None:
         assert topic.split("/")[2] == node
         check_accepted(topic, payload)
         assert payload["device"]["identifiers"] == [f"zigbee2mqtt_bridge_{COORDINATOR}"]
+
+
+def test_bridge_entities_take_zigbee2mqtt_2_14_fields() -> None:
+    """As Zigbee2MQTT 2.14.1 publishes them (recorded side by side, tests/data)."""
+    configs = bridge_configs(
+        BridgeTarget(BASE, PREFIX, COORDINATOR, "zStack3x0", "0.1.0", frozenset(BRIDGE_ENTITIES))
+    )
+    by_name = {topic.split("/")[3]: payload for topic, payload in configs.items()}
+    assert "connection_state" in by_name and "availability" not in by_name["connection_state"]
+    for name in set(by_name) - {"connection_state"}:
+        assert by_name[name]["availability_mode"] == "all", name
+    assert "entity_category" not in by_name["permit_join"] and "entity_category" not in by_name["restart"]
+    assert "icon" not in by_name["log_level"]
+    assert (
+        by_name["log_level"]["command_template"]
+        == '{"options": {"advanced": {"log_level": "{{ value }}" } } }'
+    )
+    assert by_name["restart_required"]["enabled_by_default"] is False
+    assert by_name["coordinator_version"]["value_template"] == "{{ value_json.coordinator.meta.revision }}"
+
+
+@pytest.mark.parametrize(("last_seen", "device_class"), [("ISO_8601", "timestamp"), ("epoch", None)])
+def test_last_seen_gives_zigbee2mqtts_last_seen_sensor(last_seen: str, device_class: str | None) -> None:
+    assert not [topic for topic in device_configs(target()) if "last_seen" in topic]
+    configs = device_configs(target(last_seen=last_seen))
+    sensor = configs[f"{PREFIX}/sensor/{IEEE}/last_seen/config"]
+    assert (sensor["name"], sensor["icon"], sensor["enabled_by_default"]) == ("Last seen", "mdi:clock", False)
+    assert sensor["value_template"] == "{{ value_json.last_seen }}"
+    assert sensor["state_topic"] == f"{BASE}/{NAME}" and sensor.get("device_class") == device_class
+    assert sensor["unique_id"] == f"{IEEE}_last_seen_{BASE}"
+    check_accepted(f"{PREFIX}/sensor/{IEEE}/last_seen/config", sensor)
 
 
 def commands_reach(configs: dict[str, dict[str, Any]], prop: str) -> bool:

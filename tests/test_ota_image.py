@@ -531,6 +531,8 @@ def test_the_update_entity_installs_through_the_bridge_request() -> None:
     config = _ha_configs(True)[UPDATE_TOPIC]
     assert config["command_topic"] == "zigbee2mqtt/bridge/request/device/ota_update/update"
     assert json.loads(config["payload_install"]) == {"id": IEEE}
+    assert config["payload_install"] == f'{{"id": "{IEEE}"}}'  # Zigbee2MQTT's spacing
+    assert config["entity_picture"].endswith("/zigbee2mqtt/raw/master/images/logo.png")
     assert (config["device_class"], config["entity_category"], config["name"]) == ("firmware", "config", None)
     assert config["state_topic"] == "zigbee2mqtt/hall_switch"
     assert config["default_entity_id"] == "update.hall_switch"

@@ -386,7 +386,9 @@ class Availability(Extension):
 
     async def _alive(self, ieee: str) -> None:
         new = ieee not in self._tracker
-        if new and not self.enabled_for(ieee):
+        # A frame from the coordinator itself (zigpy-znp reports some as the coordinator's) gives no
+        # availability topic: Zigbee2MQTT has none for it, and its name is no device's.
+        if new and (not self.enabled_for(ieee) or self.context.radio.device(ieee) is None):
             return
         changed = self._tracker.alive(ieee, asyncio.get_running_loop().time())
         if new:

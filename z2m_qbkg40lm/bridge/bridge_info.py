@@ -33,6 +33,18 @@ def without_secrets(value: Any) -> Any:
     return value
 
 
+def whole_numbers_as_integers(value: Any) -> Any:
+    """A copy of a settings tree with `10.0` as `10`: Zigbee2MQTT's settings are JSON numbers, and
+    the model's floats (timeouts that may be fractions) would otherwise show a type it never has."""
+    if isinstance(value, dict):
+        return {k: whole_numbers_as_integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers_as_integers(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def server_without_credentials(url: str) -> str:
     """The broker URL with any `user:password@` taken out."""
     parts = urlsplit(url)
@@ -74,7 +86,7 @@ def running_config(
     mqtt = dumped.get("mqtt", {})
     if isinstance(mqtt.get("server"), str):
         mqtt["server"] = server_without_credentials(mqtt["server"])
-    cleaned: dict[str, Any] = without_secrets(dumped)
+    cleaned: dict[str, Any] = whole_numbers_as_integers(without_secrets(dumped))
     return cleaned
 
 

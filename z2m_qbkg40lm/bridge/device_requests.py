@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from z2m_qbkg40lm.bridge.bridge_info import device_settings, merge
+from z2m_qbkg40lm.bridge.bridge_info import device_settings, merge, whole_numbers_as_integers
 from z2m_qbkg40lm.bridge.config_writer import Delete, Edit, SetValue, device_key
 from z2m_qbkg40lm.bridge.extension import RequestError, RequestHandler
 from z2m_qbkg40lm.bridge.mqtt_options import overrides_refusal
@@ -266,7 +266,12 @@ class DeviceRequests:
         await self._api.publish_info()
         await self._bridge.notify("on_device_options_changed", ieee)
         _LOGGER.info("Changed options of '%s': %s", name, ", ".join(sorted(changes)))
-        return {"from": before, "id": given, "restart_required": restart_required, "to": after}
+        return {
+            "from": _shown_options(before),
+            "id": given,
+            "restart_required": restart_required,
+            "to": _shown_options(after),
+        }
 
     # --- configure, interview -------------------------------------------------------------------------
 
@@ -294,3 +299,12 @@ class DeviceRequests:
         except DeviceCommandError as exc:
             raise RequestError(f"Interview of '{given}' ({ieee}) failed: {exc}") from None
         return {"id": given}
+
+
+def _shown_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """A device's settings as Zigbee2MQTT's device/options response shows them: without the
+    friendly name (renames have their own request), whole numbers as integers."""
+    shown: dict[str, Any] = whole_numbers_as_integers(
+        {key: value for key, value in settings.items() if key != "friendly_name"}
+    )
+    return shown

@@ -67,6 +67,9 @@ class DiscoveryTarget:
     firmware_updates: bool = False
     """The daemon serves `device/ota_update/update`: devices whose definition supports OTA get an
     `update` entity."""
+    last_seen: str = "disable"
+    """`advanced.last_seen`: unless `disable`, a "Last seen" sensor (disabled by default), as in
+    Zigbee2MQTT."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,24 @@ UPDATE_TEMPLATE = (
 while a device has no `update` yet (no check ran), which Home Assistant ignores."""
 
 
+def last_seen_entity(last_seen: str, state_topic: str) -> EntitySpec:
+    """Zigbee2MQTT's "Last seen" sensor: a timestamp for the ISO 8601 formats, else a number."""
+    fields: Payload = {
+        "enabled_by_default": False,
+        "entity_category": "diagnostic",
+        "icon": "mdi:clock",
+        "name": "Last seen",
+        "state_topic": state_topic,
+        "value_template": "{{ value_json.last_seen }}",
+    }
+    if last_seen.startswith("ISO_8601"):
+        fields["device_class"] = "timestamp"
+    return EntitySpec("sensor", "last_seen", fields)
+
+
+UPDATE_PICTURE = "https://github.com/Koenkk/zigbee2mqtt/raw/master/images/logo.png"
+
+
 def update_entity(target: DiscoveryTarget, state_topic: str) -> EntitySpec:
     """The firmware `update` entity: versions and progress from the state, install by request."""
     fields: Payload = {
@@ -309,7 +330,9 @@ def update_entity(target: DiscoveryTarget, state_topic: str) -> EntitySpec:
         "device_class": "firmware",
         "entity_category": "config",
         "name": None,
-        "payload_install": json.dumps({"id": target.ieee}, separators=(",", ":")),
+        # Zigbee2MQTT's picture and spacing (2.14.1, recorded side by side in tests/data).
+        "entity_picture": UPDATE_PICTURE,
+        "payload_install": json.dumps({"id": target.ieee}),
         "state_topic": state_topic,
         "value_template": UPDATE_TEMPLATE,
     }
@@ -323,6 +346,8 @@ def device_configs(target: DiscoveryTarget) -> dict[str, Payload]:
     """Every entity config of one device, by discovery topic (overrides applied; `{}` if disabled)."""
     state_topic = f"{target.base_topic}/{target.friendly_name}"
     specs = entity_specs(target.definition.exposes, state_topic)
+    if target.last_seen != "disable":
+        specs.append(last_seen_entity(target.last_seen, state_topic))
     if target.firmware_updates and target.definition.supports_ota:
         specs.append(update_entity(target, state_topic))
     config_ids = {spec.config_id for spec in specs}
@@ -397,7 +422,17 @@ class BridgeTarget:
     """Which bridge entities to publish; only those whose topics the daemon serves."""
 
 
-BRIDGE_ENTITIES = ("connection_state", "permit_join", "restart", "log_level", "version")
+BRIDGE_ENTITIES = (
+    "connection_state",
+    "permit_join",
+    "restart",
+    "log_level",
+    "restart_required",
+    "coordinator_version",
+    "version",
+)
+"""Zigbee2MQTT 2.14.1's bridge entities (its fields, as recorded in tests/data), but the network
+map: this daemon does not serve `bridge/request/networkmap`."""
 LOG_LEVELS = ("error", "warning", "info", "debug")
 
 
@@ -427,7 +462,6 @@ def _bridge_entity(target: BridgeTarget, name: str) -> tuple[str, Payload] | Non
             "switch",
             {
                 "command_topic": f"{base}/bridge/request/permit_join",
-                "entity_category": "config",
                 "icon": "mdi:human-greeting-proximity",
                 "name": "Permit join",
                 "payload_off": '{"time": 0}',
@@ -443,7 +477,6 @@ def _bridge_entity(target: BridgeTarget, name: str) -> tuple[str, Payload] | Non
             {
                 "command_topic": f"{base}/bridge/request/restart",
                 "device_class": "restart",
-                "entity_category": "config",
                 "name": "Restart",
                 # Not Zigbee2MQTT's "": an empty request is ignored (it is how a retained one is cleared).
                 "payload_press": "{}",
@@ -452,14 +485,37 @@ def _bridge_entity(target: BridgeTarget, name: str) -> tuple[str, Payload] | Non
         "log_level": (
             "select",
             {
-                "command_template": '{"options": {"advanced": {"log_level": "{{ value }}"} } }',
+                "command_template": '{"options": {"advanced": {"log_level": "{{ value }}" } } }',
                 "command_topic": f"{base}/bridge/request/options",
                 "entity_category": "config",
-                "icon": "mdi:list-box-outline",
                 "name": "Log level",
                 "options": list(LOG_LEVELS),
                 "state_topic": info,
                 "value_template": "{{ value_json.log_level | lower }}",
+            },
+        ),
+        "restart_required": (
+            "binary_sensor",
+            {
+                "device_class": "problem",
+                "enabled_by_default": False,
+                "entity_category": "diagnostic",
+                "name": "Restart required",
+                "payload_off": False,
+                "payload_on": True,
+                "state_topic": info,
+                "value_template": "{{ value_json.restart_required }}",
+            },
+        ),
+        "coordinator_version": (
+            "sensor",
+            {
+                "enabled_by_default": False,
+                "entity_category": "diagnostic",
+                "icon": "mdi:chip",
+                "name": "Coordinator version",
+                "state_topic": info,
+                "value_template": "{{ value_json.coordinator.meta.revision }}",
             },
         ),
         "version": (
@@ -479,7 +535,10 @@ def _bridge_entity(target: BridgeTarget, name: str) -> tuple[str, Payload] | Non
     oid = f"zigbee2mqtt_bridge_{name}"
     availability: Payload = {}
     if name != "connection_state":  # the connection state must show "off" when the bridge is offline
-        availability = {"availability": [{"topic": state, "value_template": AVAILABILITY_TEMPLATE}]}
+        availability = {
+            "availability": [{"topic": state, "value_template": AVAILABILITY_TEMPLATE}],
+            "availability_mode": "all",
+        }
     payload = (
         fields
         | availability

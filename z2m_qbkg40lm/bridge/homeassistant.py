@@ -236,6 +236,7 @@ class HomeAssistant(Extension):
             sw_build_id=self._sw_build_id(ieee),
             overrides=settings.homeassistant or {},
             firmware_updates=OTA_UPDATE_REQUEST in self._served(),
+            last_seen=self.context.config.advanced.last_seen,
         )
 
     def _configs(self, ieee: str) -> dict[str, Payload]:
@@ -342,13 +343,14 @@ class HomeAssistant(Extension):
     def _bridge_entities(self) -> frozenset[str]:
         """The bridge entities whose requests the daemon serves (the others could never work).
 
-        `bridge/state` is the core's; `bridge/info` (version, permit_join, log_level) comes with
+        `bridge/state` is the core's; `bridge/info` (version, restart_required, the coordinator's
+        revision, permit_join, log_level) comes with
         the bridge API, which also serves the requests behind the switch, button and select.
         """
         served = self._served()
         entities = {"connection_state"}
         if served & {"permit_join", "restart", "options"}:
-            entities.add("version")
+            entities.update(("version", "restart_required", "coordinator_version"))
         entities.update(name for name in ("permit_join", "restart") if name in served)
         if "options" in served:
             entities.add("log_level")

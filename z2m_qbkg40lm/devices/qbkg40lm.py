@@ -551,13 +551,6 @@ RESPONDERS = (
 
 EXPOSES = (
     switch(switch_state()),
-    enum(
-        "action",
-        Access.STATE,
-        EXPOSED_ACTIONS,
-        description="Triggered action (e.g. a button click)",
-        category="diagnostic",
-    ),
     binary(
         "power_outage_memory",
         Access.ALL,
@@ -583,6 +576,15 @@ EXPOSES = (
         category="config",
     ),
     enum("operation_mode", Access.ALL, tuple(OPERATION_MODES), description="Decoupled mode"),
+    # Zigbee2MQTT 2.14.1 lists the action after the settings, whatever the definition's order
+    # (tests/data/zigbee2mqtt-2.14.1-transcript.json); clients and the frontend show this order.
+    enum(
+        "action",
+        Access.STATE,
+        EXPOSED_ACTIONS,
+        description="Triggered action (e.g. a button click)",
+        category="diagnostic",
+    ),
     linkquality(),
 )
 

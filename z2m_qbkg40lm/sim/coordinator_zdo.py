@@ -2,8 +2,9 @@
 
 zigpy interviews its coordinator like any device (node, active endpoints, simple descriptors,
 built from what the host registered: Z-Stack's `AF.Register`, EmberZNet's `addEndpoint`), may scan
-energy through it and read its neighbour table. Anything else is answered NOT_SUPPORTED. The
-answers are the same whatever the chip; only the node descriptor differs (its manufacturer code).
+energy through it and read its neighbour and routing tables. Anything else is answered
+NOT_SUPPORTED. The answers are the same whatever the chip; only the node descriptor differs (its
+manufacturer code).
 """
 
 # zigpy's wire types have untyped constructors.
@@ -135,6 +136,9 @@ def answer(coordinator: CoordinatorView, frame: ApsFrame) -> bytes:
         return success + ieee + nwk.serialize()
     if command == cmd.Mgmt_Lqi_req:
         return success + _neighbours(coordinator, int(args[0]))
+    if command == cmd.Mgmt_Rtg_req:
+        # The switches are all one hop away: no routes to list (Zigbee2MQTT's network map asks).
+        return success + bytes([0, int(args[0]), 0])
     if command == cmd.Mgmt_NWK_Update_req:
         update = args[0]
         channels = channel_list(update.ScanChannels)

@@ -3,7 +3,9 @@
 `ZStackChip.frame_received()` takes one MT frame from the host (zigpy-znp) and answers the way
 Z-Stack does: an SRSP for every SREQ (`RPCError.CommandNotRecognized` for the ones it does not
 know), then AREQ callbacks. zigpy-znp's own command classes decode the requests and encode the
-answers, so both ends speak exactly the library's idea of the protocol. This part is the chip:
+answers, so both ends speak exactly the library's idea of the protocol. zigbee-herdsman
+(Zigbee2MQTT's `zstack` adapter) is served too; the few requests it sends that zigpy-znp has no
+fitting class for are answered from their bytes (`raw_frames`). This part is the chip:
 SYS, UTIL and NV commands, resets, forming and resuming the network, permit join, endpoint and
 callback registration, faults, and the state file. `firmware.ZStackFirmware` adds the radio side:
 the switches and the AF/ZDO data path.
@@ -113,10 +115,14 @@ class ZStackChip:
         # Volatile state: lost on every reset.
         self._endpoints: dict[int, RegisteredEndpoint] = {}
         self._zdo_callbacks = False
+        self._zdo_tsn = 0
         self._network_up = False
         self._bdb_channels = {True: t.Channels.NO_CHANNELS, False: t.Channels.NO_CHANNELS}
         self._load(switches)
         self._handlers: dict[type, Callable[[Any], list[Any]]] = self._handler_table()
+        self._raw_handlers: dict[int, Callable[[bytes], list[Any]]] = {
+            int(header): handler for header, handler in self._raw_handler_table().items()
+        }
 
     # --- state file ----------------------------------------------------------------------------
 
@@ -150,6 +156,8 @@ class ZStackChip:
         try:
             self.chip_ieee = t.EUI64.convert(data["chip_ieee"])
             self.nvram = self.NVRAM.from_json(data["nvram"])
+            # Items Z-Stack recreates when it boots (older state files lack NWKKEY, say).
+            self.nvram.restore_factory(self.chip_ieee, self._rng, config=False, state=False)
             self.world.load(data.get("switches", []))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"emulator state file {self._state.path} cannot be used: {exc}") from exc
@@ -249,33 +257,53 @@ class ZStackChip:
         if self.faults.muted:
             LOGGER.debug("Muted, ignoring %s", frame)
             return
-        command_type = c.COMMANDS_BY_ID.get(frame.header)
-        if command_type is None or command_type.Req is not command_type:
-            self._not_recognized(frame)
-            return
-        try:
-            request = command_type.from_frame(frame, align=self.nvram.aligned)
-        except ValueError as exc:
-            LOGGER.warning("Malformed %s from the host: %s", command_type.__qualname__, exc)
-            self._not_recognized(frame, c.rpc_error.ErrorCode.InvalidLength)
-            return
-        LOGGER.debug("<- %s", request)
-        handler = self._handlers.get(command_type)
-        if handler is None:
-            LOGGER.info("Z-Stack does not implement %s here: CommandNotRecognized", command_type.__qualname__)
-            self._not_recognized(frame)
-            return
-        try:
-            replies = handler(request)
-        except Exception:
-            # A bug here must not take the serial line down: answer as Z-Stack does to the unknown.
-            LOGGER.exception("Emulating %s failed", request)
-            replies = []
-            self._not_recognized(frame)
+        raw_handler = self._raw_handlers.get(int(frame.header))
+        if raw_handler is not None:
+            replies = self._handle_raw(raw_handler, frame)
+        else:
+            command_type = c.COMMANDS_BY_ID.get(frame.header)
+            if command_type is None or command_type.Req is not command_type:
+                LOGGER.info("Unknown MT command %s: CommandNotRecognized", frame)
+                self._not_recognized(frame)
+                return
+            try:
+                request = command_type.from_frame(frame, align=self.nvram.aligned)
+            except ValueError as exc:
+                LOGGER.warning("Malformed %s from the host: %s", command_type.__qualname__, exc)
+                self._not_recognized(frame, c.rpc_error.ErrorCode.InvalidLength)
+                return
+            LOGGER.debug("<- %s", request)
+            handler = self._handlers.get(command_type)
+            if handler is None:
+                LOGGER.info(
+                    "Z-Stack does not implement %s here: CommandNotRecognized", command_type.__qualname__
+                )
+                self._not_recognized(frame)
+                return
+            try:
+                replies = handler(request)
+            except Exception:
+                # A bug here must not take the serial line down: answer as Z-Stack does to the unknown.
+                LOGGER.exception("Emulating %s failed", request)
+                replies = []
+                self._not_recognized(frame)
         for reply in replies:
             self._send(reply)
         if self.nvram.changes != self._saved_changes:
             self._changed()
+
+    def _handle_raw(self, handler: Callable[[bytes], list[Any]], frame: GeneralFrame) -> list[Any]:
+        """A request zigpy-znp has no (fitting) class for, handled from its bytes."""
+        LOGGER.debug("<- %s", frame)
+        try:
+            return handler(bytes(frame.data))
+        except (IndexError, ValueError) as exc:
+            LOGGER.warning("Malformed MT request %s from the host: %s", frame, exc)
+            self._not_recognized(frame, c.rpc_error.ErrorCode.InvalidLength)
+        except Exception:
+            LOGGER.exception("Emulating %s failed", frame)
+            self._not_recognized(frame)
+        return []
 
     def _not_recognized(
         self, frame: GeneralFrame, code: Any = c.rpc_error.ErrorCode.InvalidCommandId
@@ -283,6 +311,13 @@ class ZStackChip:
         if frame.header.type != t.CommandType.SREQ:
             return  # only synchronous requests get an error answer
         self._send(c.RPCError.CommandNotRecognized.Rsp(ErrorCode=code, RequestHeader=frame.header))
+
+    def _raw_handler_table(self) -> dict[t.CommandHeader, Callable[[bytes], list[Any]]]:
+        """Requests handled from their bytes (MT header -> handler): SAPI's configuration commands."""
+        return {
+            t.CommandHeader(0, id=command_id, subsystem=t.Subsystem.SAPI, type=t.CommandType.SREQ): handler
+            for command_id, handler in nvcommands.sapi_handlers(self.nvram).items()
+        }
 
     def _handler_table(self) -> dict[type, Callable[[Any], list[Any]]]:
         return {
@@ -298,6 +333,7 @@ class ZStackChip:
             c.UTIL.LEDControl.Req: lambda _req: [c.UTIL.LEDControl.Rsp(Status=t.Status.SUCCESS)],
             c.AppConfig.BDBSetChannel.Req: self._bdb_set_channel,
             c.AppConfig.BDBStartCommissioning.Req: self._bdb_start_commissioning,
+            c.ZDO.StartupFromApp.Req: self._startup_from_app,
             c.AF.Register.Req: self._af_register,
             c.ZDO.MsgCallbackRegister.Req: self._zdo_callback_register,
             c.ZDO.MgmtPermitJoinReq.Req: self._mgmt_permit_join,
@@ -477,6 +513,28 @@ class ZStackChip:
             notification(Status=status.Success, Mode=modes.NwkFormation, RemainingModes=modes.NONE),
         ]
 
+    def _startup_from_app(self, request: Any) -> list[Any]:
+        """Start as the NVRAM says: resume its network, or form one from the NV settings.
+
+        zigbee-herdsman's way to start a commissioned coordinator (zigpy-znp uses BDB
+        commissioning even to resume); it waits for the state change to "started as coordinator".
+        """
+        states = c.zdo.StartupState
+        started = c.ZDO.StateChangeInd.Callback(State=t.DeviceState.StartedAsCoordinator)
+        if self._network_up:
+            return [c.ZDO.StartupFromApp.Rsp(State=states.RestoredNetworkState), started]
+        if self.formed:
+            self._resume()
+            state = states.RestoredNetworkState
+        else:
+            self._form(self.nvram.read(OsalNvIds.CHANLIST, t.Channels))
+            state = states.NewNetworkState
+        return [
+            c.ZDO.StartupFromApp.Rsp(State=state),
+            c.ZDO.StateChangeInd.Callback(State=t.DeviceState.StartingAsCoordinator),
+            started,
+        ]
+
     def _resume(self) -> None:
         """Start the network the NVRAM holds."""
         nib = self.nib
@@ -499,12 +557,13 @@ class ZStackChip:
         ext_pan_id = nvram.read(OsalNvIds.APS_USE_EXT_PANID, t.EUI64)
         if ext_pan_id in (nv.ZERO_IEEE, nv.UNSET_IEEE):
             ext_pan_id = self.ieee
+        # The preconfigured key becomes the network key whether or not PRECFGKEYS_ENABLE is set:
+        # that flag only says whether joiners already have it (zigbee-herdsman leaves it off).
         try:
-            preconfigured = bool(nvram.read(OsalNvIds.PRECFGKEYS_ENABLE, t.Bool))
-            key = nvram.read(OsalNvIds.PRECFGKEY, t.KeyData) if preconfigured else None
+            key = nvram.read(OsalNvIds.PRECFGKEY, t.KeyData)
         except KeyError:
             key = None
-        if key is None:
+        if key is None or key == t.KeyData(bytes(16)):
             key = t.KeyData(bytes(self._rng.randrange(256) for _ in range(16)))
         nib = self.nib.replace(
             nwkDevAddress=COORDINATOR_NWK,
@@ -522,6 +581,7 @@ class ZStackChip:
         nvram.store(OsalNvIds.EXTENDED_PAN_ID, ext_pan_id)
         nvram.store(OsalNvIds.NWK_ACTIVE_KEY_INFO, key_desc)
         nvram.store(OsalNvIds.NWK_ALTERN_KEY_INFO, key_desc)
+        nvram.store(OsalNvIds.NWKKEY, t.NwkActiveKeyItems(Active=key_desc, FrameCounter=0))
         self._store_formed(ext_pan_id, key_desc)
         self._set_network_up(True)
         LOGGER.info(

@@ -4,12 +4,16 @@
 permit join, registrations) plus what goes over the air, as the Z-Stack front-end of the shared
 `sim.world.SimulatedWorld` (the switches, joins, routes). What the host sees is Z-Stack's:
 
-- `AF.DataRequestExt` (and `AF.DataRequestSrcRtg`) to a switch: SRSP, then `AF.DataConfirm`
-  matched by TSN (not for ZDO, as in Z-Stack), then the switch's answers as `AF.IncomingMsg` with
-  the link quality, or as `ZDO.MsgCbIncoming` for ZDO.
+- `AF.DataRequestExt` (and `AF.DataRequest`, `AF.DataRequestSrcRtg`) to a switch: SRSP, then
+  `AF.DataConfirm` matched by TSN (not for ZDO, as in Z-Stack), then the switch's answers as
+  `AF.IncomingMsg` with the link quality, or for ZDO as MT_ZDO's direct callback and, when the
+  host registered for it, `ZDO.MsgCbIncoming`.
+- ZDO requests also come as MT_ZDO requests, one per ZDO command (zigbee-herdsman's way, see
+  `zdo_requests`), with the coordinator's group table (`groups`) and `ZDO_EXT_NWK_INFO`.
 - A switch that does not answer gets MAC_NO_ACK after `NO_ACK_DELAY`; an address no switch on the
   network has, NWK_NO_ROUTE. A confirm a fault makes fail is not delivered to the switch.
-- Joins: `ZDO.TCDevInd` then the switch's `Device_annce`; leaves: `ZDO.LeaveInd`. Z-Stack's
+- Joins: `ZDO.TCDevInd` then the switch's `Device_annce` (so also `ZDO_END_DEVICE_ANNCE_IND`);
+  leaves: `ZDO.LeaveInd`. Z-Stack's
   address manager and link key tables in NVRAM follow, so zigpy-znp's backups list the switches.
 """
 
@@ -31,8 +35,10 @@ from zigpy_znp.types.nvids import ExNvIds
 from z2m_qbkg40lm.sim import coordinator_zdo
 from z2m_qbkg40lm.sim.frames import ZDO_ENDPOINT, ZDO_PROFILE, ApsFrame
 from z2m_qbkg40lm.sim.world import NO_ACK_DELAY, Reach
+from z2m_qbkg40lm.sim.znp import groups, zdo_requests
 from z2m_qbkg40lm.sim.znp import nvram as nv
 from z2m_qbkg40lm.sim.znp.chip import COORDINATOR_NWK, DEFAULT_LINKQUALITY, Faults, Link, Node, ZStackChip
+from z2m_qbkg40lm.sim.znp.raw_frames import RawCommand, srsp, status_srsp
 
 __all__ = ["DEFAULT_LINKQUALITY", "Faults", "Link", "Node", "ZStackFirmware"]
 
@@ -40,6 +46,9 @@ LOGGER = logging.getLogger(__name__)
 
 RADIUS_LEFT: Final = 29
 """The radius left on a frame from a switch one hop away."""
+EXT_NWK_INFO: Final = 0x50
+BROADCAST_ADDRESSES: Final = 0xFFF8
+"""NWK addresses from here up are broadcasts (all, rx-on-when-idle, routers, low-power routers)."""
 
 
 class ZStackFirmware(ZStackChip):
@@ -50,9 +59,26 @@ class ZStackFirmware(ZStackChip):
             **super()._handler_table(),
             c.UTIL.AssocGetWithAddress.Req: self._assoc_get_with_address,
             c.UTIL.GetDeviceInfo.Req: self._device_info,
+            c.AF.DataRequest.Req: self._af_data_request,
             c.AF.DataRequestExt.Req: self._af_data_request,
             c.AF.DataRequestSrcRtg.Req: self._af_data_request,
             c.ZDO.ExtRouteChk.Req: self._route_check,
+        }
+
+    def _raw_handler_table(self) -> dict[t.CommandHeader, Callable[[bytes], list[Any]]]:
+        """zigbee-herdsman's ZDO-subsystem requests, group commands and network information."""
+        zdo = t.Subsystem.ZDO
+        table = {
+            **{command_id: self._zdo_subsystem_request(command_id) for command_id in zdo_requests.REQUESTS},
+            **groups.handlers(groups.GroupTable(lambda: self.nvram)),
+            EXT_NWK_INFO: self._ext_nwk_info,
+        }
+        return {
+            **super()._raw_handler_table(),
+            **{
+                t.CommandHeader(0, id=command_id, subsystem=zdo, type=t.CommandType.SREQ): handler
+                for command_id, handler in table.items()
+            },
         }
 
     # --- the world's events, as Z-Stack tells its host ---------------------------------------------
@@ -145,8 +171,14 @@ class ZStackFirmware(ZStackChip):
             )
 
     def _emit_zdo(self, src: int, frame: ApsFrame) -> None:
+        """A ZDO frame for the host: as MT_ZDO's direct callback, and as `ZDO.MsgCbIncoming` when
+        the host registered ZDO callbacks (zigpy-znp does, herdsman does not)."""
+        direct = zdo_requests.direct_callback(src, frame)
+        if direct is not None:
+            self._send(direct)
         if not self._zdo_callbacks:
-            LOGGER.warning("ZDO frame from 0x%04X dropped: the host registered no ZDO callbacks", src)
+            if direct is None:
+                LOGGER.warning("ZDO frame from 0x%04X dropped: the host registered no ZDO callbacks", src)
             return
         broadcast = frame.cluster_id == zdo_t.ZDOCmd.Device_annce
         LOGGER.debug("Node 0x%04X -> host: %s", src, frame)
@@ -171,7 +203,7 @@ class ZStackFirmware(ZStackChip):
 
     def _af_data_request(self, request: Any) -> list[Any]:
         rsp = type(request).Rsp
-        if isinstance(request, c.AF.DataRequestSrcRtg.Req):
+        if isinstance(request, c.AF.DataRequestSrcRtg.Req | c.AF.DataRequest.Req):
             dst = t.AddrModeAddress(mode=t.AddrMode.NWK, address=request.DstAddr)
         else:
             dst = request.DstAddrModeAddress
@@ -228,6 +260,51 @@ class ZStackFirmware(ZStackChip):
             self.world.deliver(target, frame, delay)
         return [rsp(Status=t.Status.SUCCESS)]
 
+    def _zdo_subsystem_request(self, command_id: int) -> Callable[[bytes], list[Any]]:
+        """The handler of one MT_ZDO request: the ZDO frame goes out, the answer comes back as a
+        direct callback (`zdo_requests`)."""
+
+        def handle(data: bytes) -> list[Any]:
+            request = zdo_requests.parse_request(command_id, data)
+            answer = status_srsp(t.Subsystem.ZDO, command_id, int(t.Status.SUCCESS))
+            self._zdo_tsn = (self._zdo_tsn + 1) & 0xFF
+            frame = request.frame(self._zdo_tsn)
+            destination = request.destination
+            nwk = destination if isinstance(destination, int) else self.world.nwk_of(destination)
+            LOGGER.debug("Host -> 0x%04X (MT_ZDO): %s", nwk, frame)
+            if nwk == COORDINATOR_NWK:  # answered by the stack itself, network or not
+                self._later(0, lambda: self._coordinator_zdo(frame))
+                return [answer]
+            if not self._network_up:
+                return [status_srsp(t.Subsystem.ZDO, command_id, int(t.Status.NWK_INVALID_REQUEST))]
+            if nwk >= BROADCAST_ADDRESSES:
+                self.world.broadcast(frame)
+                return [answer]
+            route = self.world.route(nwk)
+            if route.reach == Reach.DELIVERED and route.node is not None:
+                self.world.deliver(route.node, frame, self.faults.confirm_delay)
+            else:
+                LOGGER.info("ZDO request to 0x%04X: %s, no answer will come", nwk, route.reach.value)
+            return [answer]
+
+        return handle
+
+    def _ext_nwk_info(self, _data: bytes) -> list[RawCommand]:
+        """ZDO_EXT_NWK_INFO: 24 bytes (zigpy-znp's class for it has another, unused layout)."""
+        nib = self.nib
+        up = self._network_up
+        state = t.DeviceState.StartedAsCoordinator if up else t.DeviceState.InitializedNotStarted
+        payload = (
+            t.NWK(COORDINATOR_NWK if up else 0xFFFE).serialize()
+            + bytes([int(state)])
+            + t.uint16_t(nib.nwkPanId).serialize()
+            + t.NWK(nib.nwkCoordAddress).serialize()
+            + nib.extendedPANID.serialize()
+            + nib.nwkCoordExtAddress.serialize()
+            + bytes([int(nib.nwkLogicalChannel)])
+        )
+        return [srsp(t.Subsystem.ZDO, EXT_NWK_INFO, payload)]
+
     def _confirm(self, request: Any, status: t.Status, delay: float = 0.0) -> None:
         confirm = c.AF.DataConfirm.Callback(Status=status, Endpoint=request.SrcEndpoint, TSN=request.TSN)
         if self.faults.confirm_delay:
@@ -237,7 +314,7 @@ class ZStackFirmware(ZStackChip):
     def _coordinator_zdo(self, frame: ApsFrame) -> None:
         """ZDO requests for the coordinator itself (zigpy interviews its own coordinator)."""
         reply = coordinator_zdo.reply(self, frame)
-        if reply is not None and self._zdo_callbacks:
+        if reply is not None:
             self._emit_zdo(int(COORDINATOR_NWK), reply)
 
     def _assoc_get_with_address(self, request: Any) -> list[Any]:

@@ -90,7 +90,6 @@ class ZStack12Firmware(ZStackFirmware):
         table = super()._handler_table()
         for request in NOT_IN_ZSTACK12:
             del table[request]
-        table[c.ZDO.StartupFromApp.Req] = self._startup_from_app
         table[c.SYS.SetTxPower.Req] = self._set_tx_power
         return table
 
@@ -104,20 +103,6 @@ class ZStack12Firmware(ZStackFirmware):
 
     def _version(self) -> Any:
         return c.SYS.Version.Rsp(**self.VERSION, CodeRevision=self.BUILD_ID)
-
-    def _startup_from_app(self, request: Any) -> list[Any]:
-        state = c.zdo.StartupState
-        if self.formed:
-            self._resume()
-            answer = c.ZDO.StartupFromApp.Rsp(State=state.RestoredNetworkState)
-        else:
-            self._form(self.nvram.read(OsalNvIds.CHANLIST, t.Channels))
-            answer = c.ZDO.StartupFromApp.Rsp(State=state.NewNetworkState)
-        return [
-            answer,
-            c.ZDO.StateChangeInd.Callback(State=t.DeviceState.StartingAsCoordinator),
-            c.ZDO.StateChangeInd.Callback(State=t.DeviceState.StartedAsCoordinator),
-        ]
 
     def _store_formed(self, ext_pan_id: t.EUI64, key: t.NwkKeyDesc) -> None:
         """Home 1.2 keeps the outgoing frame counter beside the active key."""

@@ -2,6 +2,11 @@
 
 Statuses follow OSAL's NV driver: creating an item that did not exist answers NV_ITEM_UNINIT,
 touching a missing item answers NV_ITEM_UNINIT, a write that does not fit NV_BAD_ITEM_LEN.
+
+The Simple API's configuration commands (`ZB_READ_CONFIGURATION`, `ZB_WRITE_CONFIGURATION`) reach
+the same OSAL items by a one-byte id; zigbee-herdsman uses them for PRECFGKEY on Z-Stack Home 1.2.
+They are answered from their bytes: zigpy-znp describes the write request with a status field
+Z-Stack does not have.
 """
 
 # zigpy-znp's wire types have untyped constructors.
@@ -17,6 +22,7 @@ import zigpy_znp.commands as c
 import zigpy_znp.types as t
 
 from z2m_qbkg40lm.sim.znp.nvram import NvKey, Nvram, legacy
+from z2m_qbkg40lm.sim.znp.raw_frames import RawCommand, srsp, status_srsp
 
 LOGGER = logging.getLogger(__name__)
 
@@ -24,6 +30,8 @@ MAX_CHUNK: Final = 244
 """The most value bytes one read answer carries."""
 
 Handler = Callable[[Any], list[Any]]
+SAPI_READ_CONFIGURATION: Final = 0x04
+SAPI_WRITE_CONFIGURATION: Final = 0x05
 
 
 def handlers(nvram: Nvram) -> dict[type, Handler]:
@@ -94,3 +102,32 @@ def handlers(nvram: Nvram) -> dict[type, Handler]:
         sys.NVCreate.Req: lambda req: [sys.NVCreate.Rsp(Status=create(nv_key(req), int(req.Length)))],
         sys.NVDelete.Req: lambda req: [sys.NVDelete.Rsp(Status=delete(nv_key(req)))],
     }
+
+
+def sapi_handlers(nvram: Nvram) -> dict[int, Callable[[bytes], list[RawCommand]]]:
+    """SAPI command id -> handler of the raw request bytes, for the configuration commands."""
+    sapi = t.Subsystem.SAPI
+
+    def read(data: bytes) -> list[RawCommand]:
+        config_id = data[0]
+        value = nvram.get(legacy(config_id))
+        if value is None:
+            return [srsp(sapi, SAPI_READ_CONFIGURATION, bytes([t.Status.NV_ITEM_UNINIT, config_id, 0]))]
+        value = value[:MAX_CHUNK]
+        return [srsp(sapi, SAPI_READ_CONFIGURATION, bytes([t.Status.SUCCESS, config_id, len(value)]) + value)]
+
+    def write(data: bytes) -> list[RawCommand]:
+        config_id, length = data[0], data[1]
+        value = data[2 : 2 + length]
+        if len(value) != length:
+            raise ValueError(f"{len(value)} value bytes, {length} announced")
+        key = legacy(config_id)
+        if nvram.get(key) is None:
+            status = t.Status.NV_ITEM_UNINIT
+        elif not nvram.write(key, 0, value):
+            status = t.Status.NV_BAD_ITEM_LEN
+        else:
+            status = t.Status.SUCCESS
+        return [status_srsp(sapi, SAPI_WRITE_CONFIGURATION, int(status))]
+
+    return {SAPI_READ_CONFIGURATION: read, SAPI_WRITE_CONFIGURATION: write}

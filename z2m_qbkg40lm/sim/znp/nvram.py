@@ -136,15 +136,18 @@ EMPTY_APS_KEY_DATA: Final = t.APSKeyDataTableEntry(
     Key=t.KeyData(bytes(16)), TxFrameCounter=0, RxFrameCounter=0
 )
 EMPTY_SEC_MATERIAL: Final = t.NwkSecMaterialDesc(FrameCounter=0, ExtendedPanID=ZERO_IEEE)
+EMPTY_NWK_KEY: Final = t.NwkActiveKeyItems(Active=const.EMPTY_KEY, FrameCounter=0)
+"""NWKKEY: every Z-Stack has it. zigbee-herdsman reads its length first thing (24 bytes: aligned
+structs, 21: packed) and cannot start without it; Z-Stack 3 keeps the counter elsewhere."""
 
 
-def _empty_link_key_table() -> bytes:
+def empty_link_key_table(*, aligned: bool = ALIGNED) -> bytes:
     """APS_LINK_KEY_TABLE: an entry count (0) followed by room for the maximum number of entries."""
     entry = t.APSLinkKeyTableEntry(
         AddressManagerIndex=0, LinkKeyNvId=0, AuthenticationState=t.AuthenticationOption.NotAuthenticated
     )
-    entry_size = len(pack(entry))
-    return pack(t.APSLinkKeyTable([])).ljust(2 + APS_KEY_DATA_ENTRIES * entry_size, b"\x00")
+    entry_size = len(pack(entry, aligned=aligned))
+    return pack(t.APSLinkKeyTable([]), aligned=aligned).ljust(2 + APS_KEY_DATA_ENTRIES * entry_size, b"\x00")
 
 
 # Network-independent settings zigpy-znp reads and rewrites (Z-Stack's compile-time defaults).
@@ -190,6 +193,8 @@ class Nvram:
 
     aligned: bool = ALIGNED
     """How the chip lays out structs in memory (and so in NVRAM and some MT answers)."""
+    settings: Mapping[OsalNvIds, Any] = FACTORY_SETTINGS
+    """The network-independent items and their factory values (ClearConfig restores them)."""
 
     def __init__(self, items: Mapping[NvKey, bytes] | None = None) -> None:
         self._items: dict[NvKey, bytes] = dict(items or {})
@@ -212,14 +217,14 @@ class Nvram:
         their defaults in any case, as Z-Stack recreates them when it boots.
         """
         if config:
-            for nv_id, value in FACTORY_SETTINGS.items():
+            for nv_id, value in self.settings.items():
                 self.store(nv_id, value)
         if state:
             self._clear_network()
         defaults: dict[NvKey, bytes] = {
             legacy(OsalNvIds.EXTADDR): self.pack(ieee),
             **self._network_defaults(rng),
-            **{legacy(nv_id): self.pack(value) for nv_id, value in FACTORY_SETTINGS.items()},
+            **{legacy(nv_id): self.pack(value) for nv_id, value in self.settings.items()},
         }
         for key, value in defaults.items():
             if key not in self._items:
@@ -229,9 +234,10 @@ class Nvram:
         """ClearState: no network, empty device and key tables."""
         self.store(OsalNvIds.NIB, factory_nib())
         self.store(OsalNvIds.BDBNODEISONANETWORK, t.uint8_t(0))
-        self._put(legacy(OsalNvIds.APS_LINK_KEY_TABLE), _empty_link_key_table())
+        self._put(legacy(OsalNvIds.APS_LINK_KEY_TABLE), empty_link_key_table())
         for nv_id in (OsalNvIds.NWK_ACTIVE_KEY_INFO, OsalNvIds.NWK_ALTERN_KEY_INFO):
             self.store(nv_id, const.EMPTY_KEY)
+        self.store(OsalNvIds.NWKKEY, EMPTY_NWK_KEY)
         for item_id, (empty, count) in TABLES.items():
             self.delete_table(int(item_id))
             for sub_id in range(count):
@@ -243,7 +249,8 @@ class Nvram:
             legacy(OsalNvIds.TCLK_SEED): self.pack(t.KeyData(bytes(rng.randrange(256) for _ in range(16)))),
             legacy(OsalNvIds.NIB): self.pack(factory_nib()),
             legacy(OsalNvIds.BDBNODEISONANETWORK): self.pack(t.uint8_t(0)),
-            legacy(OsalNvIds.APS_LINK_KEY_TABLE): _empty_link_key_table(),
+            legacy(OsalNvIds.APS_LINK_KEY_TABLE): empty_link_key_table(),
+            legacy(OsalNvIds.NWKKEY): self.pack(EMPTY_NWK_KEY),
         }
 
     def pack(self, value: Any) -> bytes:
