@@ -318,3 +318,33 @@ async def test_home_1_2_serves_herdsman_its_key_by_sapi_and_the_backup_items() -
     assert await host.nv_length(OsalNvIds.APS_LINK_KEY_TABLE) > 0
     assert await host.nv_length(OsalNvIds.NWKKEY) == 21  # packed structs: a CC2531
     host.chip.close()
+
+
+async def test_touchlink_inter_pan_frames_are_accepted_and_go_nowhere(network: Host) -> None:
+    """Zigbee2MQTT's touchlink scan: a channel for inter-PAN frames, endpoint 12 proxied, scan
+    requests to PAN 0xFFFF; they do not reach the switch on the network (it has no touchlink)."""
+    await network.register_endpoint(1)
+    await network.register_endpoint(12)
+    nwk, _ieee = await network.joined_switch()
+    assert await network.sreq(AF, 0x10, bytes([1, 11])) == bytes([ZNP_SUCCESS])  # AF_INTER_PAN_CTL set
+    assert await network.sreq(AF, 0x10, bytes([2, 12])) == bytes([ZNP_SUCCESS])  # proxy endpoint 12
+    assert await network.sreq(AF, 0x10, bytes([2, 99])) == bytes([t.Status.INVALID_PARAMETER])
+    scan = bytes([0x11, 0x01, 0x00]) + bytes(6)  # ZLL scan request (cluster 0x1000)
+    request = (
+        bytes([t.AddrMode.NWK]) + (0xFFFF).to_bytes(8, "little")  # broadcast, as herdsman sends it
+        + bytes([0xFE]) + (0xFFFF).to_bytes(2, "little") + bytes([12])  # endpoint, PAN, source
+        + (0x1000).to_bytes(2, "little") + bytes([0x77, 0, 30])  # cluster, transid, options, radius
+        + len(scan).to_bytes(2, "little") + scan
+    )  # fmt: skip
+    assert await network.sreq(AF, 0x02, request) == bytes([ZNP_SUCCESS])  # AF_DATA_REQUEST_EXT
+    assert await network.areq_after(AF, 0x80) == bytes([ZNP_SUCCESS, 12, 0x77])
+    assert await network.sreq(AF, 0x10, bytes([0])) == bytes([ZNP_SUCCESS])  # back to the network's channel
+
+    # A unicast sent after it is answered, so the scan request had its turn: the switch never got it.
+    read = bytes([0x00, 0x22, 0x00]) + (0x0005).to_bytes(2, "little")
+    unicast = nwk.to_bytes(2, "little") + bytes([1, 1, 0, 0, 0x78, 0, 30, len(read)]) + read
+    assert await network.sreq(AF, 0x01, unicast) == bytes([ZNP_SUCCESS])
+    await network.areq_after(AF, 0x81)
+    switch = network.chip.world.online_node(nwk)
+    assert switch is not None
+    assert switch.switch.received.take(0x1000).frames == []

@@ -62,6 +62,7 @@ class ZStackFirmware(ZStackChip):
             c.AF.DataRequest.Req: self._af_data_request,
             c.AF.DataRequestExt.Req: self._af_data_request,
             c.AF.DataRequestSrcRtg.Req: self._af_data_request,
+            c.AF.InterPanCtl.Req: self._inter_pan_control,
             c.ZDO.ExtRouteChk.Req: self._route_check,
         }
 
@@ -207,6 +208,11 @@ class ZStackFirmware(ZStackChip):
             dst = t.AddrModeAddress(mode=t.AddrMode.NWK, address=request.DstAddr)
         else:
             dst = request.DstAddrModeAddress
+        if self._inter_pan(request):
+            # Touchlink (Zigbee2MQTT's touchlink scan): no emulated device listens outside the network.
+            LOGGER.debug("Inter-PAN frame to PAN 0x%04X: nobody answers", request.DstPanId)
+            self._confirm(request, t.Status.SUCCESS)
+            return [rsp(Status=t.Status.SUCCESS)]
         zdo = request.DstEndpoint == ZDO_ENDPOINT
         if zdo:
             profile = ZDO_PROFILE
@@ -259,6 +265,24 @@ class ZStackFirmware(ZStackChip):
         if target is not None and status == t.Status.SUCCESS:
             self.world.deliver(target, frame, delay)
         return [rsp(Status=t.Status.SUCCESS)]
+
+    def _inter_pan(self, request: Any) -> bool:
+        """True for a frame to another PAN (AF_DATA_REQUEST_EXT's PAN id: 0 means this one)."""
+        if not isinstance(request, c.AF.DataRequestExt.Req) or request.DstPanId == 0x0000:
+            return False
+        try:
+            return bool(request.DstPanId != self.nib.nwkPanId)
+        except KeyError:
+            return True
+
+    def _inter_pan_control(self, request: Any) -> list[Any]:
+        """AF_INTER_PAN_CTL: a channel for inter-PAN frames, back to the network's, or an endpoint
+        to proxy them; accepted (the air has no other PAN), an unregistered endpoint refused."""
+        proxied = request.Data[0] if request.Data else None
+        if request.Command == t.InterPanCommand.Reg and proxied not in self._endpoints:
+            return [c.AF.InterPanCtl.Rsp(Status=t.Status.INVALID_PARAMETER)]
+        LOGGER.debug("Inter-PAN control %s %s", request.Command.name, bytes(request.Data).hex())
+        return [c.AF.InterPanCtl.Rsp(Status=t.Status.SUCCESS)]
 
     def _zdo_subsystem_request(self, command_id: int) -> Callable[[bytes], list[Any]]:
         """The handler of one MT_ZDO request: the ZDO frame goes out, the answer comes back as a
