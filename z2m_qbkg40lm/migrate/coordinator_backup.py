@@ -17,7 +17,7 @@ from typing import Any
 
 import zigpy.backups
 
-from z2m_qbkg40lm.migrate.errors import MigrationError
+from z2m_qbkg40lm.migrate.errors import MigrationError, read_text_file
 
 BACKUP_FILE = "coordinator_backup.json"
 """Zigbee2MQTT's name for it."""
@@ -64,12 +64,7 @@ class CoordinatorBackup:
 
 def read_backup(path: Path) -> CoordinatorBackup:
     """Read and check a backup file; MigrationError names the file and what is wrong."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MigrationError(path, "missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MigrationError(path, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    text = read_text_file(path)
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:

@@ -12,3 +12,13 @@ class MigrationError(Exception):
         super().__init__(f"{path}: {problem}" if path is not None else problem)
         self.path = path
         self.problem = problem
+
+
+def read_text_file(path: Path) -> str:
+    """The UTF-8 text of one of the files a migration reads; MigrationError when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MigrationError(path, "missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MigrationError(path, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None

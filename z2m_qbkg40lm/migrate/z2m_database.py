@@ -20,22 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from z2m_qbkg40lm.migrate.errors import MigrationError
+from z2m_qbkg40lm.bridge.devices_info import POWER_SOURCES
+from z2m_qbkg40lm.migrate.errors import MigrationError, read_text_file
 
 DATABASE_FILE = "database.db"
 DEVICE_TYPES = ("Coordinator", "Router", "EndDevice", "Unknown", "GreenPower")
 INTERVIEW_SUCCESSFUL = "SUCCESSFUL"
 
-# Basic's powerSource (0x0007) by value, as herdsman names them (zspec/zcl/definition/consts.ts).
-POWER_SOURCES = {
-    0: "Unknown",
-    1: "Mains (single phase)",
-    2: "Mains (3 phase)",
-    3: "Battery",
-    4: "DC Source",
-    5: "Emergency mains constantly powered",
-    6: "Emergency mains and transfer switch",
-}
 _IEEE = re.compile(r"^0x[0-9a-fA-F]{16}$")
 
 
@@ -101,12 +92,7 @@ class Z2mDatabase:
 
 def read_z2m_database(path: Path) -> Z2mDatabase:
     """Read database.db; MigrationError names the file, the line and the problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MigrationError(path, "missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MigrationError(path, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    text = read_text_file(path)
     devices: list[Z2mDevice] = []
     groups = 0
     seen: set[str] = set()
