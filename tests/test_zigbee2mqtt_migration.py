@@ -259,6 +259,8 @@ class Takeover:
 
     data_dir: Path
     imported: str
+    imported_states: dict[str, Any]
+    """The state cache import-z2m wrote (state.json), before the daemon ran."""
     log: str = ""
     emulator_log: str = ""
     first_state: dict[str, Any] = field(default_factory=dict)
@@ -298,7 +300,8 @@ def same_stick(journey: Journey) -> Takeover:
     data_dir = journey.run.folder / "daemon"
     imported = _cli("import-z2m", str(journey.z2m_dir), "--data-dir", str(data_dir))
     assert imported.returncode == 0, imported.stdout + imported.stderr
-    takeover = Takeover(data_dir, imported.stdout)
+    states = json.loads((data_dir / "state.json").read_text(encoding="utf-8"))
+    takeover = Takeover(data_dir, imported.stdout, states)
     journey.daemon_dir = data_dir
     asyncio.run(_daemon_takes_over(journey, takeover))
     return takeover
@@ -322,6 +325,10 @@ def test_the_daemon_drives_the_switch_without_a_join_or_an_interview(
 
 
 def test_the_first_state_is_zigbee2mqtts_last(same_stick: Takeover, journey: Journey) -> None:
+    zigbee2mqtts = json.loads((journey.z2m_dir / "state.json").read_text(encoding="utf-8"))
+    assert zigbee2mqtts[journey.ieee]["state"] == "ON"
+    assert same_stick.imported_states[journey.ieee]["state"] == "ON"
+    # Published from the cache at the start, before anything was read off the switch.
     first = {key: value for key, value in same_stick.first_state.items() if key not in VOLATILE}
     assert first["state"] == "ON"
     last = journey.z2m_last_state
@@ -336,6 +343,9 @@ def test_home_assistant_keeps_zigbee2mqtts_entities(same_stick: Takeover, journe
     extra = sorted(topic.split("/", 1)[1] for topic in daemon.keys() - zigbee2mqtt.keys())
     assert extra == [f"event/{journey.ieee}/action/config"], extra
     assert {entry.identifiers for entry in daemon.values()} == {(f"zigbee2mqtt_{journey.ieee}",)}
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    differences = readme.split("## Differences from Zigbee2MQTT", 1)[1].split("\n## ", 1)[0]
+    assert "the press `event` entity is always published" in differences
 
 
 # --- step 3: export-z2m, and Zigbee2MQTT again ------------------------------------------------------
