@@ -71,7 +71,8 @@ VOLATILE = frozenset({"last_seen", "linkquality"})
 class Discovery:
     """One Home Assistant discovery config: what Home Assistant keys the entity and device by."""
 
-    unique_id: str
+    unique_id: str | None
+    """None for a device trigger (Home Assistant keys those by topic)."""
     identifiers: tuple[str, ...]
 
 
@@ -140,9 +141,9 @@ async def _retained(root: str) -> dict[str, Any]:
 def _switch_discovery(configs: dict[str, Any], ieee: str) -> dict[str, Discovery]:
     """The discovery configs of the switch's entities (`HA/<component>/<ieee>/<object>/config`)."""
     return {
-        topic: Discovery(config["unique_id"], tuple(config["device"]["identifiers"]))
+        topic: Discovery(config.get("unique_id"), tuple(config["device"]["identifiers"]))
         for topic, config in configs.items()
-        if topic.split("/")[2] == ieee and "unique_id" in config
+        if topic.split("/")[2] == ieee
     }
 
 
@@ -338,10 +339,15 @@ def test_the_first_state_is_zigbee2mqtts_last(same_stick: Takeover, journey: Jou
 def test_home_assistant_keeps_zigbee2mqtts_entities(same_stick: Takeover, journey: Journey) -> None:
     zigbee2mqtt, daemon = journey.z2m_discovery, same_stick.discovery
     assert {topic: daemon.get(topic) for topic in zigbee2mqtt} == zigbee2mqtt
-    # The daemon's one more: the press event entity (README "Differences from Zigbee2MQTT": "the
-    # press `event` entity is always published"); same device identifiers as the others.
+    assert all(entry.unique_id for entry in zigbee2mqtt.values())
+    # The daemon's more: the press event entity (README "Differences from Zigbee2MQTT": "the press
+    # `event` entity is always published"), and the device trigger of the press it saw, which
+    # Zigbee2MQTT too publishes once it sees a press; same device identifiers as the others.
     extra = sorted(topic.split("/", 1)[1] for topic in daemon.keys() - zigbee2mqtt.keys())
-    assert extra == [f"event/{journey.ieee}/action/config"], extra
+    assert extra == [
+        f"device_automation/{journey.ieee}/action_single/config",
+        f"event/{journey.ieee}/action/config",
+    ], extra
     assert {entry.identifiers for entry in daemon.values()} == {(f"zigbee2mqtt_{journey.ieee}",)}
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     differences = readme.split("## Differences from Zigbee2MQTT", 1)[1].split("\n## ", 1)[0]
