@@ -74,6 +74,8 @@ class Discovery:
     unique_id: str | None
     """None for a device trigger (Home Assistant keys those by topic)."""
     identifiers: tuple[str, ...]
+    via_device: str | None
+    """The bridge's device (`zigbee2mqtt_bridge_<coordinator IEEE>`): the coordinator kept too."""
 
 
 @dataclass
@@ -141,10 +143,23 @@ async def _retained(root: str) -> dict[str, Any]:
 def _switch_discovery(configs: dict[str, Any], ieee: str) -> dict[str, Discovery]:
     """The discovery configs of the switch's entities (`HA/<component>/<ieee>/<object>/config`)."""
     return {
-        topic: Discovery(config.get("unique_id"), tuple(config["device"]["identifiers"]))
+        topic: Discovery(
+            config.get("unique_id"),
+            tuple(config["device"]["identifiers"]),
+            config["device"].get("via_device"),
+        )
         for topic, config in configs.items()
         if topic.split("/")[2] == ieee
     }
+
+
+async def _coordinator(watcher: Watcher, position: int) -> str:
+    """The coordinator's IEEE address in bridge/info published after `position`."""
+    info = await watcher.wait_for(
+        "bridge/info", lambda m: bool(m.payload) and "coordinator" in m.json(), after=position, timeout=STEP_S
+    )
+    address: str = info.json()["coordinator"]["ieee_address"]
+    return address
 
 
 def _takeover_events(watcher: Watcher, position: int) -> list[Any]:
@@ -262,6 +277,8 @@ class Takeover:
     imported: str
     imported_states: dict[str, Any]
     """The state cache import-z2m wrote (state.json), before the daemon ran."""
+    coordinator: str = ""
+    """The coordinator's IEEE address in the daemon's bridge/info."""
     log: str = ""
     emulator_log: str = ""
     first_state: dict[str, Any] = field(default_factory=dict)
@@ -286,6 +303,7 @@ async def _daemon_takes_over(journey: Journey, takeover: Takeover) -> None:
             )
             first = await watcher.wait_for(NAME, lambda m: bool(m.payload), after=position, timeout=STEP_S)
             takeover.first_state = first.json()
+            takeover.coordinator = await _coordinator(watcher, position)
             await _obeys_and_reports(watcher, journey.ieee)
             journey.timings["daemon takes over"] = time.monotonic() - started
             takeover.events = _takeover_events(watcher, position)
@@ -336,10 +354,15 @@ def test_the_first_state_is_zigbee2mqtts_last(same_stick: Takeover, journey: Jou
     assert {key: last.get(key) for key in first} == first, (first, last)
 
 
-def test_home_assistant_keeps_zigbee2mqtts_entities(same_stick: Takeover, journey: Journey) -> None:
-    zigbee2mqtt, daemon = journey.z2m_discovery, same_stick.discovery
+def _keeps_zigbee2mqtts_entities(journey: Journey, daemon: dict[str, Discovery]) -> None:
+    """Every discovery config Zigbee2MQTT published for the switch is among the daemon's, with the
+    same unique_id, device identifiers and bridge device; the daemon's more are the two below."""
+    zigbee2mqtt = journey.z2m_discovery
     assert {topic: daemon.get(topic) for topic in zigbee2mqtt} == zigbee2mqtt
     assert all(entry.unique_id for entry in zigbee2mqtt.values())
+    assert {entry.via_device for entry in zigbee2mqtt.values()} == {
+        f"zigbee2mqtt_bridge_{journey.run.coordinator_ieee}"
+    }
     # The daemon's more: the press event entity (README "Differences from Zigbee2MQTT": "the press
     # `event` entity is always published"), and the device trigger of the press it saw, which
     # Zigbee2MQTT too publishes once it sees a press; same device identifiers as the others.
@@ -349,6 +372,11 @@ def test_home_assistant_keeps_zigbee2mqtts_entities(same_stick: Takeover, journe
         f"event/{journey.ieee}/action/config",
     ], extra
     assert {entry.identifiers for entry in daemon.values()} == {(f"zigbee2mqtt_{journey.ieee}",)}
+
+
+def test_home_assistant_keeps_zigbee2mqtts_entities(same_stick: Takeover, journey: Journey) -> None:
+    assert same_stick.coordinator == journey.run.coordinator_ieee
+    _keeps_zigbee2mqtts_entities(journey, same_stick.discovery)
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     differences = readme.split("## Differences from Zigbee2MQTT", 1)[1].split("\n## ", 1)[0]
     assert "the press `event` entity is always published" in differences
@@ -432,7 +460,9 @@ class Moved:
     """The daemon on a factory-new EmberZNet emulator the switch moved to."""
 
     data_dir: Path
+    coordinator: str = ""
     events: list[Any] = field(default_factory=list)
+    discovery: dict[str, Discovery] = field(default_factory=dict)
     log: str = ""
     emulator_log: str = ""
 
@@ -446,6 +476,7 @@ async def _daemon_on_the_new_stick(journey: Journey, moved: Moved, emulator: Emu
         daemon.start()
         try:
             await watcher.wait_for("bridge/state", _online, after=position, timeout=RESTORE_S)
+            moved.coordinator = await _coordinator(watcher, position)
             await _obeys_and_reports(watcher, journey.ieee)
             journey.timings["daemon restores onto EmberZNet"] = time.monotonic() - started
             moved.events = _takeover_events(watcher, position)
@@ -453,6 +484,7 @@ async def _daemon_on_the_new_stick(journey: Journey, moved: Moved, emulator: Emu
             await _stop(daemon, watcher)
     moved.log = daemon.log()
     moved.emulator_log = emulator.log()
+    moved.discovery = _switch_discovery(await _retained(run.discovery), journey.ieee)
 
 
 @pytest.fixture(scope="module")
@@ -467,6 +499,8 @@ def onto_ember(journey: Journey, back_to_zigbee2mqtt: Return) -> Iterator[Moved]
         str(journey.emulator.nvram),
     )
     emulator.start()
+    # What Zigbee2MQTT published on its return is cleared: the discovery seen is the daemon's own.
+    clear_retained(journey.run.discovery)
     try:
         moved = Moved(journey.run.folder / "daemon-ember")
         imported = _cli(
@@ -493,3 +527,11 @@ def test_the_daemon_restores_the_network_onto_a_new_ember_stick(onto_ember: Move
     assert onto_ember.events == []
     assert "joined" not in onto_ember.log and "nterview" not in onto_ember.log, onto_ember.log
     assert "moved in from" in onto_ember.emulator_log and "joins as" not in onto_ember.emulator_log
+
+
+def test_home_assistant_keeps_zigbee2mqtts_entities_on_the_new_stick(
+    onto_ember: Moved, journey: Journey
+) -> None:
+    # The restore keeps the coordinator's IEEE address, so the bridge device stays the same too.
+    assert onto_ember.coordinator == journey.run.coordinator_ieee
+    _keeps_zigbee2mqtts_entities(journey, onto_ember.discovery)
