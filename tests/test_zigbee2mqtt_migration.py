@@ -153,6 +153,22 @@ def _switch_discovery(configs: dict[str, Any], ieee: str) -> dict[str, Discovery
     }
 
 
+async def _published(watcher: Watcher, topic: str, *, after: int) -> None:
+    """Wait for a message on a full topic (outside the base topic) received after a position."""
+
+    def found() -> bool:
+        return any(message.topic == topic and message.payload for message in watcher.messages[after:])
+
+    async def waiter() -> None:
+        async with watcher._changed:
+            await watcher._changed.wait_for(found)
+
+    try:
+        await asyncio.wait_for(waiter(), STEP_S)
+    except TimeoutError:
+        raise AssertionError(f"nothing on {topic} within {STEP_S} s") from None
+
+
 async def _coordinator(watcher: Watcher, position: int) -> str:
     """The coordinator's IEEE address in bridge/info published after `position`."""
     info = await watcher.wait_for(
@@ -392,6 +408,7 @@ class Return:
     out: Path
     exported: str
     events: list[Any] = field(default_factory=list)
+    discovery: dict[str, Discovery] = field(default_factory=dict)
     emulator_log: str = ""
     log: str = ""
 
@@ -420,10 +437,14 @@ async def _zigbee2mqtt_returns(journey: Journey, back: Return) -> None:
             await _obeys_and_reports(watcher, journey.ieee)
             journey.timings["zigbee2mqtt returns"] = time.monotonic() - started
             back.events = _takeover_events(watcher, position)
+            # Its discovery configs for the switch, published again (the update entity's last).
+            update = f"{run.discovery}/update/{journey.ieee}/update/config"
+            await _published(watcher, update, after=position)
         finally:
             await _stop(zigbee2mqtt, watcher)
     back.log = zigbee2mqtt.log()
     back.emulator_log = journey.emulator.log()[emulator_log_before:]
+    back.discovery = _switch_discovery(await _retained(run.discovery), journey.ieee)
 
 
 @pytest.fixture(scope="module")
@@ -450,6 +471,16 @@ def test_zigbee2mqtt_controls_the_switch_again_from_the_export(back_to_zigbee2mq
     assert "joins as" not in back.emulator_log and "Network formed" not in back.emulator_log
     # Zigbee2MQTT logs "Device '<ieee>' joined" and "Starting interview of '<name>'" for a new one.
     assert re.search(r"Device '[^']*' joined|[Ii]nterview", back.log) is None, back.log
+
+
+def test_home_assistant_keeps_its_entities_back_on_zigbee2mqtt(
+    back_to_zigbee2mqtt: Return, journey: Journey
+) -> None:
+    again = back_to_zigbee2mqtt.discovery
+    assert {topic: again.get(topic) for topic in journey.z2m_discovery} == journey.z2m_discovery
+    # Zigbee2MQTT clears the daemon's press event entity (it has none without
+    # experimental_event_entities).
+    assert f"{journey.discovery_topic}/event/{journey.ieee}/action/config" not in again
 
 
 # --- step 4: onto a new EmberZNet stick ----------------------------------------------------------
