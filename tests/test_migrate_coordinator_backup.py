@@ -107,3 +107,29 @@ def test_bad_device_address_is_refused(tmp_path: Path) -> None:
 def test_missing_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(MigrationError, match=r"coordinator_backup\.json: missing"):
         read_backup(tmp_path / "coordinator_backup.json")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["metadata"].update(internal="x"), "metadata.internal is not an object"),
+        (
+            lambda d: d["devices"][0].update(nwk_address=5),
+            r"devices\[1\]\.nwk_address 5 is not 4 hexadecimal",
+        ),
+        (lambda d: d["devices"][0]["link_key"].update(tx_counter="x"), r"devices\[1\]\.link_key\.tx_counter"),
+        (
+            lambda d: d["network_key"].update(frame_counter=True),
+            r"network_key\.frame_counter is not a number",
+        ),
+        (lambda d: d.update(channel_mask=["a"]), "channel_mask is not a list of channels"),
+    ],
+)
+def test_a_field_zigpy_would_trip_over_is_named(tmp_path: Path, change: Any, message: str) -> None:
+    """Each would otherwise end in a traceback from zigpy's reader (AttributeError) or in a restore
+    that fails later."""
+    document = coordinator_backup()
+    change(document)
+
+    with pytest.raises(MigrationError, match=message):
+        read_backup(_write(tmp_path, document))

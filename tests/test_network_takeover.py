@@ -158,14 +158,25 @@ def test_no_backup_file_is_none(tmp_path: Path) -> None:
     ("content", "message"),
     [
         ("{not json", "is not JSON"),
-        ([1, 2], "is not an open coordinator backup"),
-        ({"version": 1, "network_info": {}}, "is not an open coordinator backup"),
+        ([1, 2], "not a JSON object"),
+        ({"version": 1, "network_info": {}}, "unknown backup format None"),
         (
             _open_coordinator_backup(metadata={"format": "zigpy/open-coordinator-backup", "version": 2}),
-            "version 2",
+            "version 2: newer than",
         ),
-        (_open_coordinator_backup(pan_id="zz"), "cannot be read as a network backup"),
-        (_open_coordinator_backup(channel=0), "is incomplete"),
+        (_open_coordinator_backup(pan_id="zz"), "pan_id 'zz' is not 4 hexadecimal digits"),
+        (_open_coordinator_backup(channel=0), "channel 0 is not 11 to 26"),
+        (
+            _open_coordinator_backup(
+                metadata={"format": "zigpy/open-coordinator-backup", "version": 1, "internal": "x"}
+            ),
+            "metadata.internal is not an object",
+        ),
+        (
+            _open_coordinator_backup(metadata={"format": "zigpy/open-coordinator-backup", "version": 1}),
+            "cannot be read",
+        ),
+        ("[" * 100_000, "is not JSON"),
     ],
 )
 def test_a_bad_backup_file_is_a_clear_error(tmp_path: Path, content: Any, message: str) -> None:
@@ -179,3 +190,12 @@ def test_a_set_aside_backup_is_named_by_why_and_when(tmp_path: Path) -> None:
     when = datetime(2026, 12, 5, 21, 30, 5, tzinfo=UTC)
     path = tmp_path / "network_backup.json"
     assert set_aside_name(path, "restored", when).name == "network_backup.json.restored-20261205T213005Z"
+
+
+def test_zigbee2mqtts_own_file_with_its_unpadded_pan_id_is_read(tmp_path: Path) -> None:
+    """zigbee-herdsman writes PAN id 0x0abc as "abc": the file copied in as it is still restores."""
+    backup = read_backup_file(
+        _write(tmp_path / "network_backup.json", _open_coordinator_backup(pan_id="abc"))
+    )
+    assert backup is not None
+    assert int(backup.network_info.pan_id) == 0x0ABC

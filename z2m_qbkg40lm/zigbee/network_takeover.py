@@ -49,14 +49,12 @@ import zigpy.exceptions
 import zigpy.types as zt
 
 from z2m_qbkg40lm.config import NetworkSettings
+from z2m_qbkg40lm.zigbee.open_backup import BackupFormatError, read_network_backup
 
 _LOGGER = logging.getLogger(__name__)
 
 NETWORK_BACKUP_FILE = "network_backup.json"
 """The open coordinator backup `import-z2m` leaves in the data directory (the contract)."""
-OPEN_COORDINATOR_FORMAT = "zigpy/open-coordinator-backup"
-OPEN_COORDINATOR_VERSIONS = (1,)
-"""The open coordinator backup format versions this daemon reads (Zigbee2MQTT and zigpy write 1)."""
 FRAME_COUNTER_STEP = 10_000
 """How far a restore advances the network key's frame counter (zigpy's default): the devices
 drop frames whose counter is not above the last they saw from the coordinator."""
@@ -212,27 +210,12 @@ def read_backup_file(path: Path) -> zigpy.backups.NetworkBackup | None:
         raise NetworkTakeoverError(f"cannot read {path}: {exc}") from exc
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise NetworkTakeoverError(f"{path} is not JSON: {exc}") from exc
-    metadata = data.get("metadata") if isinstance(data, dict) else None
-    if not isinstance(metadata, dict) or metadata.get("format") != OPEN_COORDINATOR_FORMAT:
-        raise NetworkTakeoverError(
-            f"{path} is not an open coordinator backup (metadata.format {OPEN_COORDINATOR_FORMAT!r} expected)"
-        )
-    version = metadata.get("version")
-    if version not in OPEN_COORDINATOR_VERSIONS:
-        raise NetworkTakeoverError(
-            f"{path} is an open coordinator backup of version {version!r}; this daemon reads version "
-            + ", ".join(str(each) for each in OPEN_COORDINATOR_VERSIONS)
-        )
+    except (ValueError, RecursionError) as exc:
+        raise NetworkTakeoverError(f"{path} is not JSON: {exc}") from None
     try:
-        backup = zigpy.backups.NetworkBackup.from_open_coordinator_json(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise NetworkTakeoverError(f"{path} cannot be read as a network backup: {exc!r}") from exc
-    if not backup.is_complete():
-        raise NetworkTakeoverError(
-            f"{path} is incomplete (coordinator IEEE, PAN ids, channel 11-26 and network key are needed)"
-        )
+        _normalised, backup = read_network_backup(data)
+    except BackupFormatError as exc:
+        raise NetworkTakeoverError(f"{path}: {exc}") from None
     return backup
 
 
