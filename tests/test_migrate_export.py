@@ -212,3 +212,31 @@ async def test_after_the_daemon_ran_the_coordinator_and_zigpys_newest_backup_are
     assert {device.ieee for device in database.end_devices} == {SWITCH_IEEE, BULB_IEEE}
     backup = read_backup(tmp_path / "out" / "coordinator_backup.json")
     assert backup.network_key == bytes(NETWORK_KEY) and backup.pan_id == PAN_ID
+
+
+def test_exporting_into_the_daemons_own_data_directory_is_refused(tmp_path: Path) -> None:
+    data = _imported(tmp_path)
+    before = (data / "configuration.yaml").read_text()
+
+    with pytest.raises(MigrationError, match="is the daemon's own data directory"):
+        _export(data, data, force=True)
+    assert (data / "configuration.yaml").read_text() == before
+
+
+def test_the_backup_exported_is_the_configured_networks_not_an_earlier_networks(tmp_path: Path) -> None:
+    """zigbee.db keeps backups of an earlier network (zigpy replaces only the same network's): one
+    with a higher frame counter must not win over the configured network's newest."""
+    from tests.migrate_samples import coordinator_backup
+    from z2m_qbkg40lm.migrate.coordinator_backup import parse_backup
+    from z2m_qbkg40lm.migrate.exporter import _backup
+
+    current = parse_backup(coordinator_backup(), tmp_path / "current.json").network
+    earlier_document = coordinator_backup()
+    earlier_document["network_key"] = {"key": "0f" * 16, "frame_counter": 9_000_000, "sequence_number": 0}
+    earlier = parse_backup(earlier_document, tmp_path / "earlier.json").network
+
+    chosen = _backup((earlier, current), tmp_path, bytes(NETWORK_KEY))
+
+    assert chosen.network_key == bytes(NETWORK_KEY)
+    with pytest.raises(MigrationError, match="all of another network than the configured one"):
+        _backup((earlier,), tmp_path, bytes(NETWORK_KEY))

@@ -140,8 +140,21 @@ def test_force_keeps_a_copy_of_each_file_it_replaces(tmp_path: Path) -> None:
     assert set(kept) == {"state.json", "zigbee.db-wal"}
     assert kept["state.json"].read_text() == "{}"
     assert kept["state.json"].name.startswith("state.json.before-import-")
+    # A kept database's companion keeps its suffix last, where SQLite looks for it.
+    assert kept["zigbee.db-wal"].name.startswith("zigbee.db.before-import-")
+    assert kept["zigbee.db-wal"].name.endswith("-wal")
     assert not (data / "zigbee.db-wal").exists()
     assert SWITCH_IEEE in json.loads((data / "state.json").read_text())
+
+
+def test_a_data_directory_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    z2m = write_z2m_dir(tmp_path / "z2m")
+    (tmp_path / "daemon").write_text("not a folder")
+
+    with pytest.raises(MigrationError, match=r"daemon: cannot write there .*nothing was written"):
+        run_import(z2m, tmp_path / "daemon")
+
+    assert (tmp_path / "daemon").read_text() == "not a folder"
 
 
 def _assert_nothing_written(data: Path) -> None:

@@ -57,8 +57,13 @@ def staging(target: Path) -> Iterator[Path]:
     """A private folder inside `target` (made 0700 when new); removed afterwards, whatever happens.
     A target made here is removed again when nothing was put into it."""
     created = not target.exists()
-    target.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=".z2m-migrate-", dir=target))
+    try:
+        target.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=".z2m-migrate-", dir=target))
+    except OSError as exc:
+        raise MigrationError(
+            target, f"cannot write there ({exc.strerror or exc}): nothing was written"
+        ) from None
     try:
         yield folder
     finally:
@@ -67,14 +72,31 @@ def staging(target: Path) -> Iterator[Path]:
             target.rmdir()
 
 
+def kept_name(path: Path, label: str, stamp: str) -> Path:
+    """Where an existing file is kept: `<name>.before-<label>-<stamp>`; an SQLite companion keeps its
+    suffix after that (`zigbee.db.before-import-<stamp>-wal`), so SQLite still finds it beside the
+    kept database."""
+    for suffix in _SQLITE_COMPANIONS:
+        base = path.name.removesuffix(suffix)
+        if base != path.name and base.endswith(".db"):
+            return path.with_name(f"{base}.before-{label}-{stamp}{suffix}")
+    return path.with_name(f"{path.name}.before-{label}-{stamp}")
+
+
 def move_into_place(staged: Path, target: Path, existing: list[Path], label: str) -> list[Replaced]:
-    """Move the existing files aside (`<name>.before-<label>-<time>`), then every staged file in."""
+    """Move the existing files aside (`kept_name`), then every staged file in."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     replaced = []
-    for path in existing:
-        kept = path.with_name(f"{path.name}.before-{label}-{stamp}")
-        os.replace(path, kept)
-        replaced.append(Replaced(original=path, kept_as=kept))
-    for entry in sorted(staged.iterdir()):
-        os.replace(entry, target / entry.name)
+    try:
+        for path in existing:
+            kept = kept_name(path, label, stamp)
+            os.replace(path, kept)
+            replaced.append(Replaced(original=path, kept_as=kept))
+        for entry in sorted(staged.iterdir()):
+            os.replace(entry, target / entry.name)
+    except OSError as exc:
+        moved = ", ".join(f"{each.original.name} -> {each.kept_as.name}" for each in replaced) or "none"
+        raise MigrationError(
+            target, f"cannot move the files into place ({exc.strerror or exc}); files moved aside: {moved}"
+        ) from None
     return replaced

@@ -60,6 +60,8 @@ def run_export(loaded: LoadedConfig, data_dir: Path, out_dir: Path, *, force: bo
         raise MigrationError(
             loaded.path, "serial.adapter is virtual: Zigbee2MQTT has no virtual adapter (use an emulator)"
         )
+    if out_dir.resolve() == data_dir.resolve():
+        raise MigrationError(out_dir, "is the daemon's own data directory: export into another folder")
     database = data_dir / ZIGPY_DATABASE_FILE
     if not database.exists():
         raise MigrationError(database, "missing: start the daemon once, or give its --data-dir")
@@ -67,8 +69,9 @@ def run_export(loaded: LoadedConfig, data_dir: Path, out_dir: Path, *, force: bo
         stored = asyncio.run(read_network(database))
     except Exception as exc:
         raise MigrationError(database, f"zigpy could not read it ({exc!r})") from exc
-    backup = _backup(stored.backups, data_dir)
-    _check_network(loaded, data_dir, backup)
+    key = _configured_key(loaded, data_dir)
+    backup = _backup(stored.backups, data_dir, key)
+    _check_network(loaded, backup, key)
     settings, warnings = z2m_settings.z2m_settings(config, backup)
     devices = _z2m_devices(stored.devices, backup)
     states = _daemon_states(data_dir / DAEMON_STATE_FILE)
@@ -88,14 +91,37 @@ def run_export(loaded: LoadedConfig, data_dir: Path, out_dir: Path, *, force: bo
     return ExportResult(devices=count, written=written, replaced=tuple(replaced), warnings=tuple(warnings))
 
 
-def _backup(backups: tuple[zigpy.backups.NetworkBackup, ...], data_dir: Path) -> CoordinatorBackup:
-    """zigpy's most recent network backup (the newest frame counter), else the imported one."""
-    if backups:
-        newest = max(backups, key=lambda backup: backup.network_info.network_key.tx_counter)
+def _configured_key(loaded: LoadedConfig, data_dir: Path) -> bytes | None:
+    """The configured network key, or the generated one in secrets.yaml; None when neither is known."""
+    key: Any = loaded.config.advanced.network_key
+    if not isinstance(key, list):
+        secrets_path = data_dir / SECRETS_FILE
+        key = read_yaml_mapping(secrets_path).get("network_key") if secrets_path.exists() else None
+    return bytes(key) if isinstance(key, list) else None
+
+
+def _backup(
+    backups: tuple[zigpy.backups.NetworkBackup, ...], data_dir: Path, key: bytes | None
+) -> CoordinatorBackup:
+    """zigpy's newest network backup of the configured network, else the imported one.
+
+    zigbee.db can hold backups of an earlier network too (zigpy replaces only those of the same
+    network): only the configured key's are candidates, and of those the newest."""
+    candidates = [
+        backup for backup in backups if key is None or bytes(backup.network_info.network_key.key) == key
+    ]
+    if candidates:
+        newest = max(candidates, key=lambda backup: backup.backup_time)
         return parse_backup(backup_document(newest), data_dir / ZIGPY_DATABASE_FILE)
     imported = data_dir / NETWORK_BACKUP_FILE
     if imported.exists():
         return read_backup(imported)
+    if backups:
+        raise MigrationError(
+            data_dir / ZIGPY_DATABASE_FILE,
+            "its network backups are all of another network than the configured one (another "
+            "network key): the data directory belongs to another configuration",
+        )
     raise MigrationError(
         data_dir,
         f"no network backup in {ZIGPY_DATABASE_FILE} nor {NETWORK_BACKUP_FILE}: start the daemon once "
@@ -103,13 +129,9 @@ def _backup(backups: tuple[zigpy.backups.NetworkBackup, ...], data_dir: Path) ->
     )
 
 
-def _check_network(loaded: LoadedConfig, data_dir: Path, backup: CoordinatorBackup) -> None:
+def _check_network(loaded: LoadedConfig, backup: CoordinatorBackup, key: bytes | None) -> None:
     """The configured network key (or the generated one in secrets.yaml) must be the backup's."""
-    key: Any = loaded.config.advanced.network_key
-    if not isinstance(key, list):
-        secrets_path = data_dir / SECRETS_FILE
-        key = read_yaml_mapping(secrets_path).get("network_key") if secrets_path.exists() else None
-    if isinstance(key, list) and bytes(key) != backup.network_key:
+    if key is not None and key != backup.network_key:
         raise MigrationError(
             loaded.path,
             "advanced.network_key does not match the network in the daemon's backup: the data "
