@@ -239,8 +239,15 @@ async def _connect(client: aiomqtt.Client) -> None:
         await asyncio.shield(entering)
     except asyncio.CancelledError:
         closing = asyncio.ensure_future(_close_once_connected(client, entering))
+        # Held until it ends: a task nobody references may be collected while it runs.
+        _CLOSING.add(closing)
+        closing.add_done_callback(_CLOSING.discard)
         await asyncio.wait((closing,), timeout=_ABANDONED_CONNECT_WAIT_S)
         raise
+
+
+_CLOSING: set[asyncio.Future[None]] = set()
+"""Closings of cancelled connects still waiting for paho's thread (past _ABANDONED_CONNECT_WAIT_S)."""
 
 
 async def _close_once_connected(client: aiomqtt.Client, entering: asyncio.Future[Any]) -> None:
