@@ -8,9 +8,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import get_args
 
 from z2m_qbkg40lm import __version__
-from z2m_qbkg40lm.config import ConfigError, LoadedConfig, load_config
+from z2m_qbkg40lm.config import Adapter, ConfigError, LoadedConfig, load_config
 from z2m_qbkg40lm.deferred_imports import defer_unused_imports
 from z2m_qbkg40lm.redaction import protect, redact
 
@@ -73,7 +74,7 @@ def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     importing.add_argument(
         "--adapter",
-        choices=["zstack", "ember", "ezsp", "deconz"],
+        choices=[adapter for adapter in get_args(Adapter) if adapter != "virtual"],
         default=None,
         help="the daemon runs on another stick than Zigbee2MQTT did: its family (default: Zigbee2MQTT's)",
     )

@@ -10,13 +10,11 @@ from typing import Any
 
 import zigpy.backups
 
-from z2m_qbkg40lm.migrate.errors import MigrationError, read_text_file
+from z2m_qbkg40lm.migrate.errors import MigrationError, read_json_file
 from z2m_qbkg40lm.zigbee.open_backup import BackupFormatError, read_network_backup
 
 BACKUP_FILE = "coordinator_backup.json"
 """Zigbee2MQTT's name for it."""
-NETWORK_BACKUP_FILE = "network_backup.json"
-"""This daemon's name for it in its data directory: restored onto a blank adapter at start."""
 
 
 @dataclass(frozen=True)
@@ -54,12 +52,7 @@ class CoordinatorBackup:
 
 def read_backup(path: Path) -> CoordinatorBackup:
     """Read and check a backup file; MigrationError names the file and what is wrong."""
-    text = read_text_file(path)
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise MigrationError(path, f"not JSON ({exc})") from None
-    return parse_backup(document, path)
+    return parse_backup(read_json_file(path), path)
 
 
 def parse_backup(document: Any, path: Path) -> CoordinatorBackup:

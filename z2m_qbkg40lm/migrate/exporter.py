@@ -8,7 +8,6 @@ over existing files unless told (see data_dir_writer).
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from z2m_qbkg40lm.config import SECRETS_FILE, LoadedConfig
 from z2m_qbkg40lm.migrate import z2m_settings
 from z2m_qbkg40lm.migrate.coordinator_backup import (
     BACKUP_FILE,
-    NETWORK_BACKUP_FILE,
     CoordinatorBackup,
     backup_document,
     format_backup,
@@ -29,13 +27,14 @@ from z2m_qbkg40lm.migrate.coordinator_backup import (
     read_backup,
 )
 from z2m_qbkg40lm.migrate.data_dir_writer import Replaced, move_into_place, refuse_occupied, staging
-from z2m_qbkg40lm.migrate.errors import MigrationError
+from z2m_qbkg40lm.migrate.errors import MigrationError, read_json_file
 from z2m_qbkg40lm.migrate.yaml_files import read_yaml_mapping
 from z2m_qbkg40lm.migrate.z2m_config import CONFIG_FILE
 from z2m_qbkg40lm.migrate.z2m_database import DATABASE_FILE, Z2mDevice, format_database
 from z2m_qbkg40lm.migrate.z2m_state import STATE_FILE, format_state
 from z2m_qbkg40lm.migrate.zigpy_store import read_network
 from z2m_qbkg40lm.zigbee.adapters import DATABASE_FILE as ZIGPY_DATABASE_FILE
+from z2m_qbkg40lm.zigbee.network_takeover import NETWORK_BACKUP_FILE
 
 WRITTEN_FILES = (CONFIG_FILE, DATABASE_FILE, BACKUP_FILE, STATE_FILE)
 
@@ -153,10 +152,7 @@ def _z2m_devices(devices: tuple[Z2mDevice, ...], backup: CoordinatorBackup) -> l
 def _daemon_states(path: Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MigrationError(path, f"cannot be read ({exc})") from None
+    loaded = read_json_file(path)
     if not isinstance(loaded, dict):
         raise MigrationError(path, "not a JSON object of states")
     return {key: value for key, value in loaded.items() if isinstance(value, dict)}

@@ -19,7 +19,6 @@ from z2m_qbkg40lm.devices.registry import find_definition
 from z2m_qbkg40lm.migrate import daemon_config
 from z2m_qbkg40lm.migrate.coordinator_backup import (
     BACKUP_FILE,
-    NETWORK_BACKUP_FILE,
     CoordinatorBackup,
     format_backup,
     read_backup,
@@ -31,6 +30,7 @@ from z2m_qbkg40lm.migrate.z2m_database import DATABASE_FILE, Z2mDevice, read_z2m
 from z2m_qbkg40lm.migrate.z2m_state import STATE_FILE, daemon_states, read_z2m_state
 from z2m_qbkg40lm.migrate.zigpy_store import write_devices
 from z2m_qbkg40lm.zigbee.adapters import DATABASE_FILE as ZIGPY_DATABASE_FILE
+from z2m_qbkg40lm.zigbee.network_takeover import NETWORK_BACKUP_FILE
 
 DAEMON_CONFIG_FILE = "configuration.yaml"
 WRITTEN_FILES = (DAEMON_CONFIG_FILE, ZIGPY_DATABASE_FILE, DAEMON_STATE_FILE, NETWORK_BACKUP_FILE)

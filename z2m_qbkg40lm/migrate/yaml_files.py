@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from z2m_qbkg40lm.migrate.errors import MigrationError
+from z2m_qbkg40lm.migrate.errors import MigrationError, read_text_file
 
 
 class _TaggedLoader(yaml.SafeLoader):
@@ -26,15 +26,7 @@ _TaggedLoader.add_multi_constructor("!", _tag_as_text)
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """The YAML mapping in `path`; MigrationError when it is missing, not UTF-8, not YAML or not a mapping."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MigrationError(path, "missing") from None
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise MigrationError(path, f"line {line} is not UTF-8 text") from None
-    except OSError as exc:
-        raise MigrationError(path, f"cannot read ({exc.strerror})") from None
+    text = read_text_file(path)
     try:
         loaded = yaml.load(text, Loader=_TaggedLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:

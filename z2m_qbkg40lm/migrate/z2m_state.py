@@ -16,7 +16,7 @@ from typing import Any
 from z2m_qbkg40lm.bridge.state import UNCACHED_KEYS
 from z2m_qbkg40lm.bridge.state_check import StateSchema
 from z2m_qbkg40lm.devices.registry import DEFINITIONS
-from z2m_qbkg40lm.migrate.errors import MigrationError
+from z2m_qbkg40lm.migrate.errors import MigrationError, read_json_file
 
 STATE_FILE = "state.json"
 _IEEE = re.compile(r"^0x[0-9a-fA-F]{16}$")
@@ -34,12 +34,7 @@ def read_z2m_state(path: Path) -> Z2mState:
     """Read state.json; a missing file is an empty state (Zigbee2MQTT may run without one)."""
     if not path.exists():
         return Z2mState(devices={}, groups=0)
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MigrationError(path, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    except (ValueError, RecursionError) as exc:
-        raise MigrationError(path, f"not JSON ({exc})") from None
+    loaded = read_json_file(path)
     if not isinstance(loaded, dict):
         raise MigrationError(path, f"expected a JSON object of states, found {type(loaded).__name__}")
     devices: dict[str, dict[str, Any]] = {}
