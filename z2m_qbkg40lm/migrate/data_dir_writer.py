@@ -19,7 +19,8 @@ from pathlib import Path
 from z2m_qbkg40lm.migrate.errors import MigrationError
 
 DIRECTORY_MODE = 0o700
-_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database: they go wherever the database goes."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def occupied(target: Path, names: Iterable[str]) -> list[Path]:
     """The files among `names` (and an SQLite database's companions) that already exist in `target`."""
     found = []
     for name in names:
-        for candidate in (name, *(name + suffix for suffix in _SQLITE_COMPANIONS if name.endswith(".db"))):
+        for candidate in (name, *(name + suffix for suffix in SQLITE_COMPANIONS if name.endswith(".db"))):
             path = target / candidate
             if path.exists() or path.is_symlink():
                 found.append(path)
@@ -76,7 +77,7 @@ def kept_name(path: Path, label: str, stamp: str) -> Path:
     """Where an existing file is kept: `<name>.before-<label>-<stamp>`; an SQLite companion keeps its
     suffix after that (`zigbee.db.before-import-<stamp>-wal`), so SQLite still finds it beside the
     kept database."""
-    for suffix in _SQLITE_COMPANIONS:
+    for suffix in SQLITE_COMPANIONS:
         base = path.name.removesuffix(suffix)
         if base != path.name and base.endswith(".db"):
             return path.with_name(f"{base}.before-{label}-{stamp}{suffix}")

@@ -27,12 +27,12 @@ import zigpy.endpoint
 import zigpy.types as t
 import zigpy.zdo.types as zdo_t
 
+from z2m_qbkg40lm.migrate.data_dir_writer import SQLITE_COMPANIONS
 from z2m_qbkg40lm.migrate.z2m_database import Z2mDevice, Z2mEndpoint
 from z2m_qbkg40lm.sim.virtual_radio import VirtualControllerApplication
+from z2m_qbkg40lm.zigbee.radio import basic_cluster, ieee_string
 
-BASIC_CLUSTER_ID = 0x0000
 DATABASE_MODE = 0o600  # it holds the network's layout; the daemon keeps its key there too
-_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 # Basic attribute ids (ZCL 3.2.2.2) of what herdsman keeps as device fields.
 _BASIC_FIELDS = (
@@ -96,7 +96,7 @@ def _zigpy_device(app: Any, device: Z2mDevice) -> Any:
             zigpy_endpoint.add_input_cluster(cluster_id)
         for cluster_id in endpoint.output_clusters:
             zigpy_endpoint.add_output_cluster(cluster_id)
-    basic = _basic_cluster(zigpy_device)
+    basic = basic_cluster(zigpy_device)
     if basic is not None:
         for attribute_id, name in _BASIC_FIELDS:
             value = getattr(device, name)
@@ -139,13 +139,6 @@ def node_descriptor(device: Z2mDevice) -> zdo_t.NodeDescriptor | None:
     )
 
 
-def _basic_cluster(device: Any) -> Any | None:
-    for endpoint_id, endpoint in sorted(device.endpoints.items()):
-        if endpoint_id != 0 and BASIC_CLUSTER_ID in endpoint.in_clusters:
-            return endpoint.in_clusters[BASIC_CLUSTER_ID]
-    return None
-
-
 def _colons(ieee: str) -> str:
     digits = ieee.removeprefix("0x")
     return ":".join(digits[i : i + 2] for i in range(0, 16, 2))
@@ -160,7 +153,7 @@ async def read_network(database: Path) -> StoredNetwork:
     with tempfile.TemporaryDirectory(prefix="z2m-export-") as folder:
         copy = Path(folder) / database.name
         shutil.copy2(database, copy)
-        for suffix in _SQLITE_COMPANIONS:
+        for suffix in SQLITE_COMPANIONS:
             companion = database.with_name(database.name + suffix)
             if companion.exists():
                 shutil.copy2(companion, copy.with_name(copy.name + suffix))
@@ -182,7 +175,7 @@ def _z2m_device(device: Any) -> Z2mDevice:
     kind = "Unknown"
     if node is not None:
         kind = next((name for name, value in _LOGICAL_TYPES.items() if value == node.logical_type), "Unknown")
-    basic = _basic_cluster(device)
+    basic = basic_cluster(device)
     fields: dict[str, Any] = {}
     if basic is not None:
         for attribute_id, name in _BASIC_FIELDS:
@@ -199,7 +192,7 @@ def _z2m_device(device: Any) -> Z2mDevice:
     last_seen = device.last_seen
     return Z2mDevice(
         type=kind,
-        ieee="0x" + str(device.ieee).replace(":", "").lower(),
+        ieee=ieee_string(device.ieee),
         nwk=int(device.nwk),
         endpoints=endpoints,
         interviewed=bool(device.is_initialized),

@@ -533,7 +533,7 @@ class Radio:
         device = self._find(ieee)
         if device is None:
             raise DeviceCommandError(f"device {ieee} is not on the network")
-        cluster = _basic_cluster(device)
+        cluster = basic_cluster(device)
         if cluster is None:
             return
         try:
@@ -712,7 +712,8 @@ class _CommandWatch:
             await asyncio.gather(check, return_exceptions=True)
 
 
-def _basic_cluster(device: Any) -> Any | None:
+def basic_cluster(device: Any) -> Any | None:
+    """A zigpy device's Basic cluster (on its first endpoint that has one), or None."""
     for endpoint_id, endpoint in sorted(device.endpoints.items()):
         if endpoint_id != 0 and BASIC_CLUSTER_ID in endpoint.in_clusters:
             return endpoint.in_clusters[BASIC_CLUSTER_ID]
@@ -733,7 +734,7 @@ def _details(device: Any, logical_type: LogicalType | None = None) -> DeviceDeta
     """A device's details from zigpy's objects (node descriptor, endpoints, Basic attribute cache)."""
     if logical_type is None and device.node_desc is not None:
         logical_type = _LOGICAL_TYPES.get(int(device.node_desc.logical_type))
-    basic = _basic_cluster(device)
+    basic = basic_cluster(device)
     cached: dict[str, Any] = {}
     if basic is not None:
         cached = {name: basic.get(name) for name in _BASIC_DETAILS}
