@@ -8,10 +8,9 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import get_args
 
 from z2m_qbkg40lm import __version__
-from z2m_qbkg40lm.config import Adapter, ConfigError, LoadedConfig, load_config
+from z2m_qbkg40lm.config import RADIO_ADAPTERS, ConfigError, LoadedConfig, load_config
 from z2m_qbkg40lm.deferred_imports import defer_unused_imports
 from z2m_qbkg40lm.redaction import protect, redact
 
@@ -74,7 +73,7 @@ def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     importing.add_argument(
         "--adapter",
-        choices=[adapter for adapter in get_args(Adapter) if adapter != "virtual"],
+        choices=RADIO_ADAPTERS,
         default=None,
         help="the daemon runs on another stick than Zigbee2MQTT did: its family (default: Zigbee2MQTT's)",
     )

@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -128,6 +128,8 @@ class MqttConfig(_Section):
 
 
 Adapter = Literal["zstack", "ezsp", "ember", "deconz", "virtual"]
+RADIO_ADAPTERS: tuple[str, ...] = tuple(name for name in get_args(Adapter) if name != "virtual")
+"""The adapter families of real sticks (and their emulators)."""
 
 
 class SerialConfig(_Section):

@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from z2m_qbkg40lm.config import WELL_KNOWN_NETWORK_KEY, ConfigError, LoadedConfig, parse_config
+from z2m_qbkg40lm.config import (
+    RADIO_ADAPTERS,
+    WELL_KNOWN_NETWORK_KEY,
+    ConfigError,
+    LoadedConfig,
+    parse_config,
+)
 from z2m_qbkg40lm.migrate.coordinator_backup import CoordinatorBackup
 from z2m_qbkg40lm.migrate.errors import MigrationError
 from z2m_qbkg40lm.migrate.yaml_files import dump_settings
 from z2m_qbkg40lm.migrate.z2m_config import Z2mConfig
-
-ADAPTERS = ("zstack", "ember", "ezsp", "deconz")
-"""Zigbee2MQTT's adapter names this daemon drives (by the same name)."""
 
 _MQTT_KEYS = (
     "base_topic", "server", "user", "password", "client_id", "keepalive", "version",
@@ -181,11 +184,12 @@ def _serial(z2m: Z2mConfig, warnings: list[str], new: NewAdapter) -> dict[str, A
         raise MigrationError(
             z2m.path,
             f"serial.adapter is not set (Zigbee2MQTT detects it; this daemon needs it): add one of "
-            f"{', '.join(ADAPTERS)} and import again",
+            f"{', '.join(RADIO_ADAPTERS)} and import again",
         )
-    if adapter not in ADAPTERS:
+    if adapter not in RADIO_ADAPTERS:
         raise MigrationError(
-            z2m.path, f"serial.adapter {adapter!r} is not supported by this daemon ({', '.join(ADAPTERS)})"
+            z2m.path,
+            f"serial.adapter {adapter!r} is not supported by this daemon ({', '.join(RADIO_ADAPTERS)})",
         )
     if not serial.get("port"):
         raise MigrationError(
