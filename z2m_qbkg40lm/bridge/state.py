@@ -30,6 +30,11 @@ SAVE_DELAY_S = 1.0
 UNCACHED_KEYS = frozenset({"action", "elapsed", "duration"})
 
 
+def format_states(states: dict[str, dict[str, Any]]) -> str:
+    """The state cache file's text (import-z2m writes Zigbee2MQTT's states in it too)."""
+    return json.dumps(states, sort_keys=True, indent=1)
+
+
 class StateStore:
     """Device states keyed by IEEE address ("0x…"), persisted to `<data_dir>/state.json`."""
 
@@ -113,7 +118,7 @@ class StateStore:
     def save(self) -> None:
         """Write the cache now, atomically."""
         try:
-            write_atomically(self._path, json.dumps(self._states, sort_keys=True, indent=1))
+            write_atomically(self._path, format_states(self._states))
         except OSError:
             _LOGGER.exception("Cannot save the state cache to %s", self._path)
 

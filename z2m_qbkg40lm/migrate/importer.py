@@ -8,13 +8,13 @@ interviewed: no join, no interview, friendly names and cached states kept.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from z2m_qbkg40lm.atomic_file import write_atomically
 from z2m_qbkg40lm.bridge.state import STATE_FILE as DAEMON_STATE_FILE
+from z2m_qbkg40lm.bridge.state import format_states
 from z2m_qbkg40lm.devices.registry import find_definition
 from z2m_qbkg40lm.migrate import daemon_config
 from z2m_qbkg40lm.migrate.coordinator_backup import (
@@ -115,7 +115,7 @@ def plan_import(z2m_dir: Path, new_adapter: daemon_config.NewAdapter | None = No
         config_text=daemon_config.render(settings, z2m.path),
         devices=devices,
         listed=listed,
-        state_text=json.dumps(states, sort_keys=True, indent=1),
+        state_text=format_states(states),
         states=len(states),
         dropped_state_values=dropped,
         backup_text=format_backup(backup.document),
