@@ -261,36 +261,42 @@ class ZStackChip:
         if raw_handler is not None:
             replies = self._handle_raw(raw_handler, frame)
         else:
-            command_type = c.COMMANDS_BY_ID.get(frame.header)
-            if command_type is None or command_type.Req is not command_type:
-                LOGGER.info("Unknown MT command %s: CommandNotRecognized", frame)
-                self._not_recognized(frame)
+            decoded = self._handle_decoded(frame)
+            if decoded is None:
                 return
-            try:
-                request = command_type.from_frame(frame, align=self.nvram.aligned)
-            except ValueError as exc:
-                LOGGER.warning("Malformed %s from the host: %s", command_type.__qualname__, exc)
-                self._not_recognized(frame, c.rpc_error.ErrorCode.InvalidLength)
-                return
-            LOGGER.debug("<- %s", request)
-            handler = self._handlers.get(command_type)
-            if handler is None:
-                LOGGER.info(
-                    "Z-Stack does not implement %s here: CommandNotRecognized", command_type.__qualname__
-                )
-                self._not_recognized(frame)
-                return
-            try:
-                replies = handler(request)
-            except Exception:
-                # A bug here must not take the serial line down: answer as Z-Stack does to the unknown.
-                LOGGER.exception("Emulating %s failed", request)
-                replies = []
-                self._not_recognized(frame)
+            replies = decoded
         for reply in replies:
             self._send(reply)
         if self.nvram.changes != self._saved_changes:
             self._changed()
+
+    def _handle_decoded(self, frame: GeneralFrame) -> list[Any] | None:
+        """A request decoded by zigpy-znp's command classes and answered by its handler; None when
+        it was answered with an error (unknown, malformed or not implemented)."""
+        command_type = c.COMMANDS_BY_ID.get(frame.header)
+        if command_type is None or command_type.Req is not command_type:
+            LOGGER.info("Unknown MT command %s: CommandNotRecognized", frame)
+            self._not_recognized(frame)
+            return None
+        try:
+            request = command_type.from_frame(frame, align=self.nvram.aligned)
+        except ValueError as exc:
+            LOGGER.warning("Malformed %s from the host: %s", command_type.__qualname__, exc)
+            self._not_recognized(frame, c.rpc_error.ErrorCode.InvalidLength)
+            return None
+        LOGGER.debug("<- %s", request)
+        handler = self._handlers.get(command_type)
+        if handler is None:
+            LOGGER.info("Z-Stack does not implement %s here: CommandNotRecognized", command_type.__qualname__)
+            self._not_recognized(frame)
+            return None
+        try:
+            return handler(request)
+        except Exception:
+            # A bug here must not take the serial line down: answer as Z-Stack does to the unknown.
+            LOGGER.exception("Emulating %s failed", request)
+            self._not_recognized(frame)
+            return []
 
     def _handle_raw(self, handler: Callable[[bytes], list[Any]], frame: GeneralFrame) -> list[Any]:
         """A request zigpy-znp has no (fitting) class for, handled from its bytes."""
