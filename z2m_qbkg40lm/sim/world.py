@@ -73,7 +73,7 @@ class NetworkCredentials:
         return cls(int(data["pan_id"]), bytes.fromhex(data["network_key"]))
 
 
-def known_credentials(pan_id: int, network_key: bytes | None) -> NetworkCredentials | None:
+def _known_credentials(pan_id: int, network_key: bytes | None) -> NetworkCredentials | None:
     """The credentials a chip runs with; None when its key is not set (all zeros: not known)."""
     if network_key is None or not any(network_key):
         return None
@@ -170,8 +170,8 @@ class SimulatedWorld:
         self.running: t.EUI64 | None = None
         """Extended PAN id of the network the coordinator runs; None while it runs none."""
         self.running_credentials: NetworkCredentials | None = None
-        """PAN id and key of the network the coordinator runs, set by chips that tell (with
-        `running`); None: not told, the extended PAN id alone decides."""
+        """PAN id and key of the network the coordinator runs (both set by `network_up`); None: not
+        known, the extended PAN id alone decides."""
         self.switch_timers = TimerSet()
         self._handles: set[asyncio.TimerHandle] = set()
         self._permit_until: dict[int, float] = {}
@@ -229,6 +229,16 @@ class SimulatedWorld:
         switch.attach(_NodeLink(self, node))
         self.coordinator.state_changed()
         return node
+
+    def network_up(self, extended_pan_id: t.EUI64, pan_id: int, network_key: bytes | None) -> None:
+        """The coordinator runs this network now (its key None or zeros when the chip does not know it)."""
+        self.running = extended_pan_id
+        self.running_credentials = _known_credentials(pan_id, network_key)
+
+    def network_down(self) -> None:
+        """The coordinator runs no network now."""
+        self.running = None
+        self.running_credentials = None
 
     def online(self, node: Node) -> bool:
         """True when the switch is on the network the coordinator runs: the same extended PAN id, and

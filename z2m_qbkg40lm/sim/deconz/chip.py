@@ -70,7 +70,6 @@ from z2m_qbkg40lm.sim.world import (
     Node,
     Reach,
     SimulatedWorld,
-    known_credentials,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -500,7 +499,7 @@ class DeconzChip:
         self._indications.clear()
         self._told = None
         self.watchdog_ttl = 0
-        self.world.running = None
+        self.world.network_down()
         self.world.forget_permits()
         self.save()
 
@@ -570,7 +569,7 @@ class DeconzChip:
             if self.network_up:
                 LOGGER.info("The coordinator leaves its network")
             self._network_state = NetworkState.OFFLINE
-            self.world.running = None
+            self.world.network_down()
             self.world.forget_permits()
         elif not self.network_up:
             network = self.parameters.bring_up()
@@ -578,10 +577,7 @@ class DeconzChip:
                 LOGGER.warning("CONNECTED refused: no PAN id or no channel in the channel mask")
                 return
             self._network_state = NetworkState.CONNECTED
-            self.world.running = network
-            self.world.running_credentials = known_credentials(
-                self.parameters.nwk_panid, self.parameters.network_key
-            )
+            self.world.network_up(network, self.parameters.nwk_panid, self.parameters.network_key)
             identity = self.parameters.identity()
             resumed = identity == self.parameters.last_up
             self.parameters.last_up = identity

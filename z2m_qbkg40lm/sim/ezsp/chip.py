@@ -53,7 +53,6 @@ from z2m_qbkg40lm.sim.world import (
     DEFAULT_LINKQUALITY,
     Node,
     SimulatedWorld,
-    known_credentials,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -253,7 +252,7 @@ class EzspChip:
         self.ncp.reset()
         self.stack.reset()
         self._network_up = False
-        self.world.running = None
+        self.world.network_down()
         self.world.forget_permits()
         self.security.pending = None
         self._extended_timeouts.clear()
@@ -420,10 +419,9 @@ class EzspChip:
         assert network is not None
         self._network_up = True
         self.stack.network_up = True
-        self.world.running = zt.EUI64.convert(network.extended_pan_id)
         security = self.tokens.security
         key = None if security is None else security.network_key
-        self.world.running_credentials = known_credentials(network.pan_id, key)
+        self.world.network_up(zt.EUI64.convert(network.extended_pan_id), network.pan_id, key)
         self.world.later(0, lambda: self.ncp.callback("stackStatusHandler", (bt.sl_Status.NETWORK_UP,)))
 
     def _form_network(self, params: dict[str, Any]) -> tuple[Any, ...]:
@@ -462,7 +460,7 @@ class EzspChip:
         self.tokens.leave()
         self._network_up = False
         self.stack.network_up = False
-        self.world.running = None
+        self.world.network_down()
         self.save()
         self.world.later(0, lambda: self.ncp.callback("stackStatusHandler", (bt.sl_Status.NETWORK_DOWN,)))
         return (bt.sl_Status.OK,)

@@ -48,7 +48,7 @@ from z2m_qbkg40lm.sim.chip_state import ChipStateFile
 from z2m_qbkg40lm.sim.coordinator_zdo import COORDINATOR_NODE_DESCRIPTOR, RegisteredEndpoint, channel_list
 from z2m_qbkg40lm.sim.emulated_chip import Faults
 from z2m_qbkg40lm.sim.frames import ApsFrame
-from z2m_qbkg40lm.sim.world import DEFAULT_LINKQUALITY, Node, SimulatedWorld, known_credentials
+from z2m_qbkg40lm.sim.world import DEFAULT_LINKQUALITY, Node, SimulatedWorld
 from z2m_qbkg40lm.sim.znp import nvcommands
 from z2m_qbkg40lm.sim.znp import nvram as nv
 from z2m_qbkg40lm.sim.znp.nvram import Nvram
@@ -465,13 +465,14 @@ class ZStackChip:
 
     def _set_network_up(self, up: bool) -> None:
         self._network_up = up
-        self.world.running = self.nib.extendedPANID if up else None
-        if up:
-            try:
-                key = bytes(self.nvram.read(OsalNvIds.NWK_ACTIVE_KEY_INFO, t.NwkKeyDesc).Key)
-            except KeyError:
-                key = None
-            self.world.running_credentials = known_credentials(self.nib.nwkPanId, key)
+        if not up:
+            self.world.network_down()
+            return
+        try:
+            key: bytes | None = bytes(self.nvram.read(OsalNvIds.NWK_ACTIVE_KEY_INFO, t.NwkKeyDesc).Key)
+        except KeyError:
+            key = None
+        self.world.network_up(self.nib.extendedPANID, self.nib.nwkPanId, key)
 
     @property
     def node_descriptor(self) -> zdo_t.NodeDescriptor:
