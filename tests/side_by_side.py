@@ -197,21 +197,7 @@ async def _stop(run: Run, watcher: Watcher) -> None:
 
 async def wait_for_topic(watcher: Watcher, topic: str, timeout: float = STEP_S) -> Message:
     """The first message on a topic outside the base topic (a discovery config)."""
-
-    def found() -> Message | None:
-        return next((m for m in watcher.messages if m.topic == topic), None)
-
-    async def waiter() -> Message:
-        async with watcher._changed:
-            await watcher._changed.wait_for(lambda: found() is not None)
-        message = found()
-        assert message is not None
-        return message
-
-    try:
-        return await asyncio.wait_for(waiter(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"no message on {topic} within {timeout} s") from None
+    return await watcher.wait_for_topic(topic, timeout=timeout)
 
 
 def _step(run: Run, watcher: Watcher, name: str) -> None:

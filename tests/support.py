@@ -149,7 +149,18 @@ class Watcher:
         timeout: float = WAIT_S,
     ) -> Message:
         """The first message on `<base>/<topic>` at or after position `after` matching the predicate."""
-        full = f"{self.base}/{topic}"
+        return await self.wait_for_topic(f"{self.base}/{topic}", predicate, after=after, timeout=timeout)
+
+    async def wait_for_topic(
+        self,
+        full: str,
+        predicate: Callable[[Message], bool] = lambda m: True,
+        *,
+        after: int = 0,
+        timeout: float = WAIT_S,
+    ) -> Message:
+        """The first message on the topic `full` (outside the base topic too: a discovery config) at or
+        after position `after` matching the predicate."""
 
         def found() -> Message | None:
             for message in self.messages[after:]:
